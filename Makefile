@@ -1,0 +1,60 @@
+# Skyvisor build, test and lab targets. `make demo` and `make test` work on a
+# fresh Debian 12 machine as root: both install what is missing first.
+SHELL := /bin/bash
+GO ?= go
+GOFLAGS ?=
+PKGS := ./...
+# Debian packages the tests, the lab and the peer controllers need.
+APT_PACKAGES := openvswitch-switch openvswitch-testcontroller python3-os-ken \
+	mininet iperf3 ethtool tcpdump iproute2 iputils-ping wireguard-go wireguard-tools
+
+.PHONY: all build deps test unit integration fuzz vet fmt-check demo bench-controller generate clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o bin/ ./cmd/...
+
+# deps installs the Debian packages that are missing (needs root).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+# integration runs every test, including those against real Open vSwitch
+# (build tag `integration`; they need root and the packages from `deps`).
+integration: deps
+	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
+
+# fuzz runs each fuzz target for a short while on top of its seed corpus.
+FUZZTIME ?= 15s
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./controller/... | grep '^Fuzz'); do \
+		pkg=$$(grep -rl "func $$t(" --include='*_test.go' . | head -1 | xargs dirname); \
+		echo "fuzz $$pkg $$t"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+# test is the README's test command: everything CI checks.
+test: deps fmt-check vet integration fuzz
+
+generate:
+	$(GO) generate ./ovsdb/...
+
+clean:
+	rm -rf bin
