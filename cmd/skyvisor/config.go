@@ -1,0 +1,225 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/apps"
+)
+
+// settings is the daemon's effective configuration.
+type settings struct {
+	Listen          string
+	Apps            []string
+	TLS             *controller.TLSConfig
+	LogLevel        slog.Level
+	LogFormat       string
+	DebugAddr       string
+	EchoInterval    time.Duration
+	DeadPeerTimeout time.Duration
+	v               *viper.Viper
+	registry        map[string]apps.Factory
+}
+
+// topLevelKeys returns the configuration keys that are not app sections.
+func topLevelKeys() []string {
+	return []string{"listen", "apps", "tls", "log", "debug_addr", "echo_interval", "dead_peer_timeout"}
+}
+
+// loadSettings parses args, the environment (SKYVISOR_*) and the config
+// file into settings. Errors name the flag, key or file at fault. It returns
+// pflag.ErrHelp after printing usage to stdout for -h/--help.
+func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Factory) (*settings, error) {
+	fs := pflag.NewFlagSet("skyvisor", pflag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.String("config", "", "config file (YAML, JSON or TOML, chosen by extension)")
+	fs.String("listen", ":6653", `OpenFlow listener: "HOST:PORT", "tcp:HOST:PORT", "ssl:HOST:PORT" or "unix:/path"`)
+	fs.String("apps", "learning,discovery", "comma-separated apps, in event order (known: "+strings.Join(sortedNames(registry), ", ")+")")
+	fs.String("tls-cert", "", "TLS certificate chain (PEM); with --tls-key enables TLS")
+	fs.String("tls-key", "", "TLS private key (PEM)")
+	fs.String("tls-ca", "", "CA (PEM) that must sign switch certificates")
+	fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.String("log-format", "text", "log format: text or json")
+	fs.String("debug-addr", "", "HTTP debug endpoint (GET /debug/links, /debug/switches), e.g. 127.0.0.1:6060; empty = off")
+	fs.Duration("echo-interval", 5*time.Second, "echo request after this much silence from a switch")
+	fs.Duration("dead-peer-timeout", 15*time.Second, "drop a switch silent for this long")
+	fs.Duration("discovery-probe-interval", 5*time.Second, "LLDP probe period (discovery app)")
+	fs.Duration("discovery-link-timeout", 15*time.Second, "link expiry without probes (discovery app)")
+	fs.Duration("learning-idle-timeout", 60*time.Second, "idle timeout of learned flow entries (learning app)")
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: skyvisor [flags]\n\nSettings also come from SKYVISOR_<KEY> environment variables and --config.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (all settings are flags)", fs.Args())
+	}
+
+	v := viper.New()
+	v.SetEnvPrefix("SKYVISOR")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	binds := map[string]string{
+		"listen": "listen", "apps": "apps", "tls.cert": "tls-cert", "tls.key": "tls-key", "tls.ca": "tls-ca",
+		"log.level": "log-level", "log.format": "log-format", "debug_addr": "debug-addr",
+		"echo_interval": "echo-interval", "dead_peer_timeout": "dead-peer-timeout",
+		"discovery.probe_interval": "discovery-probe-interval", "discovery.link_timeout": "discovery-link-timeout",
+		"learning.idle_timeout": "learning-idle-timeout",
+	}
+	for key, flag := range binds {
+		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
+			return nil, fmt.Errorf("bind flag --%s: %w", flag, err)
+		}
+	}
+	if file, _ := fs.GetString("config"); file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config file %s: %w", file, err)
+		}
+		for _, k := range v.AllKeys() {
+			top, _, _ := strings.Cut(k, ".")
+			if !slices.Contains(topLevelKeys(), top) && registry[top] == nil {
+				return nil, fmt.Errorf("config file %s: unknown key %q (top-level keys: %s, or an app name)", file, k, strings.Join(topLevelKeys(), ", "))
+			}
+		}
+	}
+
+	s := &settings{v: v, registry: registry}
+	s.Listen = v.GetString("listen")
+	if s.Listen == "" {
+		return nil, fmt.Errorf("--listen / listen is empty")
+	}
+	switch raw := v.Get("apps").(type) {
+	case string:
+		s.Apps = apps.ParseNames(raw)
+	case []any:
+		for _, x := range raw {
+			s.Apps = append(s.Apps, apps.ParseNames(fmt.Sprint(x))...)
+		}
+	case []string:
+		s.Apps = apps.ParseNames(raw...)
+	default:
+		return nil, fmt.Errorf("apps: want a comma-separated string or a list, got %T", raw)
+	}
+	for _, n := range s.Apps {
+		if registry[n] == nil {
+			return nil, fmt.Errorf("--apps / apps %q: unknown app %q (known: %s)", v.GetString("apps"), n, strings.Join(sortedNames(registry), ", "))
+		}
+	}
+	if cert, key, ca := v.GetString("tls.cert"), v.GetString("tls.key"), v.GetString("tls.ca"); cert != "" || key != "" || ca != "" {
+		if cert == "" || key == "" {
+			return nil, fmt.Errorf("--tls-cert and --tls-key must be given together (cert %q, key %q)", cert, key)
+		}
+		s.TLS = &controller.TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca}
+	}
+	if err := s.LogLevel.UnmarshalText([]byte(v.GetString("log.level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", v.GetString("log.level"))
+	}
+	s.LogFormat = v.GetString("log.format")
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", s.LogFormat)
+	}
+	s.DebugAddr = v.GetString("debug_addr")
+	var err error
+	if s.EchoInterval, err = duration(v, "echo_interval"); err != nil {
+		return nil, err
+	}
+	if s.DeadPeerTimeout, err = duration(v, "dead_peer_timeout"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// duration reads a duration key with an error naming it.
+func duration(v *viper.Viper, key string) (time.Duration, error) {
+	raw := v.Get(key)
+	d, err := toDuration(raw)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	return d, nil
+}
+
+// toDuration accepts a time.Duration, a Go duration string or a number of
+// nanoseconds.
+func toDuration(raw any) (time.Duration, error) {
+	switch x := raw.(type) {
+	case time.Duration:
+		return x, nil
+	case string:
+		d, err := time.ParseDuration(x)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q (want e.g. 5s, 250ms)", x)
+		}
+		return d, nil
+	case int:
+		return time.Duration(x), nil
+	case int64:
+		return time.Duration(x), nil
+	case float64:
+		return time.Duration(x), nil
+	default:
+		return 0, fmt.Errorf("bad duration %v (%T)", raw, raw)
+	}
+}
+
+// appOptions returns the apps.Options of app name: its logger and a Decode
+// that fills the app's config from every setting under "name." (file,
+// environment, flags), rejecting unknown keys.
+func (s *settings) appOptions(logger *slog.Logger) func(name string) apps.Options {
+	return func(name string) apps.Options {
+		return apps.Options{
+			Logger: logger.With("app", name),
+			Decode: func(out any) error {
+				section := map[string]any{}
+				for _, k := range s.v.AllKeys() {
+					if rest, ok := strings.CutPrefix(k, name+"."); ok {
+						section[rest] = s.v.Get(k)
+					}
+				}
+				dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+					DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
+					WeaklyTypedInput: true,
+					ErrorUnused:      true,
+					Result:           out,
+				})
+				if err != nil {
+					return err
+				}
+				if err := dec.Decode(section); err != nil {
+					return fmt.Errorf("section %q: %w", name, err)
+				}
+				return nil
+			},
+		}
+	}
+}
+
+// newLogger builds the slog logger of s writing to w.
+func (s *settings) newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// sortedNames returns the registry's names, sorted.
+func sortedNames(reg map[string]apps.Factory) []string {
+	out := make([]string, 0, len(reg))
+	for n := range reg {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
