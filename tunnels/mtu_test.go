@@ -61,7 +61,7 @@ func TestOverlayMTUAgainstMeasurements(t *testing.T) {
 			t.Errorf("%s encrypted: %d", typ, got)
 		}
 	}
-	// NetFed (§5): Ethernet over GRE over IPv6 inside WireGuard (MTU 1420)
+	// NetFed (§5.1): Ethernet over GRE over IPv6 inside WireGuard (MTU 1420)
 	// costs 70 = 14 + 8 + 48, where 48 includes the 8-byte destination
 	// options header Linux ip6gre adds; result 1350. Ours: no encap-limit
 	// option (OVS userspace), plus a 4-byte VLAN budget: 1420 - 66 = 1354.
