@@ -623,3 +623,19 @@ func TestHeadOnGetRoute(t *testing.T) {
 		t.Fatalf("HEAD /v1/health: %d", rec.Code)
 	}
 }
+
+func TestPrefixPaths(t *testing.T) {
+	orig := &topology.ValidationError{Errors: []topology.FieldError{{Path: "$.hosts[0].mac", Msg: "bad"}, {Path: "$", Msg: "whole"}}}
+	err := api.PrefixPaths(fmt.Errorf("wrapped: %w", orig), "$.tenants[2]")
+	var verr *topology.ValidationError
+	if !errors.As(err, &verr) || fmt.Sprint(verr.Paths()) != "[$.tenants[2].hosts[0].mac $.tenants[2]]" {
+		t.Fatalf("PrefixPaths: %v", err)
+	}
+	if orig.Errors[0].Path != "$.hosts[0].mac" {
+		t.Fatalf("PrefixPaths modified its input")
+	}
+	plain := errors.New("other")
+	if api.PrefixPaths(plain, "$.x") != plain {
+		t.Fatalf("non-validation error not returned unchanged")
+	}
+}
