@@ -1,0 +1,114 @@
+//go:build integration
+
+package wan
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (network namespaces, AF_PACKET)")
+	}
+	for _, b := range []string{"ip", "ping", "ethtool"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("skipping: %s not installed", b)
+		}
+	}
+}
+
+func sh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestRelayRTT: two namespaces joined through the relay with 10 ms one-way
+// delay: ping RTT must be about 20 ms (2 x delay + scheduling), and with the
+// relay stopped ping must fail (so the relay really carries the traffic).
+func TestRelayRTT(t *testing.T) {
+	needRoot(t)
+	p := fmt.Sprintf("skw%d", os.Getpid()%100000)
+	wanNS, a, b := p+"-wan", p+"-a", p+"-b"
+	for _, ns := range []string{wanNS, a, b} {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	for k, ns := range []string{a, b} {
+		peer := "w" + strconv.Itoa(k)
+		sh(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", peer, "netns", wanNS)
+		sh(t, "ip", "netns", "exec", wanNS, "ethtool", "-K", peer, "tx", "off")
+		sh(t, "ip", "-n", wanNS, "link", "set", peer, "up")
+		sh(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.77.0.%d/24", k+1), "dev", "eth0")
+		sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	}
+	r, err := Open(Config{Netns: wanNS, Ifaces: []string{"w0", "w1"}, Delay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// warm-up (ARP), then measure
+	if out, err := exec.Command("ip", "netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.77.0.2").CombinedOutput(); err != nil {
+		t.Fatalf("ping through relay: %v\n%s", err, out)
+	}
+	out, err := exec.Command("ip", "netns", "exec", a, "ping", "-c", "10", "-i", "0.05", "-W", "2", "10.77.0.2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping through relay: %v\n%s", err, out)
+	}
+	var rtts []float64
+	for _, m := range regexp.MustCompile(`time=([\d.]+) ms`).FindAllStringSubmatch(string(out), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		rtts = append(rtts, v)
+	}
+	if len(rtts) < 8 {
+		t.Fatalf("only %d replies:\n%s", len(rtts), out)
+	}
+	sort.Float64s(rtts)
+	minRTT, median := rtts[0], rtts[len(rtts)/2]
+	t.Logf("RTT with 10 ms one-way delay: min %.2f median %.2f max %.2f ms (relay stats %+v)", minRTT, median, rtts[len(rtts)-1], r.Switch().Stats())
+	if minRTT < 20 || median > 24 {
+		t.Fatalf("RTT min %.2f median %.2f ms, want about 20-23 ms:\n%s", minRTT, median, out)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("relay Run: %v", err)
+	}
+	done <- nil
+	if exec.Command("ip", "netns", "exec", a, "ping", "-c", "1", "-W", "1", "10.77.0.2").Run() == nil {
+		t.Fatal("ping still works with the relay stopped: traffic bypasses the relay")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(Config{Ifaces: []string{"x"}}); err == nil {
+		t.Fatal("one interface accepted")
+	}
+	if _, err := Open(Config{Ifaces: []string{"x", "x"}}); err == nil {
+		t.Fatal("duplicate interface accepted")
+	}
+	if _, err := Open(Config{Ifaces: []string{"a", "b"}, Pairs: []Pair{{A: "a", B: "c"}}}); err == nil {
+		t.Fatal("pair with unknown interface accepted")
+	}
+	if _, err := Open(Config{Ifaces: []string{"nosuchif0", "nosuchif1"}}); err == nil {
+		t.Fatal("missing interface accepted")
+	}
+}

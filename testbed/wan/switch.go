@@ -1,0 +1,249 @@
+// Package wan is the lab's WAN emulator: a learning Ethernet switch that holds
+// every frame for a configured one-way delay per pair of ports before sending
+// it on. It stands in for `tc qdisc ... netem delay`, which the lab's kernel
+// lacks (CONFIG_NET_SCH_NETEM unset). Rate limits stay with tc tbf/htb on the
+// WAN veths. The Relay runs the Switch on AF_PACKET sockets inside the lab's
+// WAN namespace (packet(7)); the Switch itself has no sockets and is unit
+// tested with a fake clock.
+package wan
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Stats are the relay's counters (frames).
+type Stats struct {
+	// RX counts frames received on all ports.
+	RX uint64 `json:"rx"`
+	// TX counts frames sent on all ports (a flooded frame counts once per port).
+	TX uint64 `json:"tx"`
+	// Dropped counts frame copies refused because their (ingress, egress) queue was full.
+	Dropped uint64 `json:"dropped"`
+	// Filtered counts frames whose destination was learned on their ingress port.
+	Filtered uint64 `json:"filtered"`
+	// TXErrors counts failed sends.
+	TXErrors uint64 `json:"tx_errors"`
+	// Queued is the number of frames waiting now.
+	Queued int `json:"queued"`
+	// MACs is the number of learned addresses.
+	MACs int `json:"macs"`
+}
+
+type entry struct {
+	due   time.Time
+	frame []byte
+}
+
+// fifo is a bounded ring of frames with non-decreasing due times.
+type fifo struct {
+	buf     []entry
+	head, n int
+	limit   int
+}
+
+func (q *fifo) push(e entry) bool {
+	if q.n >= q.limit {
+		return false
+	}
+	if q.n == len(q.buf) {
+		size := 2 * len(q.buf)
+		if size < 16 {
+			size = 16
+		}
+		if size > q.limit {
+			size = q.limit
+		}
+		nb := make([]entry, size)
+		for k := 0; k < q.n; k++ {
+			nb[k] = q.buf[(q.head+k)%len(q.buf)]
+		}
+		q.buf, q.head = nb, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = e
+	q.n++
+	return true
+}
+
+func (q *fifo) peek() (entry, bool) {
+	if q.n == 0 {
+		return entry{}, false
+	}
+	return q.buf[q.head], true
+}
+
+func (q *fifo) pop() entry {
+	e := q.buf[q.head]
+	q.buf[q.head] = entry{}
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return e
+}
+
+// Switch is a learning switch with one bounded FIFO per (ingress, egress)
+// port pair. The delay of a pair is constant, so each FIFO's due times never
+// decrease and frames between two ports keep their order. Safe for
+// concurrent use.
+type Switch struct {
+	mu     sync.Mutex
+	n      int
+	delay  [][]time.Duration // [in][out]
+	queues [][]fifo          // [in][out]
+	macs   map[[6]byte]int
+	stats  Stats
+	notify []chan struct{} // per egress port, capacity 1
+}
+
+// NewSwitch makes a switch of n ports (n >= 2). delay[i][o] is the one-way
+// delay from port i to port o (n x n, non-negative); limit bounds each
+// (ingress, egress) queue in frames (>= 1).
+func NewSwitch(n int, delay [][]time.Duration, limit int) (*Switch, error) {
+	if n < 2 {
+		return nil, fmt.Errorf("wan switch: %d ports, need at least 2", n)
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("wan switch: queue limit %d, need at least 1", limit)
+	}
+	if len(delay) != n {
+		return nil, fmt.Errorf("wan switch: delay matrix has %d rows for %d ports", len(delay), n)
+	}
+	s := &Switch{n: n, delay: make([][]time.Duration, n), queues: make([][]fifo, n),
+		macs: map[[6]byte]int{}, notify: make([]chan struct{}, n)}
+	for i := 0; i < n; i++ {
+		if len(delay[i]) != n {
+			return nil, fmt.Errorf("wan switch: delay row %d has %d entries for %d ports", i, len(delay[i]), n)
+		}
+		s.delay[i] = make([]time.Duration, n)
+		s.queues[i] = make([]fifo, n)
+		for o := 0; o < n; o++ {
+			if delay[i][o] < 0 {
+				return nil, fmt.Errorf("wan switch: negative delay %v from port %d to %d", delay[i][o], i, o)
+			}
+			s.delay[i][o] = delay[i][o]
+			s.queues[i][o].limit = limit
+		}
+		s.notify[i] = make(chan struct{}, 1)
+	}
+	return s, nil
+}
+
+// DelayMatrix returns an n x n matrix filled with d (the diagonal too).
+func DelayMatrix(n int, d time.Duration) [][]time.Duration {
+	m := make([][]time.Duration, n)
+	for i := range m {
+		m[i] = make([]time.Duration, n)
+		for o := range m[i] {
+			m[i][o] = d
+		}
+	}
+	return m
+}
+
+// ErrShortFrame is returned by Ingress for frames shorter than an Ethernet header.
+var ErrShortFrame = errors.New("wan switch: frame shorter than 14 bytes")
+
+// Ingress accepts a frame received on port in at time now: it learns the
+// source MAC (unicast only) and queues the frame for the learned port of its
+// destination, or for every other port when the destination is multicast,
+// broadcast or unknown. It returns how many copies were queued. The frame is
+// kept (not copied): the caller must not reuse it.
+func (s *Switch) Ingress(in int, frame []byte, now time.Time) (int, error) {
+	if in < 0 || in >= s.n {
+		return 0, fmt.Errorf("wan switch: no port %d", in)
+	}
+	if len(frame) < 14 {
+		return 0, ErrShortFrame
+	}
+	var dst, src [6]byte
+	copy(dst[:], frame[0:6])
+	copy(src[:], frame[6:12])
+	s.mu.Lock()
+	s.stats.RX++
+	if src[0]&1 == 0 {
+		s.macs[src] = in
+	}
+	outs := -1 // -1 = flood
+	if dst[0]&1 == 0 {
+		if o, ok := s.macs[dst]; ok {
+			outs = o
+		}
+	}
+	if outs == in {
+		s.stats.Filtered++
+		s.mu.Unlock()
+		return 0, nil
+	}
+	queued := 0
+	var wake []int
+	for o := 0; o < s.n; o++ {
+		if o == in || (outs >= 0 && o != outs) {
+			continue
+		}
+		if !s.queues[in][o].push(entry{due: now.Add(s.delay[in][o]), frame: frame}) {
+			s.stats.Dropped++
+			continue
+		}
+		queued++
+		s.stats.Queued++
+		wake = append(wake, o)
+	}
+	s.mu.Unlock()
+	for _, o := range wake {
+		select {
+		case s.notify[o] <- struct{}{}:
+		default:
+		}
+	}
+	return queued, nil
+}
+
+// Next returns the next frame due on egress port out at time now. When no
+// frame is due yet it returns ok=false and wait = the time until the earliest
+// queued frame for out is due, or -1 when nothing is queued for out.
+func (s *Switch) Next(out int, now time.Time) (frame []byte, wait time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best := -1
+	var bestDue time.Time
+	for in := 0; in < s.n; in++ {
+		e, has := s.queues[in][out].peek()
+		if has && (best < 0 || e.due.Before(bestDue)) {
+			best, bestDue = in, e.due
+		}
+	}
+	if best < 0 {
+		return nil, -1, false
+	}
+	if bestDue.After(now) {
+		return nil, bestDue.Sub(now), false
+	}
+	e := s.queues[best][out].pop()
+	s.stats.Queued--
+	return e.frame, 0, true
+}
+
+// Wake returns the channel that gets a token when a frame is queued for
+// egress port out (capacity 1: tokens coalesce).
+func (s *Switch) Wake(out int) <-chan struct{} { return s.notify[out] }
+
+// CountTX records a sent frame (err == nil) or a failed send.
+func (s *Switch) CountTX(err error) {
+	s.mu.Lock()
+	if err == nil {
+		s.stats.TX++
+	} else {
+		s.stats.TXErrors++
+	}
+	s.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Switch) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.MACs = len(s.macs)
+	return st
+}
