@@ -1,0 +1,618 @@
+package ofbench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	of "github.com/netrack/openflow"
+	"github.com/netrack/openflow/ofp"
+)
+
+// startResponder serves r on a fresh loopback port and returns its address.
+func startResponder(t *testing.T, r *Responder) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("responder: %v", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// quick returns a config for short test runs against addr.
+func quick(addr string) Config {
+	c := DefaultConfig()
+	c.Controller = addr
+	c.Switches = 3
+	c.MACs = 1000
+	c.Duration = 100 * time.Millisecond
+	c.Runs = 2
+	c.Warmup = 1
+	c.ConnectInterval = time.Millisecond
+	c.StartDelay = 10 * time.Millisecond
+	c.HandshakeTimeout = 5 * time.Second
+	return c
+}
+
+func TestLatencyModeAgainstResponder(t *testing.T) {
+	r := &Responder{}
+	cfg := quick(startResponder(t, r))
+	var lines []string
+	cfg.OnRun = func(rs RunStats) { lines = append(lines, rs.String()) }
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Switches != 3 || len(res.SwitchErrors) != 0 {
+		t.Fatalf("switches = %d, errors %v; want 3, none", res.Switches, res.SwitchErrors)
+	}
+	if len(res.Warmups) != 1 || len(res.Runs) != 2 || len(lines) != 3 {
+		t.Fatalf("got %d warmups, %d runs, %d OnRun calls; want 1, 2, 3", len(res.Warmups), len(res.Runs), len(lines))
+	}
+	if !strings.HasPrefix(lines[0], "warmup 1: 3 switches, ") || !strings.HasPrefix(lines[2], "run 2: 3 switches, ") {
+		t.Errorf("run lines: %q", lines)
+	}
+	for _, rs := range res.Runs {
+		if rs.PacketOuts == 0 || rs.FlowMods != 0 {
+			t.Errorf("run %d: %d packet-outs, %d flow-mods; want >0, 0", rs.Index, rs.PacketOuts, rs.FlowMods)
+		}
+		// One packet-out per packet-in, each identified by its frame.
+		if diff := int64(rs.PacketOuts) - int64(rs.Answered); diff < -3 || diff > 3 {
+			t.Errorf("run %d: %d packet-outs but %d answered", rs.Index, rs.PacketOuts, rs.Answered)
+		}
+		if lo, _ := rs.SwitchRange(); lo == 0 {
+			t.Errorf("run %d: a switch got no response: %v", rs.Index, rs.PerSwitch)
+		}
+		if rs.AvgRTT() <= 0 {
+			t.Errorf("run %d: avg rtt %v", rs.Index, rs.AvgRTT())
+		}
+	}
+	if res.Timeouts != 0 || res.Median <= 0 || res.AvgRTT <= 0 {
+		t.Errorf("timeouts %d, median %v, rtt %v", res.Timeouts, res.Median, res.AvgRTT)
+	}
+	// Every packet-in the responder saw was sent by us and is either
+	// answered or was in flight at the end: at most one per switch.
+	var answered uint64
+	for _, rs := range append(res.Warmups, res.Runs...) {
+		answered += rs.Answered
+	}
+	if got := r.PacketIns(); got < answered {
+		t.Errorf("responder saw %d packet-ins, fewer than the %d answered", got, answered)
+	}
+}
+
+func TestThroughputModeWithFlowMods(t *testing.T) {
+	r := &Responder{FlowMod: true}
+	cfg := quick(startResponder(t, r))
+	cfg.Mode = ModeThroughput
+	cfg.Window = 16
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, rs := range res.Runs {
+		if rs.FlowMods == 0 || rs.PacketOuts == 0 {
+			t.Fatalf("run %d: %d flow-mods, %d packet-outs; want both > 0", rs.Index, rs.FlowMods, rs.PacketOuts)
+		}
+		// Flow-mod + packet-out per packet-in: twice as many responses.
+		if ratio := rs.Rate() / rs.AnsweredRate(); ratio < 1.9 || ratio > 2.1 {
+			t.Errorf("run %d: responses/answered = %.2f, want 2", rs.Index, ratio)
+		}
+	}
+	if !regexp.MustCompile(`^ofbench: mode=throughput switches=3 median=\d+ resp/s( [a-z_]+=\S+)+$`).MatchString(res.Summary()) {
+		t.Errorf("summary %q", res.Summary())
+	}
+	if !strings.Contains(res.Summary(), " window=16 ") {
+		t.Errorf("summary lacks window=16: %q", res.Summary())
+	}
+}
+
+func TestBufferedPacketIns(t *testing.T) {
+	r := &Responder{}
+	cfg := quick(startResponder(t, r))
+	cfg.Buffered = true
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, rs := range res.Runs {
+		if rs.Answered == 0 || rs.Answered+3 < rs.PacketOuts {
+			t.Errorf("run %d: %d answered of %d packet-outs (answers carry buffer ids)", rs.Index, rs.Answered, rs.PacketOuts)
+		}
+	}
+}
+
+// silentController completes handshakes and counts packet-ins per
+// connection without ever answering them.
+type silentController struct {
+	mu   sync.Mutex
+	pins map[int]int // connection number -> packet-ins received
+}
+
+func (s *silentController) serve(t *testing.T) string {
+	t.Helper()
+	s.pins = map[int]int{}
+	return serveScripted(t, func(n int, c net.Conn) {
+		writeMsg(t, c, of.TypeHello, 1, helloBody())
+		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
+		for {
+			h, _, err := readMsg(c)
+			if err != nil {
+				return
+			}
+			if h == of.TypePacketIn {
+				s.mu.Lock()
+				s.pins[n]++
+				s.mu.Unlock()
+			}
+		}
+	})
+}
+
+func TestWindowBoundsOutstandingPacketIns(t *testing.T) {
+	for _, tc := range []struct {
+		mode   Mode
+		window int
+		want   int
+	}{
+		{ModeLatency, 64, 1},
+		{ModeThroughput, 5, 5},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			sc := &silentController{}
+			cfg := quick(sc.serve(t))
+			cfg.Mode, cfg.Window = tc.mode, tc.window
+			cfg.Switches = 2
+			cfg.Timeout = time.Minute // nothing is reclaimed during the test
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			if len(sc.pins) != 2 {
+				t.Fatalf("packet-ins per connection %v, want 2 connections", sc.pins)
+			}
+			for n, got := range sc.pins {
+				if got != tc.want {
+					t.Errorf("connection %d: %d packet-ins without answers, want exactly the window %d", n, got, tc.want)
+				}
+			}
+			if res.Median != 0 {
+				t.Errorf("median %v resp/s from a silent controller", res.Median)
+			}
+		})
+	}
+}
+
+func TestTimeoutsReclaimUnansweredPacketIns(t *testing.T) {
+	sc := &silentController{}
+	cfg := quick(sc.serve(t))
+	cfg.Switches = 1
+	cfg.Timeout = 20 * time.Millisecond
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Timeouts == 0 {
+		t.Fatalf("no timeouts reported against a silent controller: %+v", res.Runs)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.pins[0] < 2 {
+		t.Errorf("only %d packet-ins sent; timed-out ones should be replaced", sc.pins[0])
+	}
+}
+
+func TestUnreachableController(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := quick(addr)
+	_, err = Run(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("Run against a closed port succeeded")
+	}
+	if !strings.Contains(err.Error(), "cannot connect to controller "+addr) {
+		t.Errorf("error %q does not name the unreachable controller", err)
+	}
+}
+
+func TestInvalidConfigNamesField(t *testing.T) {
+	for field, mutate := range map[string]func(*Config){
+		"mode":       func(c *Config) { c.Mode = "fast" },
+		"switches":   func(c *Config) { c.Switches = -1 },
+		"macs":       func(c *Config) { c.MACs = 1 },
+		"controller": func(c *Config) { c.Controller = "localhost" },
+		"warmup":     func(c *Config) { c.Warmup = -2 },
+		"window":     func(c *Config) { c.Window = MaxWindow + 1 },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		_, err := Run(context.Background(), c)
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: error %v does not name the field", field, err)
+		}
+	}
+}
+
+func TestMalformedMessageFailsOnlyThatSwitch(t *testing.T) {
+	var conns atomic.Int32
+	addr := serveScripted(t, func(n int, c net.Conn) {
+		conns.Add(1)
+		writeMsg(t, c, of.TypeHello, 1, helloBody())
+		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
+		answered := 0
+		for {
+			h, m, err := readMsg(c)
+			if err != nil {
+				return
+			}
+			if h != of.TypePacketIn {
+				continue
+			}
+			if n == 0 && answered == 5 {
+				// Declares 4 bytes: the stream cannot be resynchronised.
+				_, _ = c.Write([]byte{ofpVersion, byte(of.TypePacketOut), 0, 4, 0, 0, 0, 9})
+				continue
+			}
+			answered++
+			if _, err := c.Write(appendAnswer(nil, m, 7, false)); err != nil {
+				return
+			}
+		}
+	})
+	cfg := quick(addr)
+	cfg.Switches = 2
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(res.SwitchErrors) != 1 || !IsMalformed(res.SwitchErrors[0]) {
+		t.Fatalf("switch errors %v, want one malformed-message error", res.SwitchErrors)
+	}
+	if !strings.Contains(res.SwitchErrors[0].Error(), "switch 1 ") || !strings.Contains(res.SwitchErrors[0].Error(), "length 4") {
+		t.Errorf("error %q does not name the switch and the bad length", res.SwitchErrors[0])
+	}
+	for _, rs := range res.Runs {
+		if rs.PerSwitch[0] != 0 || rs.PerSwitch[1] == 0 {
+			t.Errorf("run %d per switch %v: want switch 1 dead, switch 2 counting", rs.Index, rs.PerSwitch)
+		}
+	}
+}
+
+func TestControllerRequestsAnswered(t *testing.T) {
+	type exchange struct {
+		name     string
+		send     func(c net.Conn)
+		wantType of.Type
+		check    func(t *testing.T, body []byte)
+	}
+	errCode := func(typ ofp.ErrType, code ofp.ErrCode) func(*testing.T, []byte) {
+		return func(t *testing.T, b []byte) {
+			if len(b) < 4 || binary.BigEndian.Uint16(b) != uint16(typ) || binary.BigEndian.Uint16(b[2:]) != uint16(code) {
+				t.Errorf("error body % x, want type %d code %d", b, typ, code)
+			}
+		}
+	}
+	multipart := func(mt ofp.MultipartType) func(c net.Conn) {
+		return func(c net.Conn) {
+			writeMsg(t, c, of.TypeMultipartRequest, 42, &ofp.MultipartRequest{Type: mt})
+		}
+	}
+	exchanges := []exchange{
+		{"echo", func(c net.Conn) { writeMsg(t, c, of.TypeEchoRequest, 42, rawBody("ping")) },
+			of.TypeEchoReply, func(t *testing.T, b []byte) {
+				if string(b) != "ping" {
+					t.Errorf("echo reply body %q", b)
+				}
+			}},
+		{"barrier", func(c net.Conn) { writeMsg(t, c, of.TypeBarrierRequest, 42, nil) }, of.TypeBarrierReply, nil},
+		{"port desc", multipart(ofp.MultipartTypePortDescription), of.TypeMultipartReply,
+			func(t *testing.T, b []byte) {
+				var ports ofp.Ports
+				if _, err := ports.ReadFrom(strings.NewReader(string(b[8:]))); err != nil {
+					t.Fatal(err)
+				}
+				if len(ports) != DefaultPorts || ports[0].PortNo != 1 || !strings.HasPrefix(ports[0].Name, "ofb0-p1") {
+					t.Errorf("ports %+v", ports)
+				}
+			}},
+		{"flow stats", multipart(ofp.MultipartTypeFlow), of.TypeMultipartReply,
+			func(t *testing.T, b []byte) {
+				if len(b) != 8 || binary.BigEndian.Uint16(b) != uint16(ofp.MultipartTypeFlow) {
+					t.Errorf("flow stats reply body % x, want empty reply", b)
+				}
+			}},
+		{"desc", multipart(ofp.MultipartTypeDescription), of.TypeMultipartReply,
+			func(t *testing.T, b []byte) {
+				if len(b) != 8+1056 {
+					t.Errorf("desc reply body %d bytes, want 8+1056", len(b))
+				}
+			}},
+		{"meter features", multipart(ofp.MultipartTypeMeterFeatures), of.TypeError,
+			errCode(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadMultipart)},
+		{"get config", func(c net.Conn) { writeMsg(t, c, of.TypeGetConfigRequest, 42, nil) }, of.TypeGetConfigReply, nil},
+		{"role", func(c net.Conn) {
+			writeMsg(t, c, of.TypeRoleRequest, 42, &ofp.RoleRequest{Role: ofp.ControllerRoleMaster, GenerationID: 7})
+		}, of.TypeRoleReply, func(t *testing.T, b []byte) {
+			if binary.BigEndian.Uint32(b) != uint32(ofp.ControllerRoleMaster) || binary.BigEndian.Uint64(b[8:]) != 7 {
+				t.Errorf("role reply % x", b)
+			}
+		}},
+		{"unknown type", func(c net.Conn) { writeMsg(t, c, of.Type(99), 42, rawBody("junk")) }, of.TypeError,
+			errCode(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadType)},
+		{"experimenter", func(c net.Conn) { writeMsg(t, c, of.TypeExperiment, 42, rawBody(make([]byte, 8))) }, of.TypeError,
+			errCode(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter)},
+		{"short multipart", func(c net.Conn) { writeMsg(t, c, of.TypeMultipartRequest, 42, rawBody{0, 13}) }, of.TypeError,
+			errCode(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestLen)},
+	}
+
+	results := make(chan string, 1)
+	addr := serveScripted(t, func(_ int, c net.Conn) {
+		defer close(results)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		writeMsg(t, c, of.TypeHello, 1, helloBody())
+		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
+		// The switch's hello and features reply come first.
+		if typ, m, err := readMsg(c); err != nil || typ != of.TypeHello {
+			results <- "no hello: " + errString(err)
+			return
+		} else if ok, err := helloAccepts(m); !ok || err != nil {
+			results <- "hello does not offer 1.3"
+			return
+		}
+		typ, m, err := readMsg(c)
+		if err != nil || typ != of.TypeFeaturesReply {
+			results <- "no features reply: " + errString(err)
+			return
+		}
+		var f ofp.SwitchFeatures
+		if _, err := f.ReadFrom(strings.NewReader(string(m[8:]))); err != nil || f.DatapathID != 1 || f.NumTables == 0 {
+			results <- "bad features reply"
+			return
+		}
+		for _, ex := range exchanges {
+			ex.send(c)
+			for {
+				typ, m, err := readMsg(c)
+				if err != nil {
+					results <- ex.name + ": " + err.Error()
+					return
+				}
+				if typ == of.TypePacketIn {
+					continue // not answered: the switch keeps one outstanding
+				}
+				if typ != ex.wantType || binary.BigEndian.Uint32(m[4:]) != 42 {
+					results <- ex.name + ": got " + typ.String()
+					return
+				}
+				if ex.check != nil {
+					t.Run(ex.name, func(t *testing.T) { ex.check(t, m[8:]) })
+				}
+				break
+			}
+		}
+		results <- "ok"
+	})
+	cfg := quick(addr)
+	cfg.Switches = 1
+	cfg.Runs = 1000 // stopped by ctx once the script is done
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, cfg)
+		done <- err
+	}()
+	if got := <-results; got != "ok" {
+		t.Errorf("script: %s", got)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run after cancel: %v, want context.Canceled", err)
+	}
+}
+
+func TestIncompatibleHelloFailsHandshake(t *testing.T) {
+	got := make(chan []byte, 1)
+	addr := serveScripted(t, func(_ int, c net.Conn) {
+		// OpenFlow 1.0 hello without a bitmap.
+		_, _ = c.Write([]byte{0x01, 0, 0, 8, 0, 0, 0, 1})
+		for {
+			typ, m, err := readMsg(c)
+			if err != nil {
+				got <- nil
+				return
+			}
+			if typ == of.TypeError {
+				got <- m
+				return
+			}
+		}
+	})
+	cfg := quick(addr)
+	cfg.Switches = 1
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "does not offer OpenFlow 1.3") {
+		t.Errorf("Run: %v, want a handshake error about the version", err)
+	}
+	m := <-got
+	if len(m) < 12 || binary.BigEndian.Uint16(m[8:]) != uint16(ofp.ErrTypeHelloFailed) {
+		t.Errorf("controller got % x, want OFPET_HELLO_FAILED", m)
+	}
+}
+
+func TestHelloAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		ok   bool
+		err  bool
+	}{
+		{"1.3 no bitmap", []byte{4, 0, 0, 8, 0, 0, 0, 0}, true, false},
+		{"1.5 no bitmap", []byte{6, 0, 0, 8, 0, 0, 0, 0}, true, false},
+		{"1.0 no bitmap", []byte{1, 0, 0, 8, 0, 0, 0, 0}, false, false},
+		{"1.5 bitmap 1.0+1.5", []byte{6, 0, 0, 16, 0, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0x42}, false, false},
+		{"1.0 bitmap with 1.3", []byte{1, 0, 0, 16, 0, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0x12}, true, false},
+		{"unknown element then bitmap", []byte{6, 0, 0, 24, 0, 0, 0, 0, 0, 9, 0, 5, 1, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0x10}, true, false},
+		{"truncated element", []byte{4, 0, 0, 10, 0, 0, 0, 0, 0, 1}, false, true},
+		{"element length past end", []byte{4, 0, 0, 16, 0, 0, 0, 0, 0, 1, 0, 40, 0, 0, 0, 0x10}, false, true},
+	} {
+		ok, err := helloAccepts(tc.msg)
+		if ok != tc.ok || (err != nil) != tc.err {
+			t.Errorf("%s: ok=%v err=%v, want ok=%v err=%v", tc.name, ok, err, tc.ok, tc.err)
+		}
+	}
+}
+
+func TestPacketInTemplate(t *testing.T) {
+	s := newSwitch(2, &Config{MACs: 10, Ports: 4, Mode: ModeLatency, Timeout: time.Second}, time.Now())
+	s.host = 5
+	s.fill(0)
+	m := s.out
+	if len(m) != packetInLen || m[0] != 4 || of.Type(m[1]) != of.TypePacketIn || int(binary.BigEndian.Uint16(m[2:])) != len(m) {
+		t.Fatalf("header % x", m[:8])
+	}
+	var pin ofp.PacketIn
+	if _, err := pin.ReadFrom(strings.NewReader(string(m[8:]))); err != nil {
+		t.Fatalf("netrack cannot decode our packet-in: %v", err)
+	}
+	if pin.Buffer != ofpNoBuffer || pin.Length != frameLen || len(pin.Data) != frameLen {
+		t.Errorf("buffer %#x length %d data %d", pin.Buffer, pin.Length, len(pin.Data))
+	}
+	if len(pin.Match.Fields) != 1 || binary.BigEndian.Uint32(pin.Match.Fields[0].Value) != hostPort(5, 4) {
+		t.Errorf("match %+v, want in_port %d", pin.Match, hostPort(5, 4))
+	}
+	f := pin.Data
+	if got := net.HardwareAddr(f[6:12]).String(); got != "02:00:02:00:00:05" {
+		t.Errorf("src MAC %s", got)
+	}
+	if got := net.HardwareAddr(f[0:6]).String(); got != "02:00:02:00:00:04" {
+		t.Errorf("dst MAC %s, want the previous source", got)
+	}
+	if ipChecksum(f[14:34]) != 0 {
+		t.Errorf("IPv4 header checksum does not verify")
+	}
+	if seq, ok := frameSeq(f); !ok || seq != 0 {
+		t.Errorf("frameSeq = %d, %v", seq, ok)
+	}
+}
+
+func TestRunStatsAndSummaryFormat(t *testing.T) {
+	rs := RunStats{Index: 3, Elapsed: time.Second, PerSwitch: []uint64{100, 300}, FlowMods: 200, PacketOuts: 200,
+		Answered: 200, RTTSum: 200 * 250 * time.Microsecond}
+	if got, want := rs.String(), "run 3: 2 switches, 400 responses/s (min/max per switch 100/300), 200 answered/s, rtt 0.250 ms, 0 timeouts"; got != want {
+		t.Errorf("String()\n got %q\nwant %q", got, want)
+	}
+	res := Result{Config: DefaultConfig(), Switches: 16}
+	for i, rate := range []uint64{1000, 3000, 2000} {
+		res.Runs = append(res.Runs, RunStats{Index: i + 1, Elapsed: time.Second, PerSwitch: []uint64{rate}, PacketOuts: rate, Answered: rate, RTTSum: time.Duration(rate) * time.Millisecond})
+	}
+	res.finish()
+	if res.Median != 2000 || res.Mean != 2000 || res.Min != 1000 || res.Max != 3000 || res.AvgRTT != time.Millisecond {
+		t.Errorf("summary figures %+v", res)
+	}
+	want := "ofbench: mode=latency switches=16 median=2000 resp/s mean=2000 min=1000 max=3000 stddev=816 answered=2000 rtt_ms=1.0000 timeouts=0 ctrl_errors=0 switch_errors=0 runs=3 duration_ms=1000 window=1 macs=100000 buffered=false"
+	if got := res.Summary(); got != want {
+		t.Errorf("Summary()\n got %q\nwant %q", got, want)
+	}
+}
+
+// serveScripted accepts connections on a fresh loopback port and runs
+// script for each (n counts connections from 0) until the test ends.
+func serveScripted(t *testing.T, script func(n int, c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				script(n, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String()
+}
+
+// writeMsg sends one OpenFlow 1.3 message; errors end the script quietly
+// (the switch side may already be gone).
+func writeMsg(t *testing.T, c net.Conn, typ of.Type, xid uint32, body io.WriterTo) {
+	m, err := encode(nil, typ, xid, body)
+	if err != nil {
+		t.Errorf("encode: %v", err)
+		return
+	}
+	_, _ = c.Write(m)
+}
+
+// readMsg reads one whole message.
+func readMsg(c net.Conn) (of.Type, []byte, error) {
+	h := make([]byte, ofpHeaderLen)
+	if _, err := io.ReadFull(c, h); err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint16(h[2:]))
+	if n < ofpHeaderLen {
+		return 0, nil, errors.New("bad length")
+	}
+	m := make([]byte, n)
+	copy(m, h)
+	if _, err := io.ReadFull(c, m[ofpHeaderLen:]); err != nil {
+		return 0, nil, err
+	}
+	return of.Type(m[1]), m, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "wrong message"
+	}
+	return err.Error()
+}
