@@ -1,0 +1,75 @@
+package ovsdb
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// maxUnixPath is the longest path a unix socket address holds (sun_path is
+// 108 bytes including the terminating NUL on Linux).
+const maxUnixPath = 107
+
+// Endpoint is a parsed OVSDB connection method in the syntax of ovsdb(7)
+// "Active database connection methods" (the same as ovs-vsctl --db):
+// "unix:FILE" or "tcp:HOST:PORT" (IPv6 hosts in brackets, "tcp:[::1]:6640").
+// SSL endpoints are not supported.
+type Endpoint struct {
+	Network string // "unix" or "tcp"
+	Address string // socket path (unix) or HOST:PORT (tcp)
+}
+
+// ParseEndpoint parses "unix:/abs/path" or "tcp:HOST:PORT". A unix path must
+// be absolute (libovsdb would silently replace a relative one by the system
+// socket) and at most 107 bytes; a TCP port must be 1-65535. Errors name the
+// endpoint and the part at fault.
+func ParseEndpoint(s string) (Endpoint, error) {
+	network, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: want unix:PATH or tcp:HOST:PORT", s)
+	}
+	switch network {
+	case "unix":
+		switch {
+		case rest == "":
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: empty socket path", s)
+		case !strings.HasPrefix(rest, "/"):
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: socket path %q is not absolute", s, rest)
+		case len(rest) > maxUnixPath:
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: socket path is %d bytes, longer than %d", s, len(rest), maxUnixPath)
+		case strings.ContainsRune(rest, 0):
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: socket path contains NUL", s)
+		}
+		return Endpoint{Network: "unix", Address: rest}, nil
+	case "tcp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: %w", s, err)
+		}
+		if host == "" {
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: empty host", s)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: port %q: want 1-65535", s, port)
+		}
+		return Endpoint{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+	case "ssl":
+		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: ssl is not supported", s)
+	default:
+		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: unknown method %q, want unix or tcp", s, network)
+	}
+}
+
+// String returns the endpoint in ovsdb(7) syntax.
+func (e Endpoint) String() string { return e.Network + ":" + e.Address }
+
+// libovsdbAddress returns the endpoint as libovsdb parses it (net/url): a
+// unix path is escaped so that url.Parse gives it back unchanged.
+func (e Endpoint) libovsdbAddress() string {
+	if e.Network == "unix" {
+		return (&url.URL{Scheme: "unix", Path: e.Address}).String()
+	}
+	return "tcp:" + e.Address
+}
