@@ -1,7 +1,6 @@
 package tunnels
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -316,12 +315,16 @@ func buildGraph(sites []Site, costs Costs, down map[Pair]bool) (*graph, error) {
 	return g, nil
 }
 
+// cmpEdge orders edges by (cost, i, j). Costs are validated (no NaN), so
+// plain comparisons suffice.
 func cmpEdge(x, y edge) int {
-	if c := cmp.Compare(x.cost, y.cost); c != 0 {
-		return c
+	switch {
+	case x.cost < y.cost:
+		return -1
+	case x.cost > y.cost:
+		return 1
+	case x.i != y.i:
+		return x.i - y.i
 	}
-	if c := cmp.Compare(x.i, y.i); c != 0 {
-		return c
-	}
-	return cmp.Compare(x.j, y.j)
+	return x.j - y.j
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -458,5 +459,105 @@ func TestProvisionerAvoidsOFPortOfUnmanagedPort(t *testing.T) {
 	}
 	if rep["b"].Ports["a"].OFPort != PreferredOFPort("a") {
 		t.Fatalf("site b: ofport %d, want the preferred %d", rep["b"].Ports["a"].OFPort, PreferredOFPort("a"))
+	}
+}
+
+// TestProvisionerEventSequence drives random elasticity events (sites
+// joining and leaving, tunnels going down, occasional Optimize) through
+// Replan and ApplyDiff and checks after every step that each gateway holds
+// exactly its plan's tunnels, that ApplyDiff made exactly 2 calls per
+// changed tunnel, and that a full Apply then finds nothing to do.
+func TestProvisionerEventSequence(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(5))
+	const maxSites = 10
+	names := siteNames(maxSites)
+	f := newFabric(t, Encap{Type: VXLAN}, names...)
+	costs := Costs{}
+	for i := range names {
+		for j := i + 1; j < maxSites; j++ {
+			if rng.Intn(3) != 0 {
+				costs.Set(names[i], names[j], float64(1+rng.Intn(20)))
+			}
+		}
+	}
+	active := map[string]bool{"s0": true, "s1": true, "s2": true}
+	activeSites := func() []Site {
+		var out []Site
+		for _, s := range f.sites {
+			if active[s.Name] {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	cur, err := MST(activeSites(), costs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.prov.Apply(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for step := 0; step < 200; step++ {
+		var down map[Pair]bool
+		var removed string
+		event := rng.Intn(4)
+		switch {
+		case event == 0 && len(active) < maxSites:
+			for _, n := range names {
+				if !active[n] {
+					active[n] = true
+					break
+				}
+			}
+		case event == 1 && len(active) > 2:
+			for _, n := range names[rng.Intn(maxSites):] {
+				if active[n] {
+					removed = n
+					delete(active, n)
+					break
+				}
+			}
+		case event == 2 && cur.Len() > 0:
+			down = map[Pair]bool{cur.Tunnels[rng.Intn(cur.Len())].Pair(): true}
+		}
+		replan := Replan
+		if event == 3 {
+			replan = Optimize
+		}
+		next, d, err := replan(cur, activeSites(), costs, down)
+		var de *DisconnectedError
+		if errors.As(err, &de) {
+			if removed != "" {
+				active[removed] = true
+			}
+			continue // event rejected, fabric unchanged
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := f.mutations()
+		if _, err := f.prov.ApplyDiff(ctx, next, d); err != nil {
+			t.Fatal(err)
+		}
+		if removed != "" {
+			if _, err := f.prov.Clear(ctx, removed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, want := f.mutations()-before, 2*d.Len(); got != want {
+			t.Fatalf("step %d: %d OVSDB calls for a diff of %d tunnels (%+v)", step, got, d.Len(), d)
+		}
+		f.checkMatches(t, next, Encap{Type: VXLAN})
+		before = f.mutations()
+		if _, err := f.prov.Apply(ctx, next); err != nil || f.mutations() != before {
+			t.Fatalf("step %d: full apply after diff: err %v, %d calls", step, err, f.mutations()-before)
+		}
+		cur = next
+		steps++
+	}
+	if steps < 100 {
+		t.Fatalf("only %d of 200 events applied", steps)
 	}
 }

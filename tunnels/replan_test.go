@@ -191,14 +191,14 @@ func checkMinimalChange(t *testing.T, label string, cur, next Plan, d Diff, site
 func TestReplanProperty(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	checked := map[string]int{}
-	for k := 0; k < 300; k++ {
+	for k := 0; k < 400; k++ {
 		n := 2 + rng.Intn(7) // 2..8 sites before a possible addition
 		sites, costs := randomGraph(rng, n, 12, true)
 		cur, err := MST(sites, costs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		scenario := []string{"add", "down", "remove", "mixed"}[k%4]
+		scenario := []string{"add", "down", "remove", "mixed", "arbitrary"}[k%5]
 		nextSites := sites
 		var down map[Pair]bool
 		switch scenario {
@@ -215,6 +215,16 @@ func TestReplanProperty(t *testing.T) {
 		case "remove":
 			drop := rng.Intn(n)
 			nextSites = append(append([]Site{}, sites[:drop]...), sites[drop+1:]...)
+		case "arbitrary":
+			// current is any subset of the pairs, cycles and gaps included
+			// (e.g. a full mesh being migrated to a tree).
+			cur = Plan{Sites: cur.Sites}
+			for p, c := range costs {
+				if rng.Intn(2) == 0 {
+					cur.Tunnels = append(cur.Tunnels, Tunnel{A: p.A, B: p.B, Cost: c})
+				}
+			}
+			sortTunnels(cur.Tunnels)
 		case "mixed":
 			for p := range costs {
 				if rng.Intn(4) == 0 {
@@ -254,7 +264,7 @@ func TestReplanProperty(t *testing.T) {
 		}
 		checked[scenario]++
 	}
-	for _, s := range []string{"add", "down", "remove", "mixed"} {
+	for _, s := range []string{"add", "down", "remove", "mixed", "arbitrary"} {
 		if checked[s] < 30 {
 			t.Fatalf("scenario %s checked only %d times", s, checked[s])
 		}
