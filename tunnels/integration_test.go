@@ -6,47 +6,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skyvisor/skyvisor/internal/ovstest"
+	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
-// vsctlPorts implements GatewayPorts with ovs-vsctl against a private OVS
-// instance: an implementation independent of package ovsdb, used to check
-// the Provisioner against real Open vSwitch.
-type vsctlPorts struct{ inst *ovstest.Instance }
-
-func (v vsctlPorts) EnsureTunnelPort(ctx context.Context, bridge string, p TunnelPort) error {
-	args := []string{"--may-exist", "add-port", bridge, p.Name, "--", "set", "Interface", p.Name,
-		"type=" + p.Type, "options:remote_ip=" + p.RemoteIP, "options:key=" + p.Key,
-		"ofport_request=" + strconv.Itoa(p.OFPort)}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range p.ExternalIDs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		args = append(args, fmt.Sprintf("external_ids:%s=%q", k, p.ExternalIDs[k]))
-	}
-	_, err := v.inst.Vsctl(args...)
-	return err
-}
-
-func (v vsctlPorts) DeleteTunnelPort(ctx context.Context, bridge, name string) error {
-	_, err := v.inst.Vsctl("--if-exists", "del-port", bridge, name)
-	return err
-}
-
-func (v vsctlPorts) TunnelPorts(ctx context.Context, bridge string) ([]TunnelPort, error) {
-	names, err := v.inst.Vsctl("list-ports", bridge)
+// vsctlTunnelPorts lists bridge's tunnel ports with ovs-vsctl, a reader
+// independent of package ovsdb, to check what the Provisioner wrote.
+func vsctlTunnelPorts(inst *ovstest.Instance, bridge string) ([]TunnelPort, error) {
+	names, err := inst.Vsctl("list-ports", bridge)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +30,7 @@ func (v vsctlPorts) TunnelPorts(ctx context.Context, bridge string) ([]TunnelPor
 	for _, n := range strings.Fields(names) {
 		onBridge[n] = true
 	}
-	out, err := v.inst.Vsctl("--format=json", "--columns=name,type,options,ofport_request,external_ids", "list", "Interface")
+	out, err := inst.Vsctl("--format=json", "--columns=name,type,options,ofport_request,external_ids", "list", "Interface")
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +85,11 @@ func ovsMap(raw json.RawMessage) (map[string]string, error) {
 
 type labSite struct {
 	inst   *ovstest.Instance
-	vm     string      // host namespace of the VM
-	vmIP   netip.Addr  // VM address on the tenant subnet
-	underl netip.Addr  // br-phy address (tunnel endpoint)
-	ports  *vsctlPorts // GatewayPorts
-	site   Site        // planning view
+	vm     string        // host namespace of the VM
+	vmIP   netip.Addr    // VM address on the tenant subnet
+	underl netip.Addr    // br-phy address (tunnel endpoint)
+	client *ovsdb.Client // GatewayPorts
+	site   Site          // planning view
 }
 
 func mustRun(t *testing.T, argv ...string) {
@@ -143,9 +119,16 @@ func twoSites(t *testing.T) [2]*labSite {
 			vm:     fmt.Sprintf("tnlv%c%s", 'a'+i, sfx),
 			vmIP:   netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
 			underl: netip.AddrFrom4([4]byte{172, 31, 0, byte(i + 1)}),
-			ports:  &vsctlPorts{inst: inst},
 		}
 		s[i].site = Site{Name: fmt.Sprintf("site%d", i+1), Gateway: s[i].underl}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		c, err := ovsdb.Dial(ctx, inst.DBEndpoint(), ovsdb.WithLogger(slog.New(slog.DiscardHandler)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		s[i].client = c
 	}
 	// The WAN: one veth between the two site namespaces.
 	mustRun(t, "ip", "link", "add", "wan0", "netns", s[0].inst.NetNS, "type", "veth", "peer", "name", "wan0", "netns", s[1].inst.NetNS)
@@ -208,8 +191,9 @@ func setVMMTU(t *testing.T, s *labSite, mtu int) {
 }
 
 // TestIntegrationProvisionAndMTU provisions the tunnel between two real OVS
-// gateways with the Provisioner for each tunnel type, checks idempotence
-// against real OVSDB, and measures the largest DF ping that crosses: it must
+// gateways with the Provisioner over package ovsdb for each tunnel type,
+// reads the ports back with ovs-vsctl, checks idempotence against real
+// OVSDB (no transaction on the second Apply), and measures the largest DF ping that crosses: it must
 // be exactly OverlayMTU + VLANTag for untagged frames (the VLAN budget is
 // the only slack), and one byte more must not cross.
 func TestIntegrationProvisionAndMTU(t *testing.T) {
@@ -217,7 +201,7 @@ func TestIntegrationProvisionAndMTU(t *testing.T) {
 	sites := []Site{s[0].site, s[1].site}
 	gws := map[string]Gateway{}
 	for _, ls := range s {
-		gws[ls.site.Name] = Gateway{Bridge: "br-int", Ports: ls.ports}
+		gws[ls.site.Name] = Gateway{Bridge: "br-int", Ports: ls.client}
 	}
 	plan, err := MST(sites, Costs{MakePair("site1", "site2"): 1})
 	if err != nil {
@@ -234,13 +218,27 @@ func TestIntegrationProvisionAndMTU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			txns := s[0].client.Transactions() + s[1].client.Transactions()
 			if rep2, err := prov.Apply(ctx, plan); err != nil || rep2.Changes() != 0 {
 				t.Fatalf("second apply against real OVS: %d changes, err %v", rep2.Changes(), err)
+			}
+			if got := s[0].client.Transactions() + s[1].client.Transactions(); got != txns {
+				t.Fatalf("second apply sent %d OVSDB transactions, want 0", got-txns)
 			}
 			for i, ls := range s {
 				peer := s[1-i].site.Name
 				want := rep[ls.site.Name].Ports[peer]
 				tun := want.Name
+				// Read back with ovs-vsctl, independently of package ovsdb.
+				got, err := vsctlTunnelPorts(ls.inst, "br-int")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 || got[0].Name != tun || got[0].Type != string(typ) || got[0].Key != "flow" ||
+					got[0].RemoteIP != s[1-i].underl.String() || got[0].OFPort != want.OFPort ||
+					got[0].ExternalIDs[ExternalIDTunnel] != peer || got[0].ExternalIDs[ExternalIDSite] != ls.site.Name {
+					t.Fatalf("%s: ovs-vsctl reads %+v, want %+v", ls.site.Name, got, want)
+				}
 				if got := ofportOf(t, ls.inst, tun); got != want.OFPort {
 					t.Fatalf("%s: %s has ofport %d, requested %d", ls.site.Name, tun, got, want.OFPort)
 				}
@@ -285,7 +283,7 @@ func TestIntegrationProvisionAndMTU(t *testing.T) {
 		if _, err := prov.Clear(ctx, ls.site.Name); err != nil {
 			t.Fatal(err)
 		}
-		ports, err := ls.ports.TunnelPorts(ctx, "br-int")
+		ports, err := vsctlTunnelPorts(ls.inst, "br-int")
 		if err != nil || len(ports) != 0 {
 			t.Fatalf("%s after Clear: %v %v", ls.site.Name, ports, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+
+	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
 // MaxPortName is the longest interface name Linux accepts: IFNAMSIZ (16)
@@ -32,7 +34,7 @@ const (
 // tun_id, so one port per peer carries every tenant and a tenant's traffic
 // stays identifiable across clouds without relying on the MAC prefix alone.
 // tun_id 0 is reserved for infrastructure traffic (no tenant).
-const TunnelKey = "flow"
+const TunnelKey = ovsdb.FlowOption
 
 // OpenFlow port numbers for tunnel ports: the upper part of the range OVS
 // accepts in ofport_request (1..65279, OFPP_MAX of OpenFlow 1.0 is 0xff00;

@@ -8,31 +8,34 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+
+	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
-// TunnelPort is one tunnel port of a gateway bridge as the OVSDB layer
-// reads and writes it: Port/Interface name, Interface type ("vxlan",
-// "gre", "geneve"), options:remote_ip, options:key, ofport_request, and
-// the Interface external_ids.
-type TunnelPort struct {
-	Name, Type, RemoteIP, Key string
-	OFPort                    int
-	ExternalIDs               map[string]string
-}
+// TunnelPort is one tunnel port of a gateway bridge as package ovsdb reads
+// and writes it: Port/Interface name, Interface type ("vxlan", "gre",
+// "geneve"), options:remote_ip, options:key, OFPort = ofport_request (the
+// number requested; OVS may assign another if it is taken, which
+// ovsdb.Client.Interfaces reports), and the Interface external_ids.
+type TunnelPort = ovsdb.TunnelPort
 
 // GatewayPorts manages the tunnel ports of one gateway's OVS bridges over
-// OVSDB (RFC 7047). *ovsdb.Client implements it; tests use a fake.
+// OVSDB (RFC 7047): exactly the three methods of *ovsdb.Client the
+// Provisioner needs (the consumer-side interface; tests use a fake).
 //
 // EnsureTunnelPort creates port p on bridge or updates it in place so that
-// it matches p (idempotent). DeleteTunnelPort removes the named port (no
-// error if absent is the implementation's choice; the Provisioner only
-// deletes ports it has just listed). TunnelPorts lists the bridge's tunnel
-// ports, managed by Skyvisor or not.
+// it matches p (idempotent; ovsdb sets external_ids to exactly
+// p.ExternalIDs). DeleteTunnelPort removes the named tunnel port (absent is
+// not an error). TunnelPorts lists the bridge's tunnel ports (vxlan, gre,
+// geneve), managed by Skyvisor or not, with OFPort = ofport_request.
 type GatewayPorts interface {
 	EnsureTunnelPort(ctx context.Context, bridge string, p TunnelPort) error
 	DeleteTunnelPort(ctx context.Context, bridge, name string) error
 	TunnelPorts(ctx context.Context, bridge string) ([]TunnelPort, error)
 }
+
+// *ovsdb.Client is the production implementation of GatewayPorts.
+var _ GatewayPorts = (*ovsdb.Client)(nil)
 
 // Gateway is how the Provisioner reaches one site's gateway: the OVS
 // bridge that holds the tunnel ports (br-int in the lab) and its OVSDB
