@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -291,4 +292,123 @@ func TestIntegrationProvisionAndMTU(t *testing.T) {
 			t.Fatalf("%s: ports after Clear: %q, want only %s", ls.site.Name, out, ls.vm)
 		}
 	}
+}
+
+// TestIntegrationReplanOnRealOVS runs the elasticity cycle against four
+// real OVS gateways through package ovsdb: MST, a tunnel down (Replan +
+// ApplyDiff), a site leaving (Replan + ApplyDiff + Clear), and checks after
+// each step, reading with ovs-vsctl, that every gateway holds exactly its
+// plan's tunnel ports and that a full re-Apply sends no transaction.
+func TestIntegrationReplanOnRealOVS(t *testing.T) {
+	if why := ovstest.Available(); why != "" {
+		t.Skip(why)
+	}
+	ctx := context.Background()
+	sfx := fmt.Sprintf("%04x", os.Getpid()&0xffff)
+	names := []string{"aws-eu", "azure-us", "gcp-asia", "on-prem.lisbon"}
+	insts := map[string]*ovstest.Instance{}
+	clients := map[string]*ovsdb.Client{}
+	var sites []Site
+	gws := map[string]Gateway{}
+	for i, n := range names {
+		inst := ovstest.Start(t, fmt.Sprintf("tnlr%d%s", i, sfx))
+		inst.AddBridge(t, "br-int")
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		c, err := ovsdb.Dial(dctx, inst.DBEndpoint(), ovsdb.WithLogger(slog.New(slog.DiscardHandler)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		insts[n], clients[n] = inst, c
+		sites = append(sites, Site{Name: n, Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})})
+		gws[n] = Gateway{Bridge: "br-int", Ports: c}
+	}
+	costs := Costs{}
+	costs.Set("aws-eu", "azure-us", 80)
+	costs.Set("aws-eu", "gcp-asia", 150)
+	costs.Set("aws-eu", "on-prem.lisbon", 20)
+	costs.Set("azure-us", "gcp-asia", 120)
+	costs.Set("azure-us", "on-prem.lisbon", 90)
+	costs.Set("gcp-asia", "on-prem.lisbon", 170)
+	prov, err := NewProvisioner(sites, gws, Encap{Type: Geneve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, plan Plan) {
+		t.Helper()
+		for _, n := range plan.Sites {
+			ports, err := vsctlTunnelPorts(insts[n], "br-int")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var peers []string
+			for _, p := range ports {
+				if p.Name != PortName(p.ExternalIDs[ExternalIDTunnel]) {
+					t.Fatalf("%s: %s: port %s for peer %q", step, n, p.Name, p.ExternalIDs[ExternalIDTunnel])
+				}
+				peers = append(peers, p.ExternalIDs[ExternalIDTunnel])
+			}
+			slices.Sort(peers)
+			if want := plan.Peers(n); !slices.Equal(peers, want) {
+				t.Fatalf("%s: %s has tunnels to %v, plan wants %v", step, n, peers, want)
+			}
+		}
+		before := uint64(0)
+		for _, c := range clients {
+			before += c.Transactions()
+		}
+		if _, err := prov.Apply(ctx, plan); err != nil {
+			t.Fatal(err)
+		}
+		after := uint64(0)
+		for _, c := range clients {
+			after += c.Transactions()
+		}
+		if after != before {
+			t.Fatalf("%s: re-apply sent %d transactions", step, after-before)
+		}
+	}
+	plan, err := MST(sites, costs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Apply(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	check("mst", plan)
+
+	next, d, err := Replan(plan, sites, costs, map[Pair]bool{MakePair("aws-eu", "azure-us"): true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 2 {
+		t.Fatalf("link down: diff %+v", d)
+	}
+	if _, err := prov.ApplyDiff(ctx, next, d); err != nil {
+		t.Fatal(err)
+	}
+	check("link down", next)
+
+	var rest []Site
+	for _, s := range sites {
+		if s.Name != "on-prem.lisbon" {
+			rest = append(rest, s)
+		}
+	}
+	next2, d2, err := Replan(next, rest, costs, map[Pair]bool{MakePair("aws-eu", "azure-us"): true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.ApplyDiff(ctx, next2, d2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Clear(ctx, "on-prem.lisbon"); err != nil {
+		t.Fatal(err)
+	}
+	check("site removed", next2)
+	if ports, err := vsctlTunnelPorts(insts["on-prem.lisbon"], "br-int"); err != nil || len(ports) != 0 {
+		t.Fatalf("removed site keeps %v (%v)", ports, err)
+	}
+	t.Logf("mst %v\nlink down %v (diff %+v)\nsite removed %v (diff %+v)", plan, next, d, next2, d2)
 }
