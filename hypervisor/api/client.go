@@ -163,7 +163,8 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 // Do sends one request to path (relative to the base URL, starting with
 // "/v1/") with body as JSON (nil for none) and decodes a 2xx answer into out
 // (nil to discard; a *json.RawMessage receives the body verbatim). A non-2xx
-// answer is an *Error; transport failures are wrapped with the URL.
+// answer is an *Error; transport failures wrap the *url.Error (which names
+// the method and URL).
 func (c *Client) Do(ctx context.Context, method, path string, body []byte, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -182,7 +183,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, c.base+path, err)
+		// A *url.Error: it names the method and URL.
+		return fmt.Errorf("cannot reach the API: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
