@@ -152,6 +152,28 @@ func TestFabricProperties(t *testing.T) {
 	}
 }
 
+func TestGroupMark(t *testing.T) {
+	g := GroupMAC(0x0201, 5)
+	if g != MustParseMAC("02:01:80:00:00:05") || !IsGroupMarked(g) || IsGroupMarked(FabricMAC(0x0201, 5)) {
+		t.Fatalf("GroupMAC = %v", g)
+	}
+	if !IsFabricMAC(g) || g.IsMulticast() {
+		t.Errorf("group-marked MAC %v: fabric=%v multicast=%v", g, IsFabricMAC(g), g.IsMulticast())
+	}
+	if IsFabricMAC(GroupMAC(0x0201, 0)) {
+		t.Error("group mark on host 0 is a fabric MAC")
+	}
+	// HostMask matches a host's MAC with and without the mark, and nothing else.
+	plain := FabricMAC(0x0201, 5)
+	if !g.Matches(plain, HostMask) || !plain.Matches(plain, HostMask) || FabricMAC(0x0201, 6).Matches(plain, HostMask) ||
+		FabricMAC(0x0202, 5).Matches(plain, HostMask) {
+		t.Error("HostMask matching wrong")
+	}
+	if MaxHostIndex&GroupMark != 0 || MaxHostIndex+1 != GroupMark {
+		t.Error("MaxHostIndex/GroupMark overlap")
+	}
+}
+
 func TestTunnelKey(t *testing.T) {
 	if k := TunnelKey(0x0201); k != 0x0201 {
 		t.Errorf("TunnelKey = %#x", k)
@@ -243,6 +265,9 @@ func TestHostAllocator(t *testing.T) {
 	if err := a.Reserve(NoHost); err == nil {
 		t.Error("Reserve(0) succeeded")
 	}
+	if err := a.Reserve(MaxHostIndex + 1); err == nil {
+		t.Error("Reserve of a group-marked index succeeded")
+	}
 	if err := a.Reserve(3); err == nil {
 		t.Error("Reserve of used index succeeded")
 	}
@@ -296,6 +321,7 @@ func TestNewTenantMapErrors(t *testing.T) {
 		"zero mac":    {0x0201, map[MAC]HostIndex{{}: 1}},
 		"zero index":  {0x0201, map[MAC]HostIndex{{0, 0, 0, 0, 0, 1}: 0}},
 		"dup indices": {0x0201, map[MAC]HostIndex{{0, 0, 0, 0, 0, 1}: 3, {0, 0, 0, 0, 0, 2}: 3}},
+		"group index": {0x0201, map[MAC]HostIndex{{0, 0, 0, 0, 0, 1}: GroupMark | 1}},
 	}
 	for name, c := range cases {
 		if _, err := NewTenantMap(c.id, c.hosts); err == nil {
@@ -340,6 +366,14 @@ func TestIngressEgress(t *testing.T) {
 	}
 	if err := m.Egress(b); err != nil || MAC(b[6:12]) != MustParseMAC("00:00:00:00:00:02") {
 		t.Fatalf("broadcast egress: %v %v", err, MAC(b[6:12]))
+	}
+	// A per-host copy of a broadcast (group-marked destination) leaves as broadcast.
+	g := frame("02:01:80:00:00:01", "02:01:00:00:00:02")
+	if err := m.Egress(g); err != nil || !MAC(g[0:6]).IsBroadcast() || MAC(g[6:12]) != MustParseMAC("00:00:00:00:00:02") {
+		t.Fatalf("group-marked egress: %v dst %v src %v", err, MAC(g[0:6]), MAC(g[6:12]))
+	}
+	if _, ok := m.ToOwn(GroupMAC(0x0201, 9)); ok {
+		t.Error("ToOwn of group mark for unknown host ok")
 	}
 }
 

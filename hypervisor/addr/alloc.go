@@ -88,8 +88,8 @@ func (a *HostAllocator) Len() int { return len(a.used) }
 
 // Reserve marks h as allocated; it fails for NoHost or an index in use.
 func (a *HostAllocator) Reserve(h HostIndex) error {
-	if h == NoHost {
-		return fmt.Errorf("host index 0 is reserved")
+	if h == NoHost || h > MaxHostIndex {
+		return fmt.Errorf("host index %d is reserved or out of range (1..%d)", h, MaxHostIndex)
 	}
 	if a.InUse(h) {
 		return fmt.Errorf("host index %d is already allocated", h)
@@ -101,8 +101,8 @@ func (a *HostAllocator) Reserve(h HostIndex) error {
 	return nil
 }
 
-// Allocate reserves and returns the lowest free index ≥ 1, or an error
-// wrapping ErrExhausted when all 2^32 − 1 indices are in use.
+// Allocate reserves and returns the lowest free index in 1..MaxHostIndex, or
+// an error wrapping ErrExhausted when all 2^31 − 1 indices are in use.
 func (a *HostAllocator) Allocate() (HostIndex, error) {
 	if a.low == NoHost {
 		a.low = 1
@@ -113,7 +113,7 @@ func (a *HostAllocator) Allocate() (HostIndex, error) {
 				return 0, err
 			}
 			a.low = h + 1
-			if a.low == NoHost { // wrapped past MaxHostIndex
+			if a.low > MaxHostIndex {
 				a.low = MaxHostIndex
 			}
 			return h, nil

@@ -9,11 +9,13 @@ import "fmt"
 // cannot collide with a vendor-assigned MAC). See docs/design.md, "Address layout".
 type TenantID uint16
 
-// HostIndex is the 32-bit per-tenant host number that fills the last four
-// octets of a fabric MAC. Skyvisor allocates it per (tenant, host name), lowest
-// free first, and keeps it stable for as long as the host stays in the tenant's
-// topology. Index 0 is reserved (never allocated), so a zero HostIndex means
-// "unset".
+// HostIndex is the 32-bit host field that fills the last four octets of a
+// fabric MAC. Its low 31 bits are the per-tenant host number, which Skyvisor
+// allocates per (tenant, host name), lowest free first, and keeps stable for
+// as long as the host stays in the tenant's topology; bit 31 is the group mark
+// (GroupMark) that the pipeline sets on per-host copies of broadcast and
+// multicast frames (docs/pipeline.md). Host number 0 is reserved (never
+// allocated), so a zero HostIndex means "unset".
 type HostIndex uint32
 
 const (
@@ -39,14 +41,26 @@ const (
 	// NoHost is host index 0, reserved; never allocated.
 	NoHost HostIndex = 0
 
-	// MaxHostIndex is the highest host index (2^32 − 1).
-	MaxHostIndex HostIndex = 0xffffffff
+	// MaxHostIndex is the highest allocatable host index (2^31 − 1): bit 31
+	// is the group mark.
+	MaxHostIndex HostIndex = 0x7fffffff
+
+	// GroupMark is bit 31 of the host field. A fabric MAC FabricMAC(t,
+	// h|GroupMark) addresses host h with a copy of a frame whose original
+	// destination was a group (broadcast/multicast) address; the egress edge
+	// delivers it with destination ff:ff:ff:ff:ff:ff (docs/design.md,
+	// "Broadcast and multicast").
+	GroupMark HostIndex = 0x80000000
 
 	// prefixBitsMask selects the I/G and U/L bits of a tenant ID's high octet;
 	// prefixBitsWant is the value they must have (I/G = 0, U/L = 1).
 	prefixBitsMask = 0x03
 	prefixBitsWant = 0x02
 )
+
+// HostMask is the OXM mask that matches one host's fabric MAC whether or not
+// the group mark is set: ff:ff:7f:ff:ff:ff.
+var HostMask = MAC{0xff, 0xff, 0x7f, 0xff, 0xff, 0xff}
 
 // TenantMask is the OXM mask that selects the tenant prefix of a MAC,
 // ff:ff:00:00:00:00 (OpenFlow 1.3.5 §7.2.3.7, OXM_OF_ETH_SRC_W / OXM_OF_ETH_DST_W).
@@ -91,11 +105,19 @@ func TenantOf(m MAC) (t TenantID, ok bool) {
 }
 
 // IsFabricMAC reports whether m is a fabric MAC: valid tenant prefix and a
-// non-reserved host index.
+// non-reserved host number (the group mark may be set).
 func IsFabricMAC(m MAC) bool {
 	t, h := Split(m)
-	return IsValidTenantID(t) && h != NoHost
+	return IsValidTenantID(t) && h&^GroupMark != NoHost
 }
+
+// GroupMAC returns the destination fabric MAC of host h's copy of a group
+// (broadcast/multicast) frame of tenant t: FabricMAC(t, h|GroupMark).
+func GroupMAC(t TenantID, h HostIndex) MAC { return FabricMAC(t, h|GroupMark) }
+
+// IsGroupMarked reports whether the group mark (bit 31 of the host field,
+// i.e. bit 0x80 of octet 2) is set in m.
+func IsGroupMarked(m MAC) bool { return m[2]&0x80 != 0 }
 
 // TenantMatch returns the OXM value/mask pair that matches every MAC of
 // tenant t, for OXM_OF_ETH_SRC_W or OXM_OF_ETH_DST_W: value = t ‖ 00000000,

@@ -41,8 +41,8 @@ func NewTenantMap(id TenantID, hosts map[MAC]HostIndex) (*TenantMap, error) {
 		switch {
 		case mac.IsMulticast() || mac.IsZero():
 			return nil, fmt.Errorf("tenant %v: host MAC %v is not a unicast address", id, mac)
-		case h == NoHost:
-			return nil, fmt.Errorf("tenant %v: host MAC %v has reserved host index 0", id, mac)
+		case h == NoHost || h > MaxHostIndex:
+			return nil, fmt.Errorf("tenant %v: host MAC %v has reserved or out-of-range host index %d", id, mac, h)
 		}
 		if other, dup := m.byIndex[h]; dup {
 			return nil, fmt.Errorf("tenant %v: host index %d given to both %v and %v", id, h, other, mac)
@@ -75,8 +75,9 @@ func (m *TenantMap) ToFabric(own MAC) (fabric MAC, ok bool) {
 }
 
 // ToOwn maps a fabric MAC of this tenant back to the host's own MAC. Group
-// addresses are returned unchanged; a MAC of another tenant or an unknown host
-// index yields ok == false.
+// addresses are returned unchanged; a group-marked fabric MAC of a known host
+// (GroupMAC) becomes ff:ff:ff:ff:ff:ff; a MAC of another tenant or an unknown
+// host index yields ok == false.
 func (m *TenantMap) ToOwn(fabric MAC) (own MAC, ok bool) {
 	if fabric.IsMulticast() {
 		return fabric, true
@@ -85,7 +86,10 @@ func (m *TenantMap) ToOwn(fabric MAC) (own MAC, ok bool) {
 	if t != m.id {
 		return MAC{}, false
 	}
-	own, ok = m.byIndex[h]
+	own, ok = m.byIndex[h&^GroupMark]
+	if ok && h&GroupMark != 0 {
+		return Broadcast, true
+	}
 	return own, ok
 }
 
@@ -118,7 +122,8 @@ func (m *TenantMap) Ingress(frame []byte) error {
 
 // Egress rewrites, in place, a fabric frame about to leave toward one of this
 // tenant's hosts (edge egress, or a packet-in handed to the tenant's apps):
-// both MACs back to the hosts' own MACs, group destinations unchanged. It
+// both MACs back to the hosts' own MACs, group destinations unchanged, a
+// group-marked destination (GroupMAC) to ff:ff:ff:ff:ff:ff. It
 // fails with ErrForeignTenant if the source MAC's prefix is not this tenant's
 // — the isolation check — and ErrUnknownHost for an unknown host index. On
 // error the frame is left unmodified.
