@@ -65,10 +65,10 @@ func when(t time.Time) string {
 func writeTenantTable(w io.Writer, ts []api.TenantStatus) {
 	rows := make([][]string, 0, len(ts))
 	for _, t := range ts {
-		rows = append(rows, []string{t.Tenant, t.TenantID.String(), stateText(t), strconv.FormatUint(t.Revision, 10),
+		rows = append(rows, []string{t.Tenant, t.TenantID.String(), stateText(t), strconv.FormatUint(t.Generation, 10),
 			strconv.Itoa(t.Switches), strconv.Itoa(t.Links), fmt.Sprintf("%d/%d", t.HostsBound, t.Hosts), when(t.UpdatedAt)})
 	}
-	table(w, "", []string{"TENANT", "ID", "STATE", "REVISION", "SWITCHES", "LINKS", "BOUND/HOSTS", "UPDATED"}, rows)
+	table(w, "", []string{"TENANT", "ID", "STATE", "GENERATION", "SWITCHES", "LINKS", "BOUND/HOSTS", "UPDATED"}, rows)
 }
 
 func writeTenantDetail(w io.Writer, d api.TenantDetail) {
@@ -76,7 +76,7 @@ func writeTenantDetail(w io.Writer, d api.TenantDetail) {
 	fmt.Fprintf(tw, "Tenant:\t%s\n", d.Tenant)
 	fmt.Fprintf(tw, "Tenant ID:\t%d (fabric MAC prefix %02x:%02x)\n", uint16(d.TenantID), byte(d.TenantID>>8), byte(d.TenantID))
 	fmt.Fprintf(tw, "State:\t%s\n", stateText(d.TenantStatus))
-	fmt.Fprintf(tw, "Revision:\t%d\n", d.Revision)
+	fmt.Fprintf(tw, "Generation:\t%d\n", d.Generation)
 	fmt.Fprintf(tw, "Updated:\t%s\n", when(d.UpdatedAt))
 	if d.Topology != nil {
 		apps := strings.Join(d.Topology.Apps, ", ")

@@ -292,7 +292,7 @@ func (c *cli) apply(ctx context.Context) error {
 		return fmt.Errorf("apply %s: decoding response: %w", name, err)
 	}
 	for _, st := range res.Tenants {
-		fmt.Fprintf(c.stdout, "tenant/%s applied: tenant ID %s, revision %d, %s\n", st.Tenant, st.TenantID, st.Revision, stateText(st))
+		fmt.Fprintf(c.stdout, "tenant/%s applied: tenant ID %s, generation %d, %s\n", st.Tenant, st.TenantID, st.Generation, stateText(st))
 	}
 	return nil
 }

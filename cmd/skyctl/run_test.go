@@ -74,22 +74,22 @@ func writeFile(t *testing.T, body string) string {
 func TestApplyGetDescribeDelete(t *testing.T) {
 	h := newHarness(t, api.Options{Token: token})
 	out := h.mustRun("", "apply", "-f", writeFile(t, topoJSON("acme")))
-	if want := "tenant/acme applied: tenant ID 512(02:00), revision 1, active\n"; out != want {
+	if want := "tenant/acme applied: tenant ID 512(02:00), generation 1, active\n"; out != want {
 		t.Fatalf("apply output %q, want %q", out, want)
 	}
 	// A tenants document on stdin, flags after the command.
 	out = h.mustRun(`{"tenants": [`+topoJSON("beta")+`, `+topoJSON("acme")+`]}`, "apply", "-f", "-")
-	want := "tenant/beta applied: tenant ID 513(02:01), revision 1, active\n" +
-		"tenant/acme applied: tenant ID 512(02:00), revision 2, active\n"
+	want := "tenant/beta applied: tenant ID 513(02:01), generation 1, active\n" +
+		"tenant/acme applied: tenant ID 512(02:00), generation 2, active\n"
 	if out != want {
 		t.Fatalf("apply document output:\n%s\nwant:\n%s", out, want)
 	}
 
 	out = h.mustRun("", "get", "tenants")
 	want = "" +
-		"TENANT  ID          STATE   REVISION  SWITCHES  LINKS  BOUND/HOSTS  UPDATED\n" +
-		"acme    512(02:00)  active  2         2         1      1/1          2026-11-22T05:00:00Z\n" +
-		"beta    513(02:01)  active  1         2         1      1/1          2026-11-22T05:00:00Z\n"
+		"TENANT  ID          STATE   GENERATION  SWITCHES  LINKS  BOUND/HOSTS  UPDATED\n" +
+		"acme    512(02:00)  active  2           2         1      1/1          2026-11-22T05:00:00Z\n" +
+		"beta    513(02:01)  active  1           2         1      1/1          2026-11-22T05:00:00Z\n"
 	if out != want {
 		t.Fatalf("get tenants:\n%s\nwant:\n%s", out, want)
 	}
@@ -100,13 +100,13 @@ func TestApplyGetDescribeDelete(t *testing.T) {
 	}
 
 	out = h.mustRun("", "describe", "tenant", "acme")
-	want = `Tenant:    acme
-Tenant ID: 512 (fabric MAC prefix 02:00)
-State:     active
-Revision:  2
-Updated:   2026-11-22T05:00:00Z
-Apps:      learning
-Topology:  2 switches, 1 links, 1 hosts (1 bound)
+	want = `Tenant:     acme
+Tenant ID:  512 (fabric MAC prefix 02:00)
+State:      active
+Generation: 2
+Updated:    2026-11-22T05:00:00Z
+Apps:       learning
+Topology:   2 switches, 1 links, 1 hosts (1 bound)
 
 Hosts:
   NAME  MAC                FABRIC MAC         IP           SWITCH:PORT  SITE  BINDING  PHYSICAL

@@ -37,7 +37,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := c.ApplyTenant(ctx, topo)
-	if err != nil || st.Tenant != "acme" || st.TenantID != 512 || st.Revision != 1 || !st.UpdatedAt.Equal(apitest.UpdatedAt()) {
+	if err != nil || st.Tenant != "acme" || st.TenantID != 512 || st.Generation != 1 || !st.UpdatedAt.Equal(apitest.UpdatedAt()) {
 		t.Fatalf("ApplyTenant: %+v, %v", st, err)
 	}
 	if got := fake.Stored("acme"); !reflect.DeepEqual(got, topo) {

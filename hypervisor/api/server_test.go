@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/api/apitest"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
@@ -239,14 +240,14 @@ func TestPutTenant(t *testing.T) {
 		t.Fatalf("PUT: %d %s", r.code, r.body)
 	}
 	var st api.TenantStatus
-	if err := json.Unmarshal(r.body, &st); err != nil || st.Tenant != "acme" || st.TenantID != 512 || st.Revision != 1 {
+	if err := json.Unmarshal(r.body, &st); err != nil || st.Tenant != "acme" || st.TenantID != 512 || st.Generation != 1 {
 		t.Fatalf("PUT body %s (%v)", r.body, err)
 	}
 	if got := e.fake.Stored("acme"); got == nil || got.Tenant != "acme" || len(got.Hosts) != 1 || got.Hosts[0].Cloud != "aws" {
 		t.Fatalf("service got %+v", got)
 	}
 	r = e.do(t, "PUT", "/v1/tenants/acme", topoJSON("acme"), bearer)
-	if err := json.Unmarshal(r.body, &st); err != nil || st.Revision != 2 || st.TenantID != 512 {
+	if err := json.Unmarshal(r.body, &st); err != nil || st.Generation != 2 || st.TenantID != 512 {
 		t.Fatalf("replace: %s", r.body)
 	}
 }
@@ -456,6 +457,7 @@ func TestServiceErrorStatuses(t *testing.T) {
 		public string // must appear in "error"
 	}{
 		{fmt.Errorf("allocate tenant ID: %w", api.ErrConflict), 409, "allocate tenant ID"},
+		{fmt.Errorf("store: tenant %q: allocate tenant ID: %w", "acme", addr.ErrExhausted), 409, "address space exhausted"},
 		{fmt.Errorf("tenant %q: %w", "acme", api.ErrNotFound), 404, `tenant "acme"`},
 		{fmt.Errorf("bad mode: %w", api.ErrInvalid), 400, "bad mode"},
 		{fmt.Errorf("store closed: %w", api.ErrUnavailable), 503, "store closed"},

@@ -16,8 +16,9 @@ import (
 // never sent):
 //   - *topology.ValidationError (possibly wrapped) -> 400 listing every
 //     FieldError as a detail with its JSON path;
-//   - ErrInvalid -> 400, ErrNotFound -> 404, ErrConflict -> 409,
-//     ErrUnavailable -> 503 (each wrapped with context, e.g.
+//   - ErrInvalid -> 400, ErrNotFound -> 404, ErrConflict or
+//     addr.ErrExhausted -> 409, ErrUnavailable -> 503 (each wrapped with
+//     context, e.g.
 //     fmt.Errorf("tenant %q: %w", name, api.ErrNotFound); the full text is
 //     sent to the client).
 type Service interface {

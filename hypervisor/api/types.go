@@ -37,9 +37,10 @@ type TenantStatus struct {
 	// every fabric MAC of this tenant (the paper, section III; layout in
 	// package addr), a JSON number (512 is MAC prefix 02:00). Never 0.
 	TenantID addr.TenantID `json:"tenant_id"`
-	// Revision counts the applies that changed this tenant's topology,
-	// starting at 1; applying an identical topology leaves it unchanged.
-	Revision uint64 `json:"revision"`
+	// Generation counts the applies that changed this tenant's topology,
+	// starting at 1; applying an identical topology leaves it unchanged
+	// (store.Tenant.Generation).
+	Generation uint64 `json:"generation"`
 	// State is the tenant's life-cycle state; Message says why when it is
 	// not active.
 	State   TenantState `json:"state"`
@@ -51,7 +52,9 @@ type TenantStatus struct {
 	Links      int `json:"links"`
 	Hosts      int `json:"hosts"`
 	HostsBound int `json:"hosts_bound"`
-	// UpdatedAt is when the topology was last changed (UTC, RFC 3339).
+	// CreatedAt and UpdatedAt are when the tenant was created and its
+	// topology last changed (UTC, RFC 3339).
+	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

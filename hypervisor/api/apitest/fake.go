@@ -20,7 +20,7 @@ import (
 func UpdatedAt() time.Time { return time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC) }
 
 // Fake is an in-memory api.Service. It assigns tenant IDs from addr.FirstTenantID (512) in apply
-// order, bumps a tenant's revision on every apply, and returns a fixed
+// order, bumps a tenant's generation on every apply, and returns a fixed
 // mapping (see MappingFor) and physical topology. Safe for concurrent use.
 type Fake struct {
 	mu      sync.Mutex
@@ -99,12 +99,12 @@ func (f *Fake) enter(name string) error {
 func (f *Fake) apply(t *topology.Topology) api.TenantStatus {
 	ft, ok := f.tenants[t.Tenant]
 	if !ok {
-		ft = &fakeTenant{status: api.TenantStatus{Tenant: t.Tenant, TenantID: f.nextID, State: api.TenantActive}}
+		ft = &fakeTenant{status: api.TenantStatus{Tenant: t.Tenant, TenantID: f.nextID, State: api.TenantActive, CreatedAt: UpdatedAt()}}
 		f.nextID++
 		f.tenants[t.Tenant] = ft
 	}
 	ft.topo = t
-	ft.status.Revision++
+	ft.status.Generation++
 	ft.status.UpdatedAt = UpdatedAt()
 	ft.status.Switches, ft.status.Links, ft.status.Hosts, ft.status.HostsBound = 2, 1, 1, 1
 	return ft.status
