@@ -35,6 +35,9 @@ const (
 	reconnectTimeout = 5 * time.Second
 )
 
+// closedEndpoint is an address libovsdb rejects without dialing.
+const closedEndpoint = "closed:"
+
 // Client is a connection to one ovsdb-server holding the Open_vSwitch
 // database (RFC 7047). It monitors the Open_vSwitch, Bridge, Port,
 // Interface and Controller tables (RFC 7047 section 4.1.5, via libovsdb's
@@ -108,7 +111,7 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 		done:     make(chan struct{}),
 		changeCh: make(chan struct{}),
 	}
-	lg := logr.FromSlogHandler(c.log.Handler()).WithName("libovsdb")
+	lg := logr.FromSlogHandler(warnCap{c.log.Handler()}).WithName("libovsdb")
 	bo := &retryBackoff{closed: &c.closed}
 	libOpts := []client.Option{client.WithEndpoint(ep.libovsdbAddress()), client.WithLogger(&lg)}
 	if o.probe > 0 {
@@ -151,12 +154,16 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 
 // Close disconnects and stops reconnecting. It is idempotent. If the
 // connection is down at that moment, libovsdb's retry loop (which cannot be
-// cancelled without a panic in libovsdb v0.7.0) is put to sleep instead.
+// cancelled without a panic in libovsdb v0.7.0) is pointed at an endpoint
+// that always fails and put to sleep: one goroutine and timer remain.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		close(c.done)
 		c.lib.Close()
+		// If the connection was down, libovsdb keeps retrying: point it at
+		// an endpoint that fails at once so no attempt can succeed.
+		c.lib.UpdateEndpoints([]string{closedEndpoint})
 	})
 }
 
@@ -341,3 +348,23 @@ func (b *retryBackoff) Reset() {
 	b.next = retryMin
 	b.mu.Unlock()
 }
+
+// warnCap caps libovsdb's log records at Warn: it logs expected conditions
+// (a failed reconnection attempt while ovsdb-server restarts) as errors,
+// while the failures that matter reach callers as returned errors.
+type warnCap struct{ slog.Handler }
+
+func (h warnCap) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, min(l, slog.LevelWarn))
+}
+
+func (h warnCap) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = min(r.Level, slog.LevelWarn)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h warnCap) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnCap{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnCap) WithGroup(name string) slog.Handler { return warnCap{h.Handler.WithGroup(name)} }

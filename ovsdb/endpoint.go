@@ -3,6 +3,7 @@ package ovsdb
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		if host == "" {
 			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: empty host", s)
 		}
+		if !validHost(host) {
+			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: host %q: want an IP address or a DNS name", s, host)
+		}
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: port %q: want 1-65535", s, port)
 		}
@@ -60,6 +64,23 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	default:
 		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: unknown method %q, want unix or tcp", s, network)
 	}
+}
+
+// validHost accepts IP addresses (no zone) and DNS names made of letters,
+// digits, '-' and '.'.
+func validHost(h string) bool {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Zone() == ""
+	}
+	if strings.Contains(h, "..") || strings.HasPrefix(h, ".") || strings.HasPrefix(h, "-") || len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // String returns the endpoint in ovsdb(7) syntax.

@@ -595,3 +595,70 @@ func TestDialErrors(t *testing.T) {
 		t.Fatalf("watch after Close: %v", err)
 	}
 }
+
+// sessions returns ovsdb-server's count of client sessions (memory/show).
+func sessions(t *testing.T, inst *ovstest.Instance) (int, string) {
+	t.Helper()
+	out, err := inst.AppctlOVSDB("memory/show")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(out) {
+		if v, ok := strings.CutPrefix(f, "sessions:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("memory/show: %q", out)
+			}
+			return n, out
+		}
+	}
+	return 0, out
+}
+
+func TestWriteWaitsForServerAndCloseWhileDown(t *testing.T) {
+	inst := ovstest.Start(t, "sko-down")
+	base, _ := sessions(t, inst) // ovs-vswitchd's session
+	c := dial(t, inst)
+	ctx := testCtx(t)
+	eventually(t, "client session", func() (bool, string) { n, s := sessions(t, inst); return n == base+1, s })
+
+	// A write issued while the server is down completes once it is back.
+	inst.StopOVSDB(t)
+	errc := make(chan error, 1)
+	go func() { errc <- c.EnsureBridge(ctx, BridgeSpec{Name: "sko-br0", DatapathType: "netdev"}) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("EnsureBridge returned while the server was down: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	inst.StartOVSDB(t)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if o := vsctl(t, inst, "list-br"); o != "sko-br0" {
+		t.Fatalf("bridges = %q", o)
+	}
+	// A write with a context that ends while the server is down fails
+	// with the context's error.
+	inst.StopOVSDB(t)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := c.DeleteBridge(short, "sko-br0")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write while down with short deadline: %v", err)
+	}
+
+	// Closed while down: the client must not come back when the server does.
+	c.Close()
+	inst.StartOVSDB(t)
+	eventually(t, "vswitchd session", func() (bool, string) { n, s := sessions(t, inst); return n >= base, s })
+	// Absence can only be shown by waiting: longer than one retry interval
+	// plus a connection attempt.
+	time.Sleep(retryMax + 500*time.Millisecond)
+	if n, s := sessions(t, inst); n != base {
+		t.Fatalf("closed client reconnected: %s", s)
+	}
+	if o := vsctl(t, inst, "list-br"); o != "sko-br0" {
+		t.Fatalf("bridges = %q (the failed delete must not apply later)", o)
+	}
+}

@@ -337,14 +337,41 @@ func (i *Instance) RestartVswitchd(t testing.TB) {
 // error.
 func (i *Instance) RestartOVSDB(t testing.TB) {
 	t.Helper()
+	i.StopOVSDB(t)
+	i.StartOVSDB(t)
+}
+
+// StopOVSDB stops ovsdb-server (SIGTERM, then SIGKILL after 5 s) and waits
+// until it has exited; StartOVSDB starts it again. Between the two, clients
+// cannot reach the database.
+func (i *Instance) StopOVSDB(t testing.TB) {
+	t.Helper()
 	i.mu.Lock()
 	d := i.ovsdb
 	i.ovsdb = nil
 	i.mu.Unlock()
 	d.stop()
-	if err := i.startOVSDB(); err != nil {
-		t.Fatalf("ovstest: %s: restart: %v", i.Name, err)
+}
+
+// StartOVSDB starts ovsdb-server on the instance's database file and socket
+// path after StopOVSDB, waiting until it answers. Fails the test on error.
+func (i *Instance) StartOVSDB(t testing.TB) {
+	t.Helper()
+	i.mu.Lock()
+	running := i.ovsdb != nil
+	i.mu.Unlock()
+	if running {
+		t.Fatalf("ovstest: %s: ovsdb-server already running", i.Name)
 	}
+	if err := i.startOVSDB(); err != nil {
+		t.Fatalf("ovstest: %s: start ovsdb-server: %v", i.Name, err)
+	}
+}
+
+// AppctlOVSDB runs ovs-appctl against the instance's ovsdb-server (e.g.
+// "memory/show", "ovsdb-server/list-dbs").
+func (i *Instance) AppctlOVSDB(args ...string) (string, error) {
+	return i.exec("ovs-appctl", append([]string{"-t", i.OVSDBCtl()}, args...)...)
 }
 
 // OVSDBPID and VswitchdPID return the daemons' process IDs (0 if stopped).
