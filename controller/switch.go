@@ -188,7 +188,9 @@ func (s *Switch) String() string {
 // FlowMod queues an OFPT_FLOW_MOD (spec 7.3.4.1), encoded without
 // reflection. It returns once the message is queued; an OFPT_ERROR for it
 // goes to a Barrier queued after it (if one is pending or called soon,
-// see Barrier) or else to the ErrorHandler apps. It waits while the send
+// see Barrier) or else to the ErrorHandler apps. fm is encoded before
+// FlowMod returns, so the caller may reuse or modify it afterwards (a
+// hot-path app can keep one FlowMod per switch). It waits while the send
 // queue is full and fails when ctx is done or the session ends.
 func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
 	if fm == nil {
@@ -219,7 +221,7 @@ func (s *Switch) MeterMod(ctx context.Context, mm *ofp.MeterMod) error {
 }
 
 // PacketOut queues an OFPT_PACKET_OUT (spec 7.3.7), encoded without
-// reflection; see FlowMod for queueing and errors.
+// reflection; see FlowMod for queueing, reuse of po and errors.
 func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
 	if po == nil {
 		return errors.New("controller: PacketOut: nil *ofp.PacketOut")
