@@ -291,22 +291,26 @@ func validationSummary(n int) string {
 	return fmt.Sprintf("invalid topology: %d errors", n)
 }
 
-// writeJSON writes v with status; encoding errors of our own types cannot
-// happen, write errors mean the client left (logged at debug).
+// writeJSON writes v, indented, with status. Encoding our own types cannot
+// fail; a write error means the client left (logged at debug).
 func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<token>" readable; responses are never HTML
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		s.log.Error("api: encode response", "err", err)
 		status = http.StatusInternalServerError
-		body = []byte(`{"error": "internal error"}`)
+		buf.Reset()
+		buf.WriteString("{\"error\": \"internal error\"}\n")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	if _, err := w.Write(append(body, '\n')); err != nil {
+	if _, err := w.Write(buf.Bytes()); err != nil {
 		s.log.Debug("api: write response", "err", err)
 	}
 }
