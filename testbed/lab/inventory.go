@@ -74,6 +74,10 @@ type SiteInfo struct {
 	UnderlayMAC  string `json:"underlay_mac"`
 	// UnderlayBridge is the bridge holding the WAN port (br-phy).
 	UnderlayBridge string `json:"underlay_bridge"`
+	// ControllerTarget is the target OVS holds for the site's bridges (for a
+	// unix: lab target, "unix:<run_dir>/controller.sock", a symlink to it:
+	// ovs-vswitchd accepts unix sockets only below its run directory).
+	ControllerTarget string `json:"controller_target"`
 	// MgmtIP is the site's address in the management namespace (tcp controllers only).
 	MgmtIP string `json:"mgmt_ip,omitempty"`
 	// GatewayBridge is the gateway bridge ("gw") and GatewayDPID its datapath ID.
@@ -278,7 +282,7 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 			RunDir: RunDir(s.StateDir, i), UnderlayIP: site.PublicIP, UnderlayCIDR: site.PublicIP + "/" + bits[len(bits)-1],
 			UnderlayMAC: UnderlayMAC(i).String(), UnderlayBridge: UnderlayBridge,
 			GatewayBridge: GatewayBridge, GatewayDPID: v.dpid[GatewayBridge], VMs: site.VMs.List(),
-			RateMbit: siteRate(s, idx),
+			RateMbit: siteRate(s, idx), ControllerTarget: SiteControllerTarget(s.StateDir, i, s.Controller),
 		}
 		si.GatewayDPIDHex = DPIDString(si.GatewayDPID)
 		if ctl.Kind == "tcp" {

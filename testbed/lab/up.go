@@ -205,6 +205,9 @@ func (b *builder) build(ctx context.Context, hosts []HostSpec) error {
 			return err
 		}
 	}
+	if err := b.crash("wan"); err != nil {
+		return err
+	}
 	for idx := range s.Sites {
 		if r := siteRate(s, idx); r > 0 {
 			if _, err := run(ctx, nil, "tc", "-n", wan, "qdisc", "add", "dev", WANPeer(idx+1), "root", "tbf",
@@ -291,6 +294,10 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	}
 	tStart := time.Since(t0)
 
+	target, err := siteControllerTarget(s.StateDir, i, ctl)
+	if err != nil {
+		return fmt.Errorf("site %s: %w", site.Name, err)
+	}
 	vms := site.VMs.List()
 	args := []string{
 		"--", "set", "Open_vSwitch", ".", "external_ids:system-id=" + s.Prefix + "-" + site.Name,
@@ -305,7 +312,7 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 			"other-config:datapath-id="+DPIDString(dpid), "other-config:disable-in-band=true")
 		if ctl.Kind != "none" {
 			id := "@c_" + strings.ReplaceAll(name, "-", "_")
-			args = append(args, "--", "--id="+id, "create", "Controller", "target=\""+ctl.Target+"\"",
+			args = append(args, "--", "--id="+id, "create", "Controller", "target=\""+target+"\"",
 				"connection-mode=out-of-band", "--", "set", "bridge", name, "controller="+id)
 		}
 	}
@@ -330,6 +337,33 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	}
 	b.log.Info("site up", "site", site.Name, "ovs_start", tStart, "total", time.Since(t0))
 	return nil
+}
+
+// siteControllerTarget returns the OVS controller target of site i's
+// bridges. ovs-vswitchd refuses unix: targets outside its OVS_RUNDIR ("Not
+// connecting to socket controller ... due to possibility for remote
+// exploit"), so for a unix target the lab links <run>/controller.sock to the
+// lab's socket path (the link may dangle until the controller listens) and
+// uses that.
+func siteControllerTarget(stateDir string, i int, ctl Controller) (string, error) {
+	if ctl.Kind != "unix" {
+		return ctl.Target, nil
+	}
+	link := filepath.Join(RunDir(stateDir, i), "controller.sock")
+	if err := os.Symlink(ctl.Path, link); err != nil {
+		return "", fmt.Errorf("controller socket link: %w", err)
+	}
+	return "unix:" + link, nil
+}
+
+// SiteControllerTarget is the controller target OVS holds for site i's
+// bridges: the lab's target, or for unix targets "unix:<run dir>/controller.sock"
+// (a symlink to the lab's socket path).
+func SiteControllerTarget(stateDir string, i int, labTarget string) string {
+	if strings.HasPrefix(labTarget, "unix:") {
+		return "unix:" + filepath.Join(RunDir(stateDir, i), "controller.sock")
+	}
+	return labTarget
 }
 
 // startOVS creates site i's database and starts ovsdb-server and
