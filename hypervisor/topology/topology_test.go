@@ -12,9 +12,9 @@ import (
 
 func testInfra() Infra {
 	return Infra{Clouds: map[string][]string{
-		"cloud1": {"vm1", "vm2"},
-		"cloud2": {"vm1", "vm2"},
-		"cloud3": {"vm1", "vm2"},
+		"aws":   {"vm1", "vm2"},
+		"gcp":   {"vm1", "vm2"},
+		"azure": {"web", "db"},
 	}}
 }
 
@@ -26,8 +26,8 @@ func valid() *Topology {
 		Switches: []Switch{{Name: "s1"}, {Name: "s2", DPID: 0x42}},
 		Links:    []Link{{A: Endpoint{"s1", 1}, B: Endpoint{"s2", 1}}},
 		Hosts: []Host{
-			{Name: "h1", MAC: "00:00:00:00:00:01", IP: "10.0.0.1/24", Switch: "s1", Port: 2, Cloud: "cloud1", VM: "vm1"},
-			{Name: "h2", MAC: "00:00:00:00:00:02", IP: "10.0.0.2/24", Switch: "s2", Port: 2, Cloud: "cloud2"},
+			{Name: "h1", MAC: "00:00:00:00:00:01", IP: "10.0.0.1/24", Switch: "s1", Port: 2, Cloud: "aws", VM: "vm1"},
+			{Name: "h2", MAC: "00:00:00:00:00:02", IP: "10.0.0.2/24", Switch: "s2", Port: 2, Cloud: "gcp"},
 		},
 	}
 }
@@ -59,7 +59,7 @@ func TestValidateOK(t *testing.T) {
 	tp.Apps = []string{}
 	tp.Hosts[1].IP = "10.0.0.1/24"
 	tp.Hosts[1].VLAN = 10
-	tp.Hosts = append(tp.Hosts, Host{Name: "h3", MAC: "00:00:00:00:00:03", IP: "fd00::3/64", Switch: "s1", Port: 3, Cloud: "cloud3"})
+	tp.Hosts = append(tp.Hosts, Host{Name: "h3", MAC: "00:00:00:00:00:03", IP: "fd00::3/64", Switch: "s1", Port: 3, Cloud: "azure"})
 	tp.Links = append(tp.Links, Link{A: Endpoint{"s2", 7}, B: Endpoint{"s1", 7}})
 	if err := Validate(tp, testInfra()); err != nil {
 		t.Fatal(err)
@@ -140,10 +140,10 @@ func TestValidateErrors(t *testing.T) {
 		{"host port zero", func(tp *Topology) { tp.Hosts[0].Port = 0 }, nil, []string{"$.hosts[0].port: port 0 out of range"}},
 		{"cloud missing", func(tp *Topology) { tp.Hosts[0].Cloud = "" }, nil, []string{"$.hosts[0].cloud: required"}},
 		{"cloud bad", func(tp *Topology) { tp.Hosts[0].Cloud = "a b" }, nil, []string{"$.hosts[0].cloud: invalid cloud name"}},
-		{"cloud unknown", func(tp *Topology) { tp.Hosts[1].Cloud = "gcp" }, nil, []string{"$.hosts[1].cloud: unknown cloud \"gcp\" (known: cloud1, cloud2, cloud3)"}},
+		{"cloud unknown", func(tp *Topology) { tp.Hosts[1].Cloud = "mars" }, nil, []string{"$.hosts[1].cloud: unknown cloud \"mars\" (known: aws, azure, gcp)"}},
 		{"cloud unknown empty infra", func(tp *Topology) {}, &Infra{Clouds: map[string][]string{}},
-			[]string{"$.hosts[0].cloud: unknown cloud \"cloud1\" (known: none)", "$.hosts[1].cloud: unknown cloud"}},
-		{"vm unknown", func(tp *Topology) { tp.Hosts[0].VM = "vm9" }, nil, []string{"$.hosts[0].vm: unknown VM \"vm9\" in cloud \"cloud1\""}},
+			[]string{"$.hosts[0].cloud: unknown cloud \"aws\" (known: none)", "$.hosts[1].cloud: unknown cloud"}},
+		{"vm unknown", func(tp *Topology) { tp.Hosts[0].VM = "vm9" }, nil, []string{"$.hosts[0].vm: unknown VM \"vm9\" in cloud \"aws\""}},
 		{"vm bad", func(tp *Topology) { tp.Hosts[0].VM = "vm 9" }, nil, []string{"$.hosts[0].vm: invalid VM name"}},
 		{"too many hosts", func(tp *Topology) {
 			h := tp.Hosts[0]
@@ -377,7 +377,7 @@ func TestLoadMergesAndDedupes(t *testing.T) {
 	// Shape error at hosts[0].port must hide the semantic "port out of range"
 	// at the same path; other semantic errors are kept.
 	doc := `{"tenants":[
-	 {"tenant":"a","switches":[{"name":"s"}],"hosts":[{"name":"h","mac":"00:00:00:00:00:01","ip":"10.0.0.1/24","switch":"s","port":"x","cloud":"cloud1"}]},
+	 {"tenant":"a","switches":[{"name":"s"}],"hosts":[{"name":"h","mac":"00:00:00:00:00:01","ip":"10.0.0.1/24","switch":"s","port":"x","cloud":"aws"}]},
 	 {"tenant":"a","switches":[{"name":"s"}],"hosts":[{"name":"h","mac":"00:00:00:00:00:01","ip":"10.0.0.1/24","switch":"s","port":1,"cloud":"mars"}]}]}`
 	_, err := Load([]byte(doc), testInfra())
 	fes := fieldErrors(t, err)
@@ -404,7 +404,7 @@ func TestExamples(t *testing.T) {
 		tenants []string
 	}{
 		{"tenant-a.json", []string{"tenant-a"}},
-		{"two-tenants.json", []string{"tenant-a", "tenant-b"}},
+		{"two-tenants.json", []string{"tenant1", "tenant2"}},
 	} {
 		data, err := os.ReadFile("../../examples/" + c.file)
 		if err != nil {
