@@ -174,7 +174,7 @@ func TestJSONOutputIsTheAPIs(t *testing.T) {
 
 func TestValidationErrorsOnePerLine(t *testing.T) {
 	h := newHarness(t, api.Options{Token: token})
-	bad := strings.Replace(strings.Replace(topoJSON("acme"), `"cloud": "aws"`, `"cloud": "gcp"`, 1), `"switch": "s2"`, `"switch": "s9"`, 1)
+	bad := strings.Replace(strings.Replace(topoJSON("acme"), `"cloud": "aws"`, `"cloud": "mars"`, 1), `"switch": "s2"`, `"switch": "s9"`, 1)
 	path := writeFile(t, bad)
 	r := h.run("", "apply", "-f", path)
 	if r.code != 1 || r.stdout != "" {
@@ -182,7 +182,7 @@ func TestValidationErrorsOnePerLine(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
 	if len(lines) != 3 || lines[0] != "skyctl: apply "+path+": invalid topology: 2 errors" ||
-		!strings.HasPrefix(lines[1], "  $.hosts[0].cloud: ") || !strings.Contains(lines[1], `"gcp"`) ||
+		!strings.HasPrefix(lines[1], "  $.hosts[0].cloud: ") || !strings.Contains(lines[1], `"mars"`) ||
 		!strings.HasPrefix(lines[2], "  $.links[0].b.switch: ") {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}

@@ -33,7 +33,7 @@ func topoJSON(name string) string {
 func badTopoJSON(name string) string {
 	return fmt.Sprintf(`{"tenant": %q, "switches": [{"name": "s1"}],
 		"links": [{"a": {"switch": "s1", "port": 2}, "b": {"switch": "s9", "port": 1}}],
-		"hosts": [{"name": "h1", "mac": "00:00:00:00:00:01", "ip": "10.0.0.1/24", "switch": "s1", "port": 1, "cloud": "gcp"}]}`, name)
+		"hosts": [{"name": "h1", "mac": "00:00:00:00:00:01", "ip": "10.0.0.1/24", "switch": "s1", "port": 1, "cloud": "mars"}]}`, name)
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -302,7 +302,7 @@ func TestValidationAgainstInfra(t *testing.T) {
 		if got := fmt.Sprint(detailPaths(er)); got != req.want {
 			t.Errorf("%s %s: paths %s, want %s", req.method, req.path, got, req.want)
 		}
-		if er.Error != "invalid topology: 2 errors" || !strings.Contains(er.Details[0].Message, "gcp") {
+		if er.Error != "invalid topology: 2 errors" || !strings.Contains(er.Details[0].Message, "mars") {
 			t.Errorf("%s %s: %+v", req.method, req.path, er)
 		}
 	}

@@ -38,8 +38,8 @@ type Fake struct {
 	HealthValue api.Health
 	// Physical is what PhysicalTopology returns.
 	Physical api.PhysicalTopology
-	// InfraValue is what Infra returns: by default cloud "aws" with VMs
-	// vm1 and vm2, and cloud "azure" with vm1.
+	// InfraValue is what Infra returns: by default the lab's sites "aws",
+	// "gcp" and "azure", each with VMs "vm1" and "vm2".
 	InfraValue topology.Infra
 }
 
@@ -52,9 +52,10 @@ type fakeTenant struct {
 // topology: site "aws" with gateway 0x100 and VM switch 0x101, one tunnel.
 func New() *Fake {
 	return &Fake{
-		tenants:     map[string]*fakeTenant{},
-		nextID:      addr.FirstTenantID,
-		InfraValue:  topology.Infra{Clouds: map[string][]string{"aws": {"vm1", "vm2"}, "azure": {"vm1"}}},
+		tenants: map[string]*fakeTenant{},
+		nextID:  addr.FirstTenantID,
+		InfraValue: topology.Infra{Clouds: map[string][]string{
+			"aws": {"vm1", "vm2"}, "gcp": {"vm1", "vm2"}, "azure": {"vm1", "vm2"}}},
 		HealthValue: api.Health{Status: api.HealthOK, Version: "test", UptimeSeconds: 12.5},
 		Physical: api.PhysicalTopology{
 			Sites: []api.Site{{Name: "aws", Cloud: "aws", Gateway: 0x100, Endpoint: "172.31.0.1"}},
