@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // MaxSiteNameLen is the longest accepted site name, in bytes. Site names
@@ -90,6 +91,12 @@ type Costs map[Pair]float64
 // Set records the cost of the pair {a, b} in canonical form.
 func (c Costs) Set(a, b string, cost float64) { c[MakePair(a, b)] = cost }
 
+// SetRTT records a measured round-trip time as the cost of {a, b}, in
+// milliseconds (fractional), the unit the docs and tests use for RTTs.
+func (c Costs) SetRTT(a, b string, rtt time.Duration) {
+	c.Set(a, b, float64(rtt)/float64(time.Millisecond))
+}
+
 // Get returns the cost of the pair {a, b} in either key order and whether
 // the pair is present.
 func (c Costs) Get(a, b string) (float64, bool) {
@@ -158,13 +165,16 @@ func (p Plan) Total() float64 {
 // Len returns the number of tunnels.
 func (p Plan) Len() int { return len(p.Tunnels) }
 
-// Has reports whether the plan holds a tunnel between sites a and b.
+// Has reports whether the plan holds a tunnel between sites a and b (in
+// either order; the tunnels need not be sorted). O(len(Tunnels)).
 func (p Plan) Has(a, b string) bool {
 	q := MakePair(a, b)
-	_, found := slices.BinarySearchFunc(p.Tunnels, q, func(t Tunnel, q Pair) int {
-		return cmpPair(t.Pair(), q)
-	})
-	return found
+	for _, t := range p.Tunnels {
+		if MakePair(t.A, t.B) == q {
+			return true
+		}
+	}
+	return false
 }
 
 // Peers returns the sorted names of the sites that site has a tunnel to.

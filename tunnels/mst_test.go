@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMSTKnownGraph(t *testing.T) {
@@ -229,5 +230,21 @@ func TestIsSpanningTreeRejects(t *testing.T) {
 	p = Plan{Sites: []string{"a", "b"}, Tunnels: []Tunnel{{"a", "x", 1}}}
 	if err := p.IsSpanningTree(); err == nil {
 		t.Fatal("unknown site accepted")
+	}
+}
+
+func TestCostsHelpers(t *testing.T) {
+	c := Costs{}
+	c.SetRTT("b", "a", 21500*time.Microsecond)
+	if v, ok := c.Get("a", "b"); !ok || v != 21.5 {
+		t.Fatalf("SetRTT/Get = %v %v, want 21.5 ms", v, ok)
+	}
+	c[Pair{A: "z", B: "y"}] = 3 // non-canonical key written directly
+	if v, ok := c.Get("y", "z"); !ok || v != 3 {
+		t.Fatalf("Get of a non-canonical key = %v %v", v, ok)
+	}
+	p := Plan{Tunnels: []Tunnel{{"c", "d", 1}, {"a", "b", 1}}} // unsorted
+	if !p.Has("b", "a") || !p.Has("d", "c") || p.Has("a", "c") {
+		t.Fatal("Has on an unsorted plan")
 	}
 }
