@@ -75,3 +75,25 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		t.Errorf("schema maxItems differ from the Max* constants: %+v", p)
 	}
 }
+
+// TestDocBadTopologyOutput keeps the error listing in docs/topology.md equal
+// to what Load reports for examples/bad-topology.json.
+func TestDocBadTopologyOutput(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/topology.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- bad-topology-output -->\n```\n")
+	if !ok {
+		t.Fatal("marker not found in docs/topology.md")
+	}
+	block, _, _ = strings.Cut(block, "\n```")
+	data, err := os.ReadFile("../../examples/bad-topology.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := Load(data, testInfra())
+	if lerr == nil || lerr.Error() != block {
+		t.Errorf("docs/topology.md shows:\n%s\nLoad reports:\n%v", block, lerr)
+	}
+}
