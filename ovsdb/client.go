@@ -133,13 +133,17 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 		UpdateFunc: func(string, model.Model, model.Model) { c.notifyChange() },
 		DeleteFunc: func(string, model.Model) { c.notifyChange() },
 	})
-	iface := &vswitch.Interface{}
+	// Only the columns this package reads: vswitchd rewrites others
+	// (Interface statistics every 5 s, status maps) and each rewrite would
+	// wake every watcher.
+	root, br, port := &vswitch.OpenvSwitch{}, &vswitch.Bridge{}, &vswitch.Port{}
+	ctl, iface := &vswitch.Controller{}, &vswitch.Interface{}
 	mon := c.lib.NewMonitor(
-		client.WithTable(&vswitch.OpenvSwitch{}),
-		client.WithTable(&vswitch.Bridge{}),
-		client.WithTable(&vswitch.Port{}),
-		client.WithTable(&vswitch.Controller{}),
-		// Not the statistics column: vswitchd rewrites it every 5 s.
+		client.WithTable(root, &root.Bridges, &root.ExternalIDs),
+		client.WithTable(br, &br.Name, &br.DatapathID, &br.DatapathType, &br.Protocols, &br.FailMode,
+			&br.Controller, &br.Ports, &br.OtherConfig, &br.ExternalIDs),
+		client.WithTable(port, &port.Name, &port.Interfaces, &port.ExternalIDs),
+		client.WithTable(ctl, &ctl.Target, &ctl.ConnectionMode, &ctl.IsConnected, &ctl.Role),
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Options, &iface.Ofport,
 			&iface.OfportRequest, &iface.ExternalIDs, &iface.MACInUse, &iface.AdminState,
 			&iface.LinkState, &iface.Error),

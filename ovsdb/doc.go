@@ -5,9 +5,10 @@
 // Skyvisor uses it to set up every switch it controls: the bridge with its
 // datapath ID, OpenFlow versions, fail mode and controllers (EnsureBridge),
 // the tunnel ports that join cloud gateways (EnsureTunnelPort,
-// DeleteTunnelPort, TunnelPorts), and the interfaces that VMs plug in,
-// which it watches (WatchInterfaces) to bind an interface carrying
-// external_ids:iface-id to a tenant port, as OVN does.
+// DeleteTunnelPort, TunnelPorts, WaitInterface for the assigned port
+// number), and the interfaces that VMs plug in, which it watches
+// (WatchInterfaces) to bind an interface carrying external_ids:iface-id to a
+// tenant port, as OVN does, and marks (SetInterfaceExternalIDs).
 //
 // # Protocol
 //
@@ -16,8 +17,11 @@
 // echo). It monitors the Open_vSwitch, Bridge, Port, Interface and
 // Controller tables (RFC 7047 section 4.1.5) into a cache; every read comes
 // from that cache, and a transaction's own changes are in the cache when it
-// returns (ovsdb-server sends the update notification before the
-// transaction reply, and libovsdb handles both in order). Writes are single
+// returns (ovsdb-server flushes pending monitor updates before sending any
+// reply, see ovsdb_jsonrpc_session_send in ovsdb/jsonrpc-server.c, and
+// libovsdb handles incoming messages in order). Columns that ovs-vswitchd
+// fills in (datapath_id, ofport, link_state, ...) appear later: wait for
+// them with BridgeDatapathID, WaitInterface or WatchInterfaces. Writes are single
 // transactions (RFC 7047 section 4.1.3) built from insert, update and
 // mutate operations (section 5.2); each operation's result is checked with
 // libovsdb's CheckOperationResults, so a constraint violation or referential
@@ -25,6 +29,9 @@
 // the non-root tables Port, Interface and Controller are never deleted
 // explicitly: removing the last reference garbage-collects them (RFC 7047
 // section 3.2, "isRoot").
+//
+// Writes are computed from the cache without "wait" operations: two
+// writers changing the same column at once resolve as last writer wins.
 //
 // Operations are idempotent: they compare the cache with the desired state
 // and send no transaction when nothing differs (Client.Transactions counts

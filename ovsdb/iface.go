@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/skyvisor/skyvisor/ovsdb/vswitch"
 )
 
 // Well-known Interface external_ids keys (the integration guide of Open
@@ -206,4 +208,81 @@ func diffInterfaces(old, cur map[string]Interface) []InterfaceEvent {
 	slices.SortFunc(added, byName)
 	slices.SortFunc(updated, byName)
 	return append(append(removed, added...), updated...)
+}
+
+// WaitInterface waits until interface name is on bridge and ovs-vswitchd
+// has given it an OpenFlow port number, and returns it. It fails at once
+// when vswitchd reports the interface failed (OFPort -1; the error carries
+// the Interface error column), and with ctx's error (plus the last state
+// seen) when ctx ends first. Use it before installing flows that output to
+// a port just created.
+func (c *Client) WaitInterface(ctx context.Context, bridge, name string) (Interface, error) {
+	var got Interface
+	last := "absent"
+	err := c.waitFor(ctx, func(v *view) (bool, error) {
+		for _, i := range v.interfaces(bridge) {
+			if i.Name != name {
+				continue
+			}
+			got = i
+			switch {
+			case i.OFPort > 0:
+				return true, nil
+			case i.OFPort < 0:
+				return false, fmt.Errorf("ovsdb: bridge %q: interface %q failed: %s", bridge, name, i.Error)
+			}
+			last = "no OpenFlow port yet"
+			return false, nil
+		}
+		last = "absent"
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil && got.OFPort <= 0 {
+		return got, fmt.Errorf("ovsdb: bridge %q: interface %q (%s): %w", bridge, name, last, err)
+	}
+	return got, err
+}
+
+// SetInterfaceExternalIDs sets the given external_ids keys of interface
+// name (keys with value "" are removed; other keys are left alone), e.g. to
+// mark an interface bound to a tenant port. No transaction is sent when
+// nothing changes. The error wraps ErrNotFound if the interface does not
+// exist.
+func (c *Client) SetInterfaceExternalIDs(ctx context.Context, name string, ids map[string]string) error {
+	what := fmt.Sprintf("interface %q: external_ids", name)
+	for k := range ids {
+		if k == "" {
+			return fmt.Errorf("ovsdb: %s: empty key", what)
+		}
+	}
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	v, err := c.view(ctx)
+	if err != nil {
+		return err
+	}
+	cur := v.ifaceBy[name]
+	if cur == nil {
+		return fmt.Errorf("ovsdb: interface %q: %w", name, ErrNotFound)
+	}
+	next := maps.Clone(cur.ExternalIDs)
+	if next == nil {
+		next = map[string]string{}
+	}
+	for k, val := range ids {
+		if val == "" {
+			delete(next, k)
+		} else {
+			next[k] = val
+		}
+	}
+	if maps.Equal(next, cur.ExternalIDs) {
+		return nil
+	}
+	row := &vswitch.Interface{UUID: cur.UUID, ExternalIDs: next}
+	ops, err := c.lib.Where(row).Update(row, &row.ExternalIDs)
+	if err != nil {
+		return fmt.Errorf("ovsdb: %s: %w", what, err)
+	}
+	return c.transact(ctx, what, ops)
 }

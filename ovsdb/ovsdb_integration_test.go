@@ -461,6 +461,48 @@ func TestWatchInterfaces(t *testing.T) {
 		t.Fatalf("ofport %s vs event %d", o, ev.Interface.OFPort)
 	}
 
+	wi, err := c.WaitInterface(ctx, "sko-br0", "sko-wvm1")
+	if err != nil || wi.OFPort != ev.Interface.OFPort {
+		t.Fatalf("WaitInterface = %+v, %v", wi, err)
+	}
+	// Mark it bound, the way ovn-controller sets ovn-installed.
+	n := c.Transactions()
+	if err := c.SetInterfaceExternalIDs(ctx, "sko-wvm1", map[string]string{"skyvisor-bound": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetInterfaceExternalIDs(ctx, "sko-wvm1", map[string]string{"skyvisor-bound": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Transactions() != n+1 {
+		t.Fatalf("SetInterfaceExternalIDs: %d transactions, want 1", c.Transactions()-n)
+	}
+	if o := vsctl(t, inst, "get", "Interface", "sko-wvm1", "external_ids"); o != `{attached-mac="02:00:00:00:00:11", iface-id=tenant7-vm1, skyvisor-bound="true"}` {
+		t.Fatalf("external_ids = %s", o)
+	}
+	nextEvent(t, ch, "bound mark", func(ev InterfaceEvent) bool {
+		return ev.Type == InterfaceUpdated && ev.Interface.ExternalIDs["skyvisor-bound"] == "true"
+	})
+	if err := c.SetInterfaceExternalIDs(ctx, "sko-wvm1", map[string]string{"skyvisor-bound": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if o := vsctl(t, inst, "get", "Interface", "sko-wvm1", "external_ids"); strings.Contains(o, "skyvisor-bound") {
+		t.Fatalf("key not removed: %s", o)
+	}
+	if err := c.SetInterfaceExternalIDs(ctx, "sko-nosuch", map[string]string{"a": "b"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing interface: %v", err)
+	}
+	// An interface vswitchd cannot open is reported at once.
+	vsctl(t, inst, "add-port", "sko-br0", "sko-nodev")
+	if _, err := c.WaitInterface(ctx, "sko-br0", "sko-nodev"); err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("WaitInterface on a missing device: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = c.WaitInterface(short, "sko-br0", "sko-absent")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "absent") {
+		t.Fatalf("WaitInterface on an absent interface: %v", err)
+	}
+
 	// A change of external_ids is an update.
 	vsctl(t, inst, "set", "Interface", "sko-wvm1", "external_ids:iface-id=tenant7-vm1b")
 	nextEvent(t, ch, "iface-id update", func(ev InterfaceEvent) bool {
