@@ -483,22 +483,23 @@ func xidBetween(lo, x, hi uint32) bool {
 // push queues an event for the event goroutine. Packet-ins wait while
 // the queue holds SendQueueLen events (backpressure through TCP), unless
 // a request is pending: then the reader must keep reading to deliver its
-// reply, so the event is queued up to 16x the bound and dropped beyond.
+// reply. Other events never wait. Any event beyond 16x SendQueueLen
+// queued events is dropped (logged at powers of two).
 func (s *Switch) push(ev any, packetIn bool) {
 	s.emu.Lock()
+	limit := s.cfg.SendQueueLen
 	if packetIn {
-		limit := s.cfg.SendQueueLen
 		for len(s.events) >= limit && !s.eclosed && s.npending.Load() == 0 {
 			s.spaceCond.Wait()
 		}
-		if len(s.events) >= 16*limit {
-			s.dropped++
-			if s.dropped&(s.dropped-1) == 0 { // log at powers of two
-				s.Logger().Warn("event queue full, dropping packet-ins", "dropped", s.dropped)
-			}
-			s.emu.Unlock()
-			return
+	}
+	if len(s.events) >= 16*limit {
+		s.dropped++
+		if s.dropped&(s.dropped-1) == 0 {
+			s.Logger().Warn("event queue full, dropping events", "dropped", s.dropped, "event", fmt.Sprintf("%T", ev))
 		}
+		s.emu.Unlock()
+		return
 	}
 	if s.eclosed {
 		s.emu.Unlock()

@@ -661,3 +661,57 @@ func TestDPIDStringParse(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestFromHandlerWithFullEventQueue: a handler waiting for a reply
+// while packet-ins fill the event queue must not deadlock the reader.
+func TestRequestFromHandlerWithFullEventQueue(t *testing.T) {
+	rec := newRecorder("rec")
+	barrierErr := make(chan error, 1)
+	first := true
+	rec.onPI = func(ctx context.Context, sw *Switch, ev *PacketIn) {
+		if first {
+			first = false
+			barrierErr <- sw.Barrier(ctx)
+		}
+	}
+	h, _ := upSession(t, &Config{SendQueueLen: 2}, rec)
+	go func() {
+		for i := range 20 {
+			h.sw.send(of.TypePacketIn, 0, packetInBody(1, []byte{byte(i)}))
+		}
+	}()
+	br := h.sw.expect(of.TypeBarrierRequest)
+	time.Sleep(50 * time.Millisecond) // let the packet-ins fill the queue
+	h.sw.send(of.TypeBarrierReply, br.Xid, nil)
+	if err := recv(t, barrierErr, "barrier from handler"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		recv(t, rec.piCh, "packet-in")
+	}
+}
+
+// TestFlowModStandardMatchSentAsOXM: netrack's zero Match.Type
+// (OFPMT_STANDARD) goes on the wire as OFPMT_OXM; the caller's value is
+// untouched and the rest matches netrack's encoding.
+func TestFlowModStandardMatchSentAsOXM(t *testing.T) {
+	h, sw := upSession(t, nil, newRecorder("rec"))
+	fm := &ofp.FlowMod{Command: ofp.FlowAdd, Priority: 3, Match: ofp.Match{Fields: []ofp.XM{
+		{Class: ofp.XMClassOpenflowBasic, Type: ofp.XMTypeInPort, Value: ofp.XMValue{0, 0, 0, 1}}}}}
+	if err := sw.FlowMod(context.Background(), fm); err != nil {
+		t.Fatal(err)
+	}
+	got := h.sw.expect(of.TypeFlowMod)
+	if fm.Match.Type != ofp.MatchTypeStandard {
+		t.Fatal("caller's FlowMod modified")
+	}
+	var want bytes.Buffer
+	if _, err := fm.WriteTo(&want); err != nil {
+		t.Fatal(err)
+	}
+	w := want.Bytes()
+	w[41] = 1
+	if !bytes.Equal(got.Body, w) {
+		t.Fatalf("flow mod body\n got %x\nwant %x", got.Body, w)
+	}
+}

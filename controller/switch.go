@@ -185,8 +185,13 @@ func (s *Switch) String() string {
 	return fmt.Sprintf("switch %s (%s)", s.DPID(), addrString(s.remote))
 }
 
+// flowModMatchOffset is the offset of ofp_match in an ofp_flow_mod body.
+const flowModMatchOffset = 40
+
 // FlowMod queues an OFPT_FLOW_MOD (spec 7.3.4.1), encoded without
-// reflection. It returns once the message is queued; an OFPT_ERROR for it
+// reflection. A Match.Type of 0 (netrack's zero value, OFPMT_STANDARD,
+// which OpenFlow 1.3 switches reject with OFPBMC_BAD_LEN/BAD_TYPE) is sent
+// as OFPMT_OXM (1): netrack's Match can only hold OXM fields anyway. It returns once the message is queued; an OFPT_ERROR for it
 // goes to a Barrier queued after it (if one is pending or called soon,
 // see Barrier) or else to the ErrorHandler apps. fm is encoded before
 // FlowMod returns, so the caller may reuse or modify it afterwards (a
@@ -321,10 +326,16 @@ func (s *Switch) Multipart(ctx context.Context, t ofp.MultipartType, body io.Wri
 // FlowStats sends an OFPMP_FLOW request (spec 7.3.5.2) and decodes every
 // entry with all its fields. Actions netrack cannot decode (Nicira
 // resubmit, learn, ct, ...) are kept as *ExperimenterAction, so no entry
-// is lost. A nil req asks for all flows in all tables.
+// is lost. A nil req asks for all flows in all tables. A Match.Type of
+// 0 is sent as OFPMT_OXM (see FlowMod).
 func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]FlowStats, error) {
 	if req == nil {
 		req = &ofp.FlowStatsRequest{Table: ofp.TableAll, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny}
+	}
+	if req.Match.Type == ofp.MatchTypeStandard {
+		r := *req
+		r.Match.Type = ofp.MatchTypeXM // see FlowMod
+		req = &r
 	}
 	body, err := s.Multipart(ctx, ofp.MultipartTypeFlow, req)
 	if err != nil {
@@ -453,6 +464,9 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 	case nil:
 	case *ofp.FlowMod:
 		b, err = ofwire.AppendFlowMod(b, m)
+		if err == nil && m.Match.Type == ofp.MatchTypeStandard {
+			b[start+ofwire.HeaderLen+flowModMatchOffset+1] = byte(ofp.MatchTypeXM)
+		}
 	case *ofp.PacketOut:
 		b, err = ofwire.AppendPacketOut(b, m)
 	case rawBody:
@@ -488,14 +502,23 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 		default:
 		}
 	}
+	if p != nil {
+		// A reader waiting for event-queue space must resume reading to
+		// deliver this reply (see push).
+		s.emu.Lock()
+		s.spaceCond.Broadcast()
+		s.emu.Unlock()
+	}
 	return xid, nil
 }
 
 // enqueueRaw queues a complete, pre-built message (hello, echo reply,
-// error) without waiting: it is dropped when the queue is full or closed.
+// error) without waiting for space: the reader must not block on a
+// switch that does not read. It is dropped when the session is closed or
+// the queue holds maxQueueBytes already.
 func (s *Switch) enqueueRaw(msg []byte) {
 	s.smu.Lock()
-	if s.sclosed {
+	if s.sclosed || len(s.sbuf) >= maxQueueBytes {
 		s.smu.Unlock()
 		return
 	}
