@@ -168,4 +168,3 @@ func TestRealOVSSessionAndStats(t *testing.T) {
 	}
 	recv(t, rec.downCh, "SwitchDown after del-controller")
 }
-
