@@ -61,7 +61,10 @@ type Provisioner struct {
 // one Gateway per site name, and the encapsulation every tunnel uses.
 // Errors name the field at fault: invalid or duplicate site names, a site
 // without a valid tunnel endpoint address, a gateway for an unknown site or
-// with an empty bridge or nil Ports, an unknown tunnel type.
+// with an empty bridge or nil Ports, an unknown tunnel type. With
+// enc.Encrypted every site needs an Endpoint (the address behind its
+// WireGuard edge) distinct from its Gateway: tunnels addressed to the public
+// Gateway would travel outside WireGuard, in the clear.
 func NewProvisioner(sites []Site, gateways map[string]Gateway, enc Encap) (*Provisioner, error) {
 	if !enc.Type.Valid() {
 		return nil, fmt.Errorf("tunnels: encap type %q: want vxlan, gre or geneve", enc.Type)
@@ -76,6 +79,9 @@ func NewProvisioner(sites []Site, gateways map[string]Gateway, enc Encap) (*Prov
 		}
 		if !s.TunnelEndpoint().IsValid() {
 			return nil, fmt.Errorf("tunnels: sites[%d] (%q): no valid Gateway or Endpoint address", i, s.Name)
+		}
+		if enc.Encrypted && (!s.Endpoint.IsValid() || s.Endpoint == s.Gateway) {
+			return nil, fmt.Errorf("tunnels: sites[%d] (%q): encrypted underlay needs an Endpoint distinct from the public Gateway %v (tunnels to the Gateway would bypass WireGuard)", i, s.Name, s.Gateway)
 		}
 		p.sites[s.Name] = s
 	}

@@ -400,6 +400,7 @@ func TestNewProvisionerValidation(t *testing.T) {
 		{"unknown gw", good, map[string]Gateway{"z": {Bridge: "br", Ports: fk}}, Encap{Type: GRE}, `gateways["z"]: no such site`},
 		{"no bridge", good, map[string]Gateway{"a": {Ports: fk}}, Encap{Type: GRE}, "empty bridge"},
 		{"nil ports", good, map[string]Gateway{"a": {Bridge: "br"}}, Encap{Type: GRE}, "nil Ports"},
+		{"encrypted without endpoint", good, nil, Encap{Type: GRE, Encrypted: true}, "bypass WireGuard"},
 	}
 	for _, c := range cases {
 		_, err := NewProvisioner(c.sites, c.gws, c.enc)
