@@ -33,12 +33,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
-	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
@@ -84,8 +82,16 @@ type App struct {
 	hard uint16
 	log  *slog.Logger
 
+	pool sync.Pool // of *scratch
+
 	mu     sync.RWMutex
-	tables map[controller.DPID]*Table
+	tables map[controller.DPID]session
+}
+
+// session is the MAC table of one switch session.
+type session struct {
+	sw *controller.Switch // the session that owns the table
+	t  *Table
 }
 
 // New returns the app with cfg (zero fields defaulted). It fails if a timeout
@@ -115,8 +121,10 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, idle: idle, hard: hard, log: cfg.Logger.With("app", Name),
-		tables: make(map[controller.DPID]*Table)}, nil
+	a := &App{cfg: cfg, idle: idle, hard: hard, log: cfg.Logger.With("app", Name),
+		tables: make(map[controller.DPID]session)}
+	a.pool.New = func() any { return a.newScratch() }
+	return a, nil
 }
 
 // seconds16 converts d to the 16-bit seconds of an OpenFlow timeout;
@@ -143,14 +151,14 @@ func (a *App) Config() Config { return a.cfg }
 func (a *App) Table(dpid controller.DPID) *Table {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.tables[dpid]
+	return a.tables[dpid].t
 }
 
 // SwitchUp gives the switch a fresh MAC table, deletes this app's flow
 // entries from an earlier session and installs the table-miss entry.
 func (a *App) SwitchUp(ctx context.Context, sw *controller.Switch) {
 	a.mu.Lock()
-	a.tables[sw.DPID()] = NewTable(a.cfg.TableSize)
+	a.tables[sw.DPID()] = session{sw: sw, t: NewTable(a.cfg.TableSize)}
 	a.mu.Unlock()
 	if err := a.setup(ctx, sw); err != nil {
 		sw.Logger().Error("learning: switch setup failed", "app", Name, "err", err)
@@ -181,10 +189,13 @@ func (a *App) setup(ctx context.Context, sw switchConn) error {
 	return nil
 }
 
-// SwitchDown drops the switch's MAC table.
+// SwitchDown drops the switch's MAC table (unless a newer session of the
+// same DPID already replaced it).
 func (a *App) SwitchDown(_ context.Context, sw *controller.Switch) {
 	a.mu.Lock()
-	delete(a.tables, sw.DPID())
+	if a.tables[sw.DPID()].sw == sw { // a newer session of the DPID keeps its table
+		delete(a.tables, sw.DPID())
+	}
 	a.mu.Unlock()
 }
 
@@ -211,7 +222,7 @@ func (a *App) PacketIn(ctx context.Context, sw *controller.Switch, pi *controlle
 // or a recorder in tests.
 type switchConn interface {
 	FlowMod(ctx context.Context, fm *ofp.FlowMod) error
-	Send(ctx context.Context, t of.Type, body io.WriterTo) (uint32, error)
+	PacketOut(ctx context.Context, po *ofp.PacketOut) error
 }
 
 // handle is PacketIn on an explicit table.
@@ -248,19 +259,29 @@ func (a *App) handle(ctx context.Context, sw switchConn, t *Table, pi *controlle
 		// an output to in_port anyway.
 		return controller.Stop
 	}
-	fm := newFlowMod(a.cfg.Cookie, a.idle, a.hard, a.cfg.Priority, pi.InPort, d[0:6], out)
-	if _, err := sw.Send(ctx, of.TypeFlowMod, fm); err != nil {
+	sc := a.pool.Get().(*scratch)
+	defer a.pool.Put(sc)
+	defer sc.release()
+	if err := sw.FlowMod(ctx, sc.flowMod(pi.InPort, d[0:6], out)); err != nil {
 		a.log.Debug("flow-mod failed", "err", err)
 		return controller.Stop
 	}
-	a.packetOut(ctx, sw, pi, out)
+	a.packetOutWith(ctx, sw, sc, pi, out)
 	return controller.Stop
 }
 
 // packetOut sends the packet of pi out of port, by buffer_id when the
 // switch buffered it.
 func (a *App) packetOut(ctx context.Context, sw switchConn, pi *controller.PacketIn, port ofp.PortNo) {
-	if _, err := sw.Send(ctx, of.TypePacketOut, newPacketOut(pi.BufferID, pi.InPort, port, pi.Data)); err != nil {
+	sc := a.pool.Get().(*scratch)
+	a.packetOutWith(ctx, sw, sc, pi, port)
+	sc.release()
+	a.pool.Put(sc)
+}
+
+// packetOutWith is packetOut with a scratch the caller holds.
+func (a *App) packetOutWith(ctx context.Context, sw switchConn, sc *scratch, pi *controller.PacketIn, port ofp.PortNo) {
+	if err := sw.PacketOut(ctx, sc.packetOut(pi.BufferID, pi.InPort, port, pi.Data)); err != nil {
 		a.log.Debug("packet-out failed", "err", err)
 	}
 }

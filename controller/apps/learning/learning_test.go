@@ -12,6 +12,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/ofwire"
 )
 
 func mac(s string) []byte {
@@ -113,25 +114,29 @@ type sent struct {
 	body []byte
 }
 
-// recorder stands in for a *controller.Switch.
+// recorder stands in for a *controller.Switch: it encodes each message with
+// netrack's own encoder at call time (the app reuses its structs after the
+// call returns, as the session allows).
 type recorder struct {
-	msgs    []sent
-	flowMod []*ofp.FlowMod
-	fail    error
+	msgs []sent
+	fail error
 }
 
-func (r *recorder) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
-	r.flowMod = append(r.flowMod, fm)
+func (r *recorder) record(t of.Type, body io.WriterTo) error {
+	var buf bytes.Buffer
+	if _, err := body.WriteTo(&buf); err != nil {
+		return err
+	}
+	r.msgs = append(r.msgs, sent{t, buf.Bytes()})
 	return r.fail
 }
 
-func (r *recorder) Send(_ context.Context, t of.Type, body io.WriterTo) (uint32, error) {
-	var buf bytes.Buffer
-	if _, err := body.WriteTo(&buf); err != nil {
-		return 0, err
-	}
-	r.msgs = append(r.msgs, sent{t, buf.Bytes()})
-	return uint32(len(r.msgs)), r.fail
+func (r *recorder) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
+	return r.record(of.TypeFlowMod, fm)
+}
+
+func (r *recorder) PacketOut(_ context.Context, po *ofp.PacketOut) error {
+	return r.record(of.TypePacketOut, po)
 }
 
 func newApp(t testing.TB) *App {
@@ -293,9 +298,15 @@ func TestPacketInSendErrorStops(t *testing.T) {
 	}
 }
 
-func TestWireMatchesNetrack(t *testing.T) {
+func TestScratchMatchesFreshStructs(t *testing.T) {
+	a, err := New(Config{IdleTimeout: 60 * time.Second, HardTimeout: 30 * time.Second, Priority: 7, Cookie: 0x1122334455667788})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dst := mac("0a:0b:0c:0d:0e:0f")
-	got := newFlowMod(0x1122334455667788, 60, 30, 7, 5, dst, 9)
+	sc := a.newScratch()
+	sc.flowMod(1, mac("ff:ff:ff:ff:ff:ff"), 2) // reuse must overwrite every field
+	got := sc.flowMod(5, dst, 9)
 	want := &ofp.FlowMod{
 		Cookie: 0x1122334455667788, Command: ofp.FlowAdd, IdleTimeout: 60, HardTimeout: 30, Priority: 7,
 		Buffer: ofp.NoBuffer, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny,
@@ -306,21 +317,26 @@ func TestWireMatchesNetrack(t *testing.T) {
 		Instructions: ofp.Instructions{&ofp.InstructionApplyActions{Actions: ofp.Actions{&ofp.ActionOutput{Port: 9}}}},
 	}
 	var g, w bytes.Buffer
-	got.WriteTo(&g)
-	if _, err := want.WriteTo(&w); err != nil {
+	if _, err := got.WriteTo(&g); err != nil {
 		t.Fatal(err)
 	}
+	want.WriteTo(&w)
 	if !bytes.Equal(g.Bytes(), w.Bytes()) {
 		t.Fatalf("flow-mod bytes differ:\n got % x\nwant % x", g.Bytes(), w.Bytes())
 	}
 
 	data := frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", 0x0806)
+	sc.packetOut(42, 1, 2, nil)
 	g.Reset()
 	w.Reset()
-	newPacketOut(ofp.NoBuffer, 3, ofp.PortFlood, data).WriteTo(&g)
+	sc.packetOut(ofp.NoBuffer, 3, ofp.PortFlood, data).WriteTo(&g)
 	(&ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 3, Actions: ofp.Actions{&ofp.ActionOutput{Port: ofp.PortFlood}}, Data: data}).WriteTo(&w)
 	if !bytes.Equal(g.Bytes(), w.Bytes()) {
 		t.Fatalf("packet-out bytes differ:\n got % x\nwant % x", g.Bytes(), w.Bytes())
+	}
+	sc.release()
+	if sc.po.Data != nil {
+		t.Fatal("release must drop the packet data")
 	}
 }
 
@@ -330,10 +346,10 @@ func TestSetupFlowMods(t *testing.T) {
 	if err := a.setup(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.flowMod) != 2 {
-		t.Fatalf("want 2 flow-mods, got %d", len(r.flowMod))
+	if len(r.msgs) != 2 {
+		t.Fatalf("want 2 flow-mods, got %d", len(r.msgs))
 	}
-	del, miss := r.flowMod[0], r.flowMod[1]
+	del, miss := decodeFlowMod(t, r.msgs[0].body), decodeFlowMod(t, r.msgs[1].body)
 	if del.Command != ofp.FlowDelete || del.Cookie != DefaultCookie || del.CookieMask != ^uint64(0) || del.Table != ofp.TableAll {
 		t.Fatalf("bad delete %+v", del)
 	}
@@ -363,13 +379,21 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-// nopSwitch discards messages like a fast session queue would.
-type nopSwitch struct{ n int }
+// encSwitch encodes messages into a reused buffer with the session's own
+// encoders (package ofwire), like Switch.FlowMod/PacketOut do into the send
+// queue, so the benchmark counts the real encoding cost.
+type encSwitch struct{ buf []byte }
 
-func (s *nopSwitch) FlowMod(context.Context, *ofp.FlowMod) error { return nil }
-func (s *nopSwitch) Send(_ context.Context, _ of.Type, body io.WriterTo) (uint32, error) {
-	s.n++
-	return uint32(s.n), nil
+func (s *encSwitch) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
+	var err error
+	s.buf, err = ofwire.AppendFlowMod(s.buf[:0], fm)
+	return err
+}
+
+func (s *encSwitch) PacketOut(_ context.Context, po *ofp.PacketOut) error {
+	var err error
+	s.buf, err = ofwire.AppendPacketOut(s.buf[:0], po)
+	return err
 }
 
 // BenchmarkPacketInKnown measures the handler for a known destination
@@ -377,7 +401,7 @@ func (s *nopSwitch) Send(_ context.Context, _ of.Type, body io.WriterTo) (uint32
 func BenchmarkPacketInKnown(b *testing.B) {
 	a := newApp(b)
 	tb := NewTable(4096)
-	sw := &nopSwitch{}
+	sw := &encSwitch{buf: make([]byte, 0, 2048)}
 	ctx := context.Background()
 	const hosts = 1000
 	pis := make([]*controller.PacketIn, hosts)
@@ -400,7 +424,7 @@ func BenchmarkPacketInKnown(b *testing.B) {
 func BenchmarkPacketInFlood(b *testing.B) {
 	a := newApp(b)
 	tb := NewTable(4096)
-	sw := &nopSwitch{}
+	sw := &encSwitch{buf: make([]byte, 0, 2048)}
 	pi := &controller.PacketIn{BufferID: ofp.NoBuffer, InPort: 1, Data: frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", 0x0806)}
 	b.ReportAllocs()
 	b.ResetTimer()
