@@ -31,6 +31,11 @@ type RunStats struct {
 	Timeouts uint64
 	// ControllerErrors counts OFPT_ERROR messages from the controller.
 	ControllerErrors uint64
+	// SelfCPU is the CPU time (user + system) the calling process used
+	// during the run (getrusage RUSAGE_SELF): ofbench's own cost when run
+	// by cmd/ofbench, so SelfCPU close to Elapsed means ofbench itself
+	// may be the bottleneck.
+	SelfCPU time.Duration
 }
 
 func newRunStats(prev, cur []snapshot, elapsed time.Duration) RunStats {
@@ -119,6 +124,9 @@ type Result struct {
 	AvgRTT time.Duration
 	// Timeouts and ControllerErrors are totals over Runs.
 	Timeouts, ControllerErrors uint64
+	// SelfCPU is the share of one core the process used during Runs
+	// (total SelfCPU / total Elapsed), e.g. 0.35.
+	SelfCPU float64
 	// SwitchErrors lists the switches that failed to connect, failed the
 	// handshake or failed during the runs (e.g. the controller sent a
 	// malformed message, see IsMalformed).
@@ -134,13 +142,15 @@ func (r *Result) finish() {
 	rates := make([]float64, n)
 	answered := make([]float64, n)
 	var totalAnswered uint64
-	var rttSum time.Duration
+	var rttSum, cpu, elapsed time.Duration
 	r.Timeouts, r.ControllerErrors = 0, 0
 	for i, rs := range r.Runs {
 		rates[i] = rs.Rate()
 		answered[i] = rs.AnsweredRate()
 		totalAnswered += rs.Answered
 		rttSum += rs.RTTSum
+		cpu += rs.SelfCPU
+		elapsed += rs.Elapsed
 		r.Timeouts += rs.Timeouts
 		r.ControllerErrors += rs.ControllerErrors
 	}
@@ -159,6 +169,9 @@ func (r *Result) finish() {
 	r.StdDev = math.Sqrt(sq / float64(n))
 	if totalAnswered > 0 {
 		r.AvgRTT = rttSum / time.Duration(totalAnswered)
+	}
+	if elapsed > 0 {
+		r.SelfCPU = float64(cpu) / float64(elapsed)
 	}
 }
 
@@ -179,14 +192,15 @@ func median(v []float64) float64 {
 //
 // followed by mean, min, max and stddev (responses/s), answered (median
 // answered packet-ins/s), rtt_ms (mean round trip), timeouts, ctrl_errors,
-// switch_errors, runs, duration_ms, window, macs and buffered.
+// switch_errors, self_cpu_pct (ofbench's CPU use, % of one core), runs,
+// duration_ms, window, macs and buffered.
 func (r Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ofbench: mode=%s switches=%d median=%.0f resp/s", r.Config.Mode, r.Switches, r.Median)
 	fmt.Fprintf(&b, " mean=%.0f min=%.0f max=%.0f stddev=%.0f answered=%.0f rtt_ms=%.4f",
 		r.Mean, r.Min, r.Max, r.StdDev, r.AnsweredMedian, ms(r.AvgRTT))
-	fmt.Fprintf(&b, " timeouts=%d ctrl_errors=%d switch_errors=%d runs=%d duration_ms=%d window=%d macs=%d buffered=%t",
-		r.Timeouts, r.ControllerErrors, len(r.SwitchErrors), len(r.Runs), r.Config.Duration.Milliseconds(),
+	fmt.Fprintf(&b, " timeouts=%d ctrl_errors=%d switch_errors=%d self_cpu_pct=%.0f runs=%d duration_ms=%d window=%d macs=%d buffered=%t",
+		r.Timeouts, r.ControllerErrors, len(r.SwitchErrors), 100*r.SelfCPU, len(r.Runs), r.Config.Duration.Milliseconds(),
 		r.Config.window(), r.Config.MACs, r.Config.Buffered)
 	return b.String()
 }

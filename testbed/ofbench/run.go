@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -172,6 +173,7 @@ func (b *bench) run(ctx context.Context) (Result, error) {
 	}
 
 	prevT := t0
+	prevCPU := processCPU()
 	total := cfg.Warmup + cfg.Runs
 	cur := make([]snapshot, len(active))
 	for k := 1; k <= total; k++ {
@@ -184,6 +186,9 @@ func (b *bench) run(ctx context.Context) (Result, error) {
 			cur[i] = s.ctr.load()
 		}
 		rs := newRunStats(prev, cur, now.Sub(prevT))
+		cpu := processCPU()
+		rs.SelfCPU = cpu - prevCPU
+		prevCPU = cpu
 		rs.Warmup = k <= cfg.Warmup
 		if rs.Warmup {
 			rs.Index = k
@@ -230,3 +235,13 @@ func (b *bench) exitErrors() []error {
 // IsMalformed reports whether err (a Result.SwitchErrors entry) was caused
 // by a message from the controller that could not be parsed.
 func IsMalformed(err error) bool { return errors.Is(err, errMalformed) }
+
+// processCPU returns the user + system CPU time used so far by this
+// process, 0 if getrusage fails.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
