@@ -174,7 +174,9 @@ func (c *Client) Close() {
 // Endpoint returns the endpoint the client was dialed with.
 func (c *Client) Endpoint() Endpoint { return c.endpoint }
 
-// Connected reports whether the connection to ovsdb-server is up now.
+// Connected reports whether the connection to ovsdb-server is up now. It
+// may block while libovsdb makes a reconnection attempt (at most 5 s, the
+// attempt's timeout).
 func (c *Client) Connected() bool {
 	return !c.closed.Load() && c.lib.Connected() && c.lib.CurrentEndpoint() != ""
 }
