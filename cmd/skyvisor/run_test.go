@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,4 +165,141 @@ func TestRunUnknownApp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"learning,nope"`) || !strings.Contains(err.Error(), `unknown app "nope"`) {
 		t.Fatalf("err %v: want the flag value and the unknown name", err)
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func getJSON(t *testing.T, url string, out any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("decode %s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestRunServesAndShutsDown runs the daemon in-process: the OpenFlow
+// listener accepts connections, the debug endpoint answers, and cancelling
+// the context (what SIGINT/SIGTERM do in main) makes run return nil.
+func TestRunServesAndShutsDown(t *testing.T) {
+	debug := freeAddr(t)
+	sock := filepath.Join(t.TempDir(), "of.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuf
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "unix:" + sock, "--debug-addr", debug, "--log-format", "json"}, &bytes.Buffer{}, &logs)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OpenFlow listener %s not up: %v\n%s", sock, err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var links struct {
+		Links []discovery.Link `json:"links"`
+	}
+	var sws struct {
+		Switches []switchInfo `json:"switches"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := http.Get("http://" + debug + "/debug/links"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("debug endpoint not up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := getJSON(t, "http://"+debug+"/debug/links", &links); code != http.StatusOK || links.Links == nil || len(links.Links) != 0 {
+		t.Fatalf("/debug/links: %d %+v (want 200 and an empty list)", code, links)
+	}
+	if code := getJSON(t, "http://"+debug+"/debug/switches", &sws); code != http.StatusOK || sws.Switches == nil || len(sws.Switches) != 0 {
+		t.Fatalf("/debug/switches: %d %+v", code, sws)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return 10 s after cancel")
+	}
+	for _, want := range []string{`"msg":"skyvisor listening"`, `"apps":["learning","discovery"]`, `"msg":"skyvisor stopped"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestDebugLinksWithoutDiscovery(t *testing.T) {
+	srv := httptest.NewServer(debugHandler(nil, nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/debug/links")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d want 404 without a discovery app", resp.StatusCode)
+	}
+	resp, err = http.Post(srv.URL+"/debug/links", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST status %d want 405", resp.StatusCode)
+	}
+}
+
+func TestRunListenError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = run(context.Background(), []string{"--listen", ln.Addr().String()}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "listen "+ln.Addr().String()) {
+		t.Fatalf("err %v, want a listen error naming the address", err)
+	}
+}
+
+// syncBuf is a goroutine-safe bytes.Buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
