@@ -334,6 +334,12 @@ func sameSet(a, b []string) bool {
 // right (setting a bridge's first controller makes ovs-vswitchd flush its
 // flow table). Errors name the bridge and field.
 func (c *Client) EnsureBridge(ctx context.Context, spec BridgeSpec) error {
+	return c.ensureBridge(ctx, spec, false)
+}
+
+// ensureBridge is EnsureBridge; with mustExist it refuses to create the
+// bridge (the error wraps ErrNotFound).
+func (c *Client) ensureBridge(ctx context.Context, spec BridgeSpec, mustExist bool) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -344,6 +350,9 @@ func (c *Client) EnsureBridge(ctx context.Context, spec BridgeSpec) error {
 		return err
 	}
 	cur := v.bridges[spec.Name]
+	if cur == nil && mustExist {
+		return fmt.Errorf("ovsdb: bridge %q: %w", spec.Name, ErrNotFound)
+	}
 	if cur == nil {
 		// A port of another bridge with this name would collide with the
 		// bridge's internal port.
@@ -438,12 +447,13 @@ func (c *Client) bridgeOps(v *view, plan bridgePlan) ([]libovsdb.Operation, erro
 // (tcp:IP[:PORT] or unix:/abs/path), connection mode out-of-band; nil or
 // empty removes them all (which makes ovs-vswitchd flush the flow table).
 // Targets already configured keep their Controller rows. No transaction is
-// sent when nothing changes.
+// sent when nothing changes. The error wraps ErrNotFound if the bridge does
+// not exist.
 func (c *Client) SetControllers(ctx context.Context, bridge string, targets []string) error {
 	if targets == nil {
 		targets = []string{}
 	}
-	return c.EnsureBridge(ctx, BridgeSpec{Name: bridge, Controllers: targets})
+	return c.ensureBridge(ctx, BridgeSpec{Name: bridge, Controllers: targets}, true)
 }
 
 // DeleteBridge removes the bridge, its ports and interfaces (they are

@@ -210,6 +210,9 @@ func TestEnsureBridgeIdempotent(t *testing.T) {
 		t.Fatalf("Controller rows not garbage-collected: %q", got)
 	}
 
+	if err := c.SetControllers(ctx, "sko-nobr", []string{"tcp:127.0.0.1"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetControllers on a missing bridge: %v", err)
+	}
 	bs, err := c.Bridges(ctx)
 	if err != nil || len(bs) != 1 || bs[0].Name != "sko-br0" {
 		t.Fatalf("Bridges = %+v, %v", bs, err)
