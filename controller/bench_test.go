@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	of "github.com/netrack/openflow"
@@ -76,20 +78,24 @@ func (a *benchApp) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Dispo
 // BenchmarkPacketInToFlowMod measures one packet-in from a fake switch
 // to the flow mod + packet out answering it, end to end through a
 // session (read, decode, dispatch, encode, batched write), over loopback
-// TCP and over net.Pipe. The fake switch side does not allocate, so the
-// reported allocs/op are the controller's.
+// TCP and over net.Pipe, with 1 switch and with 16 switches (cbench's
+// default) sharing the b.N packet-ins. The fake switch side does not
+// allocate in the timed loop, so the reported allocs/op are the
+// controller's. ns/op is per packet-in (1e9/ns = responses per second,
+// each response being a flow mod and a packet out).
 func BenchmarkPacketInToFlowMod(b *testing.B) {
-	for _, transport := range []string{"tcp", "pipe"} {
-		b.Run(transport, func(b *testing.B) { benchPacketIn(b, transport) })
+	for _, tc := range []struct {
+		transport string
+		switches  int
+	}{{"tcp", 1}, {"pipe", 1}, {"tcp", 16}} {
+		b.Run(fmt.Sprintf("%s-%dsw", tc.transport, tc.switches), func(b *testing.B) {
+			benchPacketIn(b, tc.transport, tc.switches)
+		})
 	}
 }
 
-func benchPacketIn(b *testing.B, transport string) {
-	app := &benchApp{per: make(map[*Switch]*benchState)}
-	c, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
-	if err != nil {
-		b.Fatal(err)
-	}
+// benchConn connects one fake switch and completes its handshake.
+func benchConn(b *testing.B, c *Controller, ctx context.Context, transport string, dpid uint64, stats *connStats) (net.Conn, *bufio.Reader, chan error) {
 	var ctrlSide, swSide net.Conn
 	if transport == "pipe" {
 		ctrlSide, swSide = net.Pipe()
@@ -110,31 +116,21 @@ func benchPacketIn(b *testing.B, transport string) {
 		ctrlSide = <-accepted
 		ln.Close()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- c.ServeConn(ctx, ctrlSide) }()
-	defer func() {
-		cancel()
-		swSide.Close()
-		<-served
-	}()
-
-	// Handshake by hand, then switch to an allocation-free reader.
+	cc := &countingConn{Conn: ctrlSide, stats: stats}
+	go func() { served <- c.ServeConn(ctx, cc) }()
 	br := bufio.NewReaderSize(swSide, 1<<16)
-	readMsg := func() (of.Type, uint32, []byte) {
+	readMsg := func() (of.Type, uint32) {
 		hdr, err := br.Peek(8)
 		if err != nil {
 			b.Fatal(err)
 		}
 		l := int(binary.BigEndian.Uint16(hdr[2:]))
-		m, err := br.Peek(l)
-		if err != nil {
+		t, xid := of.Type(hdr[1]), binary.BigEndian.Uint32(hdr[4:])
+		if _, err := br.Discard(l); err != nil {
 			b.Fatal(err)
 		}
-		t, xid := of.Type(m[1]), binary.BigEndian.Uint32(m[4:])
-		body := append([]byte(nil), m[8:]...)
-		_, _ = br.Discard(l)
-		return t, xid, body
+		return t, xid
 	}
 	send := func(t of.Type, xid uint32, body []byte) {
 		m := []byte{4, byte(t), 0, 0, 0, 0, 0, 0}
@@ -146,61 +142,122 @@ func benchPacketIn(b *testing.B, transport string) {
 	}
 	send(of.TypeHello, 1, helloBitmap(4))
 	for up := false; !up; {
-		t, xid, _ := readMsg()
+		t, xid := readMsg()
 		switch t {
 		case of.TypeFeaturesRequest:
-			send(of.TypeFeaturesReply, xid, featuresBody(1, 254))
+			send(of.TypeFeaturesReply, xid, featuresBody(dpid, 254))
 		case of.TypeMultipartRequest:
 			send(of.TypeMultipartReply, xid, mpReply(ofp.MultipartTypePortDescription, false, portBytes(1, "p1")))
 			up = true
 		}
 	}
+	return swSide, br, served
+}
+
+func benchPacketIn(b *testing.B, transport string, switches int) {
+	app := &benchApp{per: make(map[*Switch]*benchState)}
+	c, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stats := &connStats{}
+	conns := make([]net.Conn, switches)
+	readers := make([]*bufio.Reader, switches)
+	serveds := make([]chan error, switches)
+	for i := range switches {
+		conns[i], readers[i], serveds[i] = benchConn(b, c, ctx, transport, uint64(i+1), stats)
+	}
+	defer func() {
+		cancel()
+		for i := range switches {
+			conns[i].Close()
+			<-serveds[i]
+		}
+	}()
 
 	// A batch of 64 packet-ins with different MACs.
+	const perBatch = 64
 	var batch []byte
-	for i := range 64 {
+	for i := range perBatch {
 		frame := make([]byte, 60)
 		copy(frame, []byte{2, 0, 0, 0, 1, byte(i), 2, 0, 0, 0, 2, byte(i), 0x08, 0})
 		batch = append(batch, packetInMsg(uint32(1+i%4), frame)...)
 	}
-	perBatch := 64
 
-	var flowMods, packetOuts int
-	readDone := make(chan struct{})
 	b.ReportAllocs()
+	stats.reads.Store(0)
+	stats.writes.Store(0)
 	b.ResetTimer()
-	go func() {
-		defer close(readDone)
-		for flowMods < b.N || packetOuts < b.N {
-			hdr, err := br.Peek(8)
-			if err != nil {
-				return
-			}
-			l := int(binary.BigEndian.Uint16(hdr[2:]))
-			switch of.Type(hdr[1]) {
-			case of.TypeFlowMod:
-				flowMods++
-			case of.TypePacketOut:
-				packetOuts++
-			}
-			if _, err := br.Discard(l); err != nil {
-				return
-			}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*switches)
+	for i := range switches {
+		n := b.N / switches
+		if i < b.N%switches {
+			n++
 		}
-	}()
-	for sent := 0; sent < b.N; sent += perBatch {
-		n := min(perBatch, b.N-sent)
-		end := 0
-		for i := 0; i < n; i++ {
-			end += int(binary.BigEndian.Uint16(batch[end+2:]))
-		}
-		if _, err := swSide.Write(batch[:end]); err != nil {
-			b.Fatal(err)
-		}
+		wg.Add(2)
+		go func(conn net.Conn, n int) { // fake switch: send n packet-ins
+			defer wg.Done()
+			for sent := 0; sent < n; sent += perBatch {
+				k, end := min(perBatch, n-sent), 0
+				for j := 0; j < k; j++ {
+					end += int(binary.BigEndian.Uint16(batch[end+2:]))
+				}
+				if _, err := conn.Write(batch[:end]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(conns[i], n)
+		go func(br *bufio.Reader, n int) { // fake switch: count answers
+			defer wg.Done()
+			var flowMods, packetOuts int
+			for flowMods < n || packetOuts < n {
+				hdr, err := br.Peek(8)
+				if err != nil {
+					errs <- err
+					return
+				}
+				switch of.Type(hdr[1]) {
+				case of.TypeFlowMod:
+					flowMods++
+				case of.TypePacketOut:
+					packetOuts++
+				}
+				if _, err := br.Discard(int(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(readers[i], n)
 	}
-	<-readDone
+	wg.Wait()
 	b.StopTimer()
-	if flowMods < b.N || packetOuts < b.N {
-		b.Fatalf("got %d flow mods and %d packet outs for %d packet-ins", flowMods, packetOuts, b.N)
+	// Load-independent efficiency: controller syscalls per packet-in.
+	b.ReportMetric(float64(stats.writes.Load())/float64(b.N), "writes/op")
+	b.ReportMetric(float64(stats.reads.Load())/float64(b.N), "reads/op")
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
 	}
+}
+
+// connStats counts the controller side's Read and Write calls.
+type connStats struct{ reads, writes atomic.Int64 }
+
+type countingConn struct {
+	net.Conn
+	stats *connStats
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.stats.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.stats.writes.Add(1)
+	return c.Conn.Write(p)
 }

@@ -248,7 +248,9 @@ func (c *Controller) Switches() []*Switch {
 	c.mu.Lock()
 	out := make([]*Switch, 0, len(c.switches))
 	for _, s := range c.switches {
-		out = append(out, s)
+		if s.Err() == nil { // not yet unlisted but already ended
+			out = append(out, s)
+		}
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b *Switch) int {
@@ -263,12 +265,16 @@ func (c *Controller) Switches() []*Switch {
 	return out
 }
 
-// Switch returns the connected switch with the given DPID.
+// Switch returns the connected switch with the given DPID (handshake
+// completed, session not ended).
 func (c *Controller) Switch(dpid DPID) (*Switch, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.switches[dpid]
-	return s, ok
+	if !ok || s.Err() != nil {
+		return nil, false
+	}
+	return s, true
 }
 
 // register publishes s under its DPID. An older session with the same

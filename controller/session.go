@@ -527,17 +527,24 @@ func (s *Switch) eventLoop() {
 		s.events = s.spare[:0]
 		s.spaceCond.Broadcast()
 		s.emu.Unlock()
+		// Cork the writer while dispatching: the handlers' flow mods and
+		// packet outs go out in one write per up to 64 events.
+		s.corked.Store(true)
 		for i, ev := range batch {
 			s.dispatch(ev)
 			batch[i] = nil
 			if i&63 == 63 {
+				s.kick()
 				select {
 				case <-s.done:
+					s.corked.Store(false)
 					return
 				default:
 				}
 			}
 		}
+		s.corked.Store(false)
+		s.kick()
 		s.emu.Lock()
 		s.spare = batch[:0]
 		s.emu.Unlock()

@@ -65,6 +65,7 @@ type Switch struct {
 	flushErr  error         // the reason it then closes with
 	spaceCh   chan struct{} // closed when the writer drains; nil when nobody waits
 	wake      chan struct{} // cap 1: wakes the writer
+	corked    atomic.Bool   // event goroutine is dispatching a batch and will kick the writer after it
 
 	// pending requests, guarded by pmu
 	pmu          sync.Mutex
@@ -444,6 +445,7 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 		}
 		ch := s.spaceCh
 		s.smu.Unlock()
+		s.kick() // the queue may be full of corked messages
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -496,11 +498,10 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 	s.scount++
 	first := s.scount == 1
 	s.smu.Unlock()
-	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	// While the event goroutine is corked (dispatching a batch) it wakes
+	// the writer itself at the end of the batch; requests go out at once.
+	if (first && !s.corked.Load()) || p != nil {
+		s.kick()
 	}
 	if p != nil {
 		// A reader waiting for event-queue space must resume reading to
@@ -527,10 +528,15 @@ func (s *Switch) enqueueRaw(msg []byte) {
 	first := s.scount == 1
 	s.smu.Unlock()
 	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.kick()
+	}
+}
+
+// kick wakes the writer.
+func (s *Switch) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
