@@ -456,3 +456,25 @@ func BenchmarkMACString(b *testing.B) {
 		_ = m.String()
 	}
 }
+
+func FuzzParseMAC(f *testing.F) {
+	for _, s := range []string{"02:00:00:00:00:01", "AA-bb-CC-dd-EE-ff", "", "zz:00:00:00:00:00", "02:00-00:00:00:01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMAC(s)
+		if err != nil {
+			if m != (MAC{}) {
+				t.Fatalf("ParseMAC(%q) returned %v with error", s, m)
+			}
+			return
+		}
+		back, err := ParseMAC(m.String())
+		if err != nil || back != m {
+			t.Fatalf("round trip of %q: %v %v", s, back, err)
+		}
+		if len(s) != 17 {
+			t.Fatalf("accepted %q of length %d", s, len(s))
+		}
+	})
+}

@@ -43,7 +43,7 @@ func ParseMAC(s string) (MAC, error) {
 	for i := 0; i < 6; i++ {
 		o := s[i*3 : i*3+2]
 		if i < 5 && s[i*3+2] != sep {
-			return m, fmt.Errorf("invalid MAC address %q: mixed or missing separators", s)
+			return MAC{}, fmt.Errorf("invalid MAC address %q: mixed or missing separators", s)
 		}
 		if _, err := hex.Decode(m[i:i+1], []byte(o)); err != nil {
 			return MAC{}, fmt.Errorf("invalid MAC address %q: octet %d %q is not hex", s, i+1, o)

@@ -202,6 +202,34 @@ func (t *Tenant) FabricMAC(host string) (addr.MAC, bool) {
 	return addr.FabricMAC(t.ID, h), true
 }
 
+// AddressMap builds the tenant's addr.TenantMap (own MAC <-> host index) from
+// the stored topology's host MACs and the allocated host indices. It fails if
+// the topology does not parse or a host has no index (a record written
+// outside PutTenants).
+func (t *Tenant) AddressMap() (*addr.TenantMap, error) {
+	tp, err := t.Parse()
+	if err != nil {
+		return nil, err
+	}
+	hosts := make(map[addr.MAC]addr.HostIndex, len(tp.Hosts))
+	for _, h := range tp.Hosts {
+		mac, err := h.ParsedMAC()
+		if err != nil {
+			return nil, fmt.Errorf("store: tenant %q: host %q: %w", t.Name, h.Name, err)
+		}
+		idx, ok := t.Hosts[h.Name]
+		if !ok {
+			return nil, fmt.Errorf("store: tenant %q: host %q has no host index", t.Name, h.Name)
+		}
+		hosts[mac] = idx
+	}
+	m, err := addr.NewTenantMap(t.ID, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("store: tenant %q: %w", t.Name, err)
+	}
+	return m, nil
+}
+
 // PutTenant stores one tenant; see PutTenants.
 func (s *Store) PutTenant(t *topology.Topology) (*Tenant, error) {
 	out, err := s.PutTenants([]*topology.Topology{t})

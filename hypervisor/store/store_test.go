@@ -87,6 +87,18 @@ func TestPutGetTenant(t *testing.T) {
 	if _, ok := got.FabricMAC("nope"); ok {
 		t.Error("FabricMAC of unknown host ok")
 	}
+	am, err := got.AddressMap()
+	if err != nil || am.ID() != a.ID || am.Len() != 3 {
+		t.Fatalf("AddressMap: %v %v", am, err)
+	}
+	if f, ok := am.ToFabric(addr.MustParseMAC("00:00:00:00:00:03")); !ok || f != addr.FabricMAC(a.ID, 3) {
+		t.Errorf("AddressMap h3 -> %v %v", f, ok)
+	}
+	broken := *got
+	broken.Hosts = map[string]addr.HostIndex{"h1": 1}
+	if _, err := broken.AddressMap(); err == nil || !strings.Contains(err.Error(), `"h2"`) {
+		t.Errorf("AddressMap with a missing index: %v", err)
+	}
 	byID, err := s.TenantByID(b.ID)
 	if err != nil || byID.Name != "b" {
 		t.Fatalf("TenantByID: %+v %v", byID, err)

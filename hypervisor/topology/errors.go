@@ -17,8 +17,9 @@ type FieldError struct {
 // Error returns "<path>: <message>".
 func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
 
-// ValidationError carries every problem found in a document, sorted by path
-// (array indices compared as numbers, so $.hosts[2] precedes $.hosts[10]).
+// ValidationError carries every problem found in a document (up to
+// MaxErrors), sorted by path (array indices compared as numbers, so
+// $.hosts[2] precedes $.hosts[10]).
 // Parse, ParseDocument, Validate and Load return it as *ValidationError; use
 // errors.As to get at the list (e.g. to return it as JSON from the REST API).
 type ValidationError struct {
@@ -55,6 +56,11 @@ func (l *errList) add(path, format string, args ...any) {
 	*l = append(*l, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// MaxErrors is the most FieldErrors one ValidationError lists; beyond it the
+// first MaxErrors (by path) are kept and a last entry with path "$" says how
+// many more there were.
+const MaxErrors = 500
+
 // err returns nil for an empty list, else a sorted *ValidationError.
 func (l errList) err() error {
 	if len(l) == 0 {
@@ -67,6 +73,10 @@ func (l errList) err() error {
 		}
 		return out[i].Msg < out[j].Msg
 	})
+	if len(out) > MaxErrors {
+		more := len(out) - MaxErrors
+		out = append(out[:MaxErrors:MaxErrors], FieldError{Path: "$", Msg: fmt.Sprintf("%d more problems not listed", more)})
+	}
 	return &ValidationError{Errors: out}
 }
 

@@ -121,12 +121,39 @@ func (n *node) get(key string) *node {
 	return nil
 }
 
-const maxDepth = 32
+// maxDepth and maxKeys bound the tree: valid documents nest 6 levels and
+// have objects of at most 8 keys; the bounds only stop hostile input early
+// (duplicate-key detection scans an object's keys linearly).
+const (
+	maxDepth = 32
+	maxKeys  = 64
+)
 
 type treeParser struct {
 	dec  *json.Decoder
 	data []byte
 	errs errList
+	// stack holds the path segments to the value being parsed; a path string
+	// is only built when an error needs one.
+	stack []segment
+}
+
+// segment is one step of a JSON path: an object key or an array index.
+type segment struct {
+	key   string
+	index int // -1 for a key
+}
+
+func (p *treeParser) path() string {
+	path := "$"
+	for _, s := range p.stack {
+		if s.index >= 0 {
+			path = fmt.Sprintf("%s[%d]", path, s.index)
+		} else {
+			path = childPath(path, s.key)
+		}
+	}
+	return path
 }
 
 // parseTree parses data into a node tree. Syntax errors are fatal (returned
@@ -138,7 +165,7 @@ func parseTree(data []byte) (*node, error) {
 	}
 	p := &treeParser{dec: json.NewDecoder(bytes.NewReader(data)), data: data}
 	p.dec.UseNumber()
-	root, err := p.value("$", 0)
+	root, err := p.value(0)
 	off := p.dec.InputOffset()
 	if err == nil {
 		if _, terr := p.dec.Token(); terr != io.EOF {
@@ -183,7 +210,7 @@ func (p *treeParser) position(off64 int64) string {
 	return fmt.Sprintf("invalid JSON at line %d, column %d: ", line, col)
 }
 
-func (p *treeParser) value(path string, depth int) (*node, error) {
+func (p *treeParser) value(depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
 	}
@@ -207,8 +234,10 @@ func (p *treeParser) value(path string, depth int) (*node, error) {
 		switch v {
 		case '{':
 			n := &node{kind: kindObject}
-			seen := map[string]bool{}
-			for p.dec.More() {
+			for members := 0; p.dec.More(); members++ {
+				if members == maxKeys {
+					return nil, fmt.Errorf("object with more than %d members", maxKeys)
+				}
 				kt, err := p.dec.Token()
 				if err != nil {
 					return nil, err
@@ -217,18 +246,18 @@ func (p *treeParser) value(path string, depth int) (*node, error) {
 				if !ok {
 					return nil, fmt.Errorf("object key is not a string")
 				}
-				child := childPath(path, key)
-				val, err := p.value(child, depth+1)
+				p.stack = append(p.stack, segment{key: key, index: -1})
+				val, err := p.value(depth + 1)
 				if err != nil {
 					return nil, err
 				}
-				if seen[key] {
-					p.errs.add(child, "duplicate key")
-					continue
+				if n.get(key) != nil {
+					p.errs.add(p.path(), "duplicate key")
+				} else {
+					n.keys = append(n.keys, key)
+					n.vals = append(n.vals, val)
 				}
-				seen[key] = true
-				n.keys = append(n.keys, key)
-				n.vals = append(n.vals, val)
+				p.stack = p.stack[:len(p.stack)-1]
 			}
 			if _, err := p.dec.Token(); err != nil { // '}'
 				return nil, err
@@ -237,10 +266,12 @@ func (p *treeParser) value(path string, depth int) (*node, error) {
 		case '[':
 			n := &node{kind: kindArray}
 			for i := 0; p.dec.More(); i++ {
-				val, err := p.value(fmt.Sprintf("%s[%d]", path, i), depth+1)
+				p.stack = append(p.stack, segment{index: i})
+				val, err := p.value(depth + 1)
 				if err != nil {
 					return nil, err
 				}
+				p.stack = p.stack[:len(p.stack)-1]
 				n.elems = append(n.elems, val)
 			}
 			if _, err := p.dec.Token(); err != nil { // ']'

@@ -3,6 +3,7 @@ package topology
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -222,6 +223,21 @@ func TestValidationErrorFormat(t *testing.T) {
 	}
 }
 
+func TestMaxErrors(t *testing.T) {
+	tp := valid()
+	for i := 0; i < MaxErrors; i++ {
+		tp.Hosts = append(tp.Hosts, Host{Name: "h1", MAC: "00:00:00:00:00:01", IP: "10.0.0.1/24", Switch: "s1", Port: 2, Cloud: "aws"})
+	}
+	fes := fieldErrors(t, Validate(tp, testInfra()))
+	if len(fes) != MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(fes), MaxErrors+1)
+	}
+	last := fes[MaxErrors]
+	if last.Path != "$" || !strings.HasSuffix(last.Msg, "more problems not listed") || strings.HasPrefix(last.Msg, "0 ") {
+		t.Errorf("last entry %+v", last)
+	}
+}
+
 func TestComparePaths(t *testing.T) {
 	cases := []struct {
 		a, b string
@@ -313,6 +329,7 @@ func TestParseErrors(t *testing.T) {
 				"$.switches[3].dpid: DPID 0 is reserved", "$.switches[4].dpid: must be a string", "$.switches[5].dpid: invalid DPID", "$.switches[6].dpid: invalid DPID"}},
 		{"multi to Parse", `{"tenants":[]}`, []string{"$.tenants: multi-tenant document"}},
 		{"deep", strings.Repeat("[", 100) + strings.Repeat("]", 100), []string{"$: invalid JSON at line 1, column 34: nested deeper"}},
+		{"wide", "{" + strings.Repeat(`"k":1,`, 64) + `"z":1}`, []string{"$: invalid JSON at line 1, column 385: object with more than 64 members"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -576,4 +593,51 @@ func FuzzParse(f *testing.F) {
 		_, _ = ParseDocument(data)
 		_, _ = Load(data, testInfra())
 	})
+}
+
+// bigTopology returns a valid topology with n hosts on a chain of n/32 switches.
+func bigTopology(n int) *Topology {
+	tp := &Topology{Tenant: "big", Apps: DefaultApps(), Links: []Link{}}
+	nsw := n/32 + 1
+	for i := 0; i < nsw; i++ {
+		tp.Switches = append(tp.Switches, Switch{Name: fmt.Sprintf("s%d", i)})
+		if i > 0 {
+			tp.Links = append(tp.Links, Link{A: Endpoint{fmt.Sprintf("s%d", i-1), 1000}, B: Endpoint{fmt.Sprintf("s%d", i), 1001}})
+		}
+	}
+	for i := 0; i < n; i++ {
+		tp.Hosts = append(tp.Hosts, Host{
+			Name: fmt.Sprintf("h%d", i), MAC: fmt.Sprintf("00:00:00:%02x:%02x:%02x", (i+1)>>16&0xff, (i+1)>>8&0xff, (i+1)&0xff),
+			IP: fmt.Sprintf("10.%d.%d.%d/8", i>>16&0xff, i>>8&0xff, i&0xff), Switch: fmt.Sprintf("s%d", i/32), Port: uint32(i%32 + 1), Cloud: "aws",
+		})
+	}
+	return tp
+}
+
+func BenchmarkLoad1000Hosts(b *testing.B) {
+	tp := bigTopology(1000)
+	data, err := json.Marshal(tp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Load(data, testInfra()); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(data, testInfra()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidate1000Hosts(b *testing.B) {
+	tp := bigTopology(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Validate(tp, testInfra()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
