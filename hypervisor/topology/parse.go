@@ -338,8 +338,9 @@ func str(obj *node, key, path string, errs *errList) string {
 	return n.str
 }
 
-// uintField decodes an optional non-negative integer ≤ max; absent/null give
-// 0, and 0 itself is reported when zeroOK is false.
+// uintField decodes an optional integer field in 0..max (integral floats
+// such as 1e3 are accepted); absent or null give 0. Range checks stricter than
+// max (e.g. port ≥ 1) are Validate's job.
 func uintField(obj *node, key, path string, max uint64, what string, errs *errList) uint64 {
 	n := obj.get(key)
 	if n == nil || n.kind == kindNull {

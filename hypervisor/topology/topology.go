@@ -115,7 +115,9 @@ type Host struct {
 	// reuse it.
 	IP string `json:"ip"`
 	// VLAN is the 802.1Q VLAN (1..4094) of the host's port in the tenant's
-	// virtual network; 0 (absent) means untagged.
+	// virtual network, as an access port: the host sends and receives
+	// untagged frames, the tenant's virtual switch sees them tagged with this
+	// VID. 0 (absent) means untagged.
 	VLAN uint16 `json:"vlan,omitempty"`
 	// Switch and Port are the virtual switch port the host attaches to.
 	Switch string `json:"switch"`
