@@ -22,7 +22,7 @@ func TestProbeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(f[0:6], lldpMulticast[:]) || !reflect.DeepEqual(net.HardwareAddr(f[6:12]), src) || f[12] != 0x88 || f[13] != 0xcc {
+		if !reflect.DeepEqual(net.HardwareAddr(f[0:6]), lldpMulticast()) || !reflect.DeepEqual(net.HardwareAddr(f[6:12]), src) || f[12] != 0x88 || f[13] != 0xcc {
 			t.Fatalf("bad Ethernet header % x", f[:14])
 		}
 		got, err := ParseProbe(f)
@@ -47,7 +47,7 @@ func foreignLLDP(t *testing.T, chassis layers.LLDPChassisID, port layers.LLDPPor
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()
 	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{},
-		&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, DstMAC: lldpMulticast[:], EthernetType: layers.EthernetTypeLinkLayerDiscovery},
+		&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, DstMAC: lldpMulticast(), EthernetType: layers.EthernetTypeLinkLayerDiscovery},
 		&layers.LinkLayerDiscovery{ChassisID: chassis, PortID: port, TTL: 120})
 	if err != nil {
 		t.Fatal(err)

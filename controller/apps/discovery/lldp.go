@@ -12,10 +12,10 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// LLDPMulticast is the destination of every probe: the nearest-bridge group
-// address 01:80:c2:00:00:0e (IEEE 802.1AB-2016 7.1), which bridges never
-// forward.
-var lldpMulticast = [6]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}
+// lldpMulticast returns the destination of every probe: the nearest-bridge
+// group address 01:80:c2:00:00:0e (IEEE 802.1AB-2016 7.1), which bridges
+// never forward.
+func lldpMulticast() net.HardwareAddr { return net.HardwareAddr{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e} }
 
 // chassisPrefix starts the locally assigned chassis ID of our probes
 // ("dpid:" + 16 hex digits, the form Ryu and os-ken use).
@@ -44,7 +44,7 @@ func EncodeProbe(p Probe, src net.HardwareAddr) ([]byte, error) {
 	}
 	port := make([]byte, 4)
 	binary.BigEndian.PutUint32(port, p.Port)
-	eth := &layers.Ethernet{SrcMAC: src, DstMAC: lldpMulticast[:], EthernetType: layers.EthernetTypeLinkLayerDiscovery}
+	eth := &layers.Ethernet{SrcMAC: src, DstMAC: lldpMulticast(), EthernetType: layers.EthernetTypeLinkLayerDiscovery}
 	lldp := &layers.LinkLayerDiscovery{
 		ChassisID: layers.LLDPChassisID{Subtype: layers.LLDPChassisIDSubTypeLocal, ID: []byte(fmt.Sprintf("%s%016x", chassisPrefix, p.DPID))},
 		PortID:    layers.LLDPPortID{Subtype: layers.LLDPPortIDSubtypePortComp, ID: port},
