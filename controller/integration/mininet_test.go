@@ -290,7 +290,7 @@ func TestMininetTreePingall(t *testing.T) {
 	var mnOut bytes.Buffer
 	mn := exec.Command("mn", "--switch", "ovs,datapath=user,protocols=OpenFlow13",
 		"--controller", fmt.Sprintf("remote,ip=127.0.0.1,port=%d", ofPort),
-		"--topo", "tree,2,2", "--wait", "--test", "pingall", "--post", post)
+		"--topo", "tree,2,2", "--twait", "60", "--test", "pingall", "--post", post)
 	mn.Env = rootEnv()
 	mn.Stdout, mn.Stderr = &mnOut, &mnOut
 	start := time.Now()
