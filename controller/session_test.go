@@ -715,3 +715,117 @@ func TestFlowModStandardMatchSentAsOXM(t *testing.T) {
 		t.Fatalf("flow mod body\n got %x\nwant %x", got.Body, w)
 	}
 }
+
+func TestFlowRemovedAndPortStatusDispatch(t *testing.T) {
+	rec := newRecorder("rec")
+	h, sw := upSession(t, nil, rec)
+	// ofp_flow_removed (7.4.2): cookie, priority, reason, table,
+	// duration sec/nsec, idle, hard, packets, bytes, match.
+	fr := binary.BigEndian.AppendUint64(nil, 0xc0ffee)
+	fr = binary.BigEndian.AppendUint16(fr, 7)
+	fr = append(fr, byte(ofp.FlowReasonIdleTimeout), 2)
+	fr = binary.BigEndian.AppendUint32(fr, 12)
+	fr = binary.BigEndian.AppendUint32(fr, 34)
+	fr = binary.BigEndian.AppendUint16(fr, 60)
+	fr = binary.BigEndian.AppendUint16(fr, 0)
+	fr = binary.BigEndian.AppendUint64(fr, 5)
+	fr = binary.BigEndian.AppendUint64(fr, 500)
+	fr = append(fr, 0, 1, 0, 12, 0x80, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0)
+	h.sw.send(of.TypeFlowRemoved, 0, fr)
+	h.sw.send(of.TypePortStatus, 0, append([]byte{byte(ofp.PortReasonModify), 0, 0, 0, 0, 0, 0, 0}, portBytes(1, "skc-m")...))
+	go func() {
+		b := h.sw.expect(of.TypeBarrierRequest)
+		h.sw.send(of.TypeBarrierReply, b.Xid, nil)
+	}()
+	if err := sw.Barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Events are dispatched asynchronously; poll.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec.mu.Lock()
+		n, m := len(rec.frs), len(rec.ports)
+		rec.mu.Unlock()
+		if n == 1 && m == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d flow removed, %d port status", n, m)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	got := rec.frs[0]
+	if got.Cookie != 0xc0ffee || got.Priority != 7 || got.Reason != ofp.FlowReasonIdleTimeout || got.Table != 2 ||
+		got.DurationSec != 12 || got.DurationNSec != 34 || got.IdleTimeout != 60 || got.PacketCount != 5 || got.ByteCount != 500 ||
+		len(got.Match.Fields) != 1 {
+		t.Fatalf("flow removed = %+v", got)
+	}
+	if ps := rec.ports[0]; ps.Reason != ofp.PortReasonModify || ps.Port.Name != "skc-m" || ps.Port.PortNo != 1 {
+		t.Fatalf("port status = %+v", ps)
+	}
+	if p, _ := sw.Port(1); p.Name != "skc-m" {
+		t.Fatalf("snapshot not updated: %+v", p)
+	}
+}
+
+// slowApp blocks packet-ins from one DPID until released.
+type slowApp struct {
+	block   DPID
+	release chan struct{}
+	seen    chan DPID
+}
+
+func (a *slowApp) Name() string { return "skc-slow" }
+func (a *slowApp) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition {
+	if sw.DPID() == a.block {
+		<-a.release
+	}
+	a.seen <- sw.DPID()
+	return Continue
+}
+
+// TestSlowAppSlowsOnlyItsSwitch: handlers run per switch, so an app
+// stuck on one switch does not delay another switch's events.
+func TestSlowAppSlowsOnlyItsSwitch(t *testing.T) {
+	app := &slowApp{block: 1, release: make(chan struct{}), seen: make(chan DPID, 4)}
+	sink := &logSink{}
+	c, err := New(testConfig(sink), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := attach(t, c, sink)
+	h1.sw.handshake(1)
+	h2 := attach(t, c, sink)
+	h2.sw.handshake(2)
+	waitSwitch(t, c, 1)
+	waitSwitch(t, c, 2)
+	h1.sw.send(of.TypePacketIn, 0, packetInBody(1, []byte("a")))
+	time.Sleep(10 * time.Millisecond)
+	h2.sw.send(of.TypePacketIn, 0, packetInBody(1, []byte("b")))
+	if got := recv(t, app.seen, "packet-in from the fast switch"); got != 2 {
+		t.Fatalf("first handled packet-in came from %s, want switch 2", got)
+	}
+	close(app.release)
+	if got := recv(t, app.seen, "packet-in from the released switch"); got != 1 {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestFirstMessageNotHello(t *testing.T) {
+	h := startSession(t, nil, newRecorder("rec"))
+	h.sw.expect(of.TypeHello)
+	h.sw.send(of.TypeEchoRequest, 3, nil)
+	got := h.sw.expectClosed()
+	found := false
+	for _, m := range got {
+		if m.Type == of.TypeError && binary.BigEndian.Uint16(m.Body) == 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no HELLO_FAILED error for a non-hello first message")
+	}
+	if err := h.sessionErr(t); err == nil || !strings.Contains(err.Error(), "not hello") {
+		t.Fatalf("ServeConn = %v", err)
+	}
+}
