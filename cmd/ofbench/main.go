@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/skyvisor/skyvisor/testbed/ofbench"
@@ -52,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "t", cfg.Timeout, "give up on a packet-in unanswered for this long")
 	fs.DurationVar(&cfg.ConnectInterval, "i", cfg.ConnectInterval, "pause between switch connects")
 	verbose := fs.Bool("v", false, "verbose: log handshakes, controller errors, timeouts to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of ofbench itself to `FILE` (go tool pprof)")
 	serve := fs.String("serve", "", "instead of benchmarking, run the trivial responder controller on `HOST:PORT` (calibration peer)")
 	flowMod := fs.Bool("serve-flowmod", false, "with -serve: send a flow-mod before each packet-out")
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +76,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Logf = l.Printf
 	}
 	cfg.OnRun = func(rs ofbench.RunStats) { fmt.Fprintln(stdout, rs) }
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ofbench: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "ofbench: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

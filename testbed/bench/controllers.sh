@@ -5,7 +5,7 @@
 #
 # Controllers (each on its own loopback port, pinned to core 0; ofbench
 # pinned to core 1):
-#   skyvisor   $SKYVISOR --apps learning --listen 127.0.0.1:PORT   (skipped if the binary is missing)
+#   skyvisor   SKYVISOR --apps learning --listen 127.0.0.1:PORT --log-level warn  (skipped if missing)
 #   ovs        ovs-testcontroller -O OpenFlow13 ptcp:PORT:127.0.0.1
 #   osken      osken-manager ... testbed/peers/osken_l2.py
 # Tests per controller: latency with 1 switch (per-request round trip),
@@ -173,7 +173,7 @@ run_controller() {
 		med=$(field "$line" median)
 		ans=$(field "$line" answered)
 		rtt=$(field "$line" rtt_ms)
-		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$stamp,$commit")
+		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" self_cpu_pct),$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$stamp,$commit")
 		if [ "$mode" = latency ] && [ "$n" = 1 ]; then
 			cell["$name/$t"]=$(awk -v m="$med" -v a="$ans" -v r="$rtt" 'BEGIN{printf "%.1fk (%.1fk pkt-in/s, %.3f ms)", m/1000, a/1000, r}')
 		else
@@ -192,7 +192,7 @@ for c in "${wanted[@]}"; do
 			notes+=("skyvisor: skipped, binary $skyvisor missing")
 			continue
 		fi
-		args=${SKYVISOR_ARGS:-"--apps learning --listen 127.0.0.1:{PORT}"}
+		args=${SKYVISOR_ARGS:-"--apps learning --listen 127.0.0.1:{PORT} --log-level warn"}
 		args=${args//\{PORT\}/$port0}
 		# shellcheck disable=SC2086
 		run_controller skyvisor "$port0" "$skyvisor" $args
@@ -240,7 +240,7 @@ done
 if [ "$csv" != "-" ]; then
 	mkdir -p "$(dirname "$csv")"
 	{
-		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,timeouts,switch_errors,controller_cpu_pct,runs,duration_ms,window,macs,buffered,date,commit"
+		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,date,commit"
 		printf '%s\n' "${rows[@]}"
 	} >"$csv"
 	echo
