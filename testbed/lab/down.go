@@ -59,10 +59,20 @@ func down(ctx context.Context, stateDir, prefix string) error {
 	marker := stateDir + "/"
 	vsw, _ := filepath.Glob(filepath.Join(stateDir, "s*", "run", "ovs-vswitchd.pid"))
 	db, _ := filepath.Glob(filepath.Join(stateDir, "s*", "run", "ovsdb-server.pid"))
-	for _, group := range [][]string{{relayPidfile(stateDir)}, vsw, db} {
+	wg, _ := filepath.Glob(filepath.Join(stateDir, "s*", "run", "wireguard-go.pid"))
+	for _, group := range [][]string{{relayPidfile(stateDir)}, wg, vsw, db} {
 		if err := parallel(len(group), func(k int) error {
+			mark := marker
+			if filepath.Base(group[k]) == "wireguard-go.pid" {
+				// its command line names its interface, not the state dir
+				i, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(filepath.Dir(group[k]))), "s"))
+				if err != nil || prefix == "" {
+					return nil // found and ended below, by its namespace
+				}
+				mark = wgMarker(prefix, i)
+			}
 			if pid := readPID(group[k]); pid > 0 {
-				if err := killOwned(pid, marker); err != nil {
+				if err := killOwned(pid, mark); err != nil {
 					return fmt.Errorf("%s: %w", group[k], err)
 				}
 			}
@@ -79,6 +89,16 @@ func down(ctx context.Context, stateDir, prefix string) error {
 		}
 		if err := parallel(len(names), func(k int) error { return delNetns(ctx, names[k]) }); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// wireguard-go's UAPI sockets left by a killed wireguard-go
+	if prefix != "" {
+		socks, _ := filepath.Glob("/var/run/wireguard/" + prefix + "-wg*.sock")
+		re := regexp.MustCompile(`/` + regexp.QuoteMeta(prefix) + `-wg[0-9]+\.sock$`)
+		for _, f := range socks {
+			if re.MatchString(f) {
+				_ = os.Remove(f)
+			}
 		}
 	}
 	// 3. the state directory, only if it is the lab's (state file present)
@@ -102,18 +122,22 @@ func down(ctx context.Context, stateDir, prefix string) error {
 }
 
 // labNetns lists the existing namespaces that belong to prefix:
-// <prefix>-wan, <prefix>-mgmt, <prefix>-s<N>, <prefix>-h-<host>.
-func labNetns(ctx context.Context, prefix string) ([]string, error) {
-	out, err := run(ctx, nil, "ip", "netns", "list")
+// <prefix>-wan, <prefix>-mgmt, <prefix>-s<N>, <prefix>-g<N>, <prefix>-h-<host>.
+func labNetns(_ context.Context, prefix string) ([]string, error) {
+	// read /run/netns (where `ip netns add` mounts them) instead of parsing
+	// `ip netns list`, which prints errors while other namespaces vanish
+	ents, err := os.ReadDir("/run/netns")
 	if err != nil {
-		return nil, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list namespaces: %w", err)
 	}
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-(wan|mgmt|s[0-9]+|h-[a-z0-9][a-z0-9-]*)$`)
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-(wan|mgmt|s[0-9]+|g[0-9]+|h-[a-z0-9][a-z0-9-]*)$`)
 	var names []string
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) > 0 && re.MatchString(f[0]) {
-			names = append(names, f[0])
+	for _, e := range ents {
+		if re.MatchString(e.Name()) {
+			names = append(names, e.Name())
 		}
 	}
 	return names, nil

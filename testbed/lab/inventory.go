@@ -24,6 +24,8 @@ type Inventory struct {
 	Controller string `json:"controller"`
 	// MgmtNetns is the management namespace of a tcp controller ("" otherwise).
 	MgmtNetns string `json:"mgmt_netns,omitempty"`
+	// WireGuard reports an underlay encrypted by wireguard-go.
+	WireGuard bool `json:"wireguard"`
 	// TunnelType is the lab file's tunnel type (vxlan, gre, geneve), recorded for Skyvisor.
 	TunnelType string `json:"tunnel_type"`
 	// HostMTU is the MTU of plugged hosts' interfaces.
@@ -72,7 +74,13 @@ type SiteInfo struct {
 	UnderlayIP   string `json:"underlay_ip"`
 	UnderlayCIDR string `json:"underlay_cidr"`
 	UnderlayMAC  string `json:"underlay_mac"`
-	// UnderlayBridge is the bridge holding the WAN port (br-phy).
+	// PublicIP is the site's address on the WAN (= UnderlayIP unless WireGuard).
+	PublicIP string `json:"public_ip"`
+	// EdgeNetns and WGIface are the site's VPN edge namespace and WireGuard
+	// interface (WireGuard labs only); UnderlayIP is then 10.99.<i>.1.
+	EdgeNetns string `json:"edge_netns,omitempty"`
+	WGIface   string `json:"wg_iface,omitempty"`
+	// UnderlayBridge is the bridge holding the WAN (or uplink) port (br-phy).
 	UnderlayBridge string `json:"underlay_bridge"`
 	// ControllerTarget is the target OVS holds for the site's bridges (for a
 	// unix: lab target, "unix:<run_dir>/controller.sock", a symlink to it:
@@ -253,7 +261,7 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 	ctl, _ := ParseController(s.Controller, len(s.Sites))
 	inv := &Inventory{
 		Name: s.Name, Prefix: s.Prefix, StateDir: s.StateDir, Phase: st.Phase,
-		Controller: s.Controller, TunnelType: s.TunnelType, HostMTU: s.HostMTU,
+		Controller: s.Controller, TunnelType: s.TunnelType, HostMTU: s.HostMTU, WireGuard: s.WireGuard,
 		WAN: WANInfo{Netns: WANNetns(s.Prefix), Mode: "bridge", Subnet: s.WAN.Subnet, DelayMS: s.WAN.DelayMS,
 			Pairs: s.WAN.Pairs, RateMbit: s.WAN.RateMbit},
 		Sites: []SiteInfo{}, Switches: []SwitchInfo{}, Tunnels: []TunnelInfo{}, Hosts: []HostInfo{},
@@ -279,12 +287,17 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 		views[i] = v
 		si := SiteInfo{
 			Name: site.Name, Index: i, Netns: SiteNetns(s.Prefix, i), OVSDB: OVSDBEndpoint(s.StateDir, i),
-			RunDir: RunDir(s.StateDir, i), UnderlayIP: site.PublicIP, UnderlayCIDR: site.PublicIP + "/" + bits[len(bits)-1],
-			UnderlayMAC: UnderlayMAC(i).String(), UnderlayBridge: UnderlayBridge,
+			RunDir: RunDir(s.StateDir, i), UnderlayIP: TunnelEndpoint(s, i), PublicIP: site.PublicIP,
+			UnderlayCIDR: TunnelEndpoint(s, i) + "/" + bits[len(bits)-1],
+			UnderlayMAC:  UnderlayMAC(i).String(), UnderlayBridge: UnderlayBridge,
 			GatewayBridge: GatewayBridge, GatewayDPID: v.dpid[GatewayBridge], VMs: site.VMs.List(),
 			RateMbit: siteRate(s, idx), ControllerTarget: SiteControllerTarget(s.StateDir, i, s.Controller),
 		}
 		si.GatewayDPIDHex = DPIDString(si.GatewayDPID)
+		if s.WireGuard {
+			si.UnderlayCIDR = si.UnderlayIP + "/24"
+			si.EdgeNetns, si.WGIface = EdgeNetns(s.Prefix, i), WGIface(s.Prefix, i)
+		}
 		if ctl.Kind == "tcp" {
 			si.MgmtIP = mgmtAddr(ctl, i).String()
 		}

@@ -23,6 +23,12 @@ const (
 	MgmtPort = "mgmt0"
 	// HostIface is the interface name inside a host namespace.
 	HostIface = "eth0"
+	// EdgeLANPort is the edge end of the br-phy<->edge veth (WireGuard labs).
+	EdgeLANPort = "lan0"
+	// UplinkPort is the site end of that veth, a port of br-phy (WireGuard labs).
+	UplinkPort = "uplink"
+	// WGPort is WireGuard's UDP port in every edge.
+	WGPort = 51820
 	// VMUplinkOFPort is the ofport of the patch port "<vm>-gw" on every VM bridge.
 	VMUplinkOFPort = 1
 )
@@ -35,6 +41,34 @@ func WANNetns(prefix string) string { return prefix + "-wan" }
 
 // MgmtNetns is the management namespace for tcp controllers: "<prefix>-mgmt".
 func MgmtNetns(prefix string) string { return prefix + "-mgmt" }
+
+// EdgeNetns is site i's VPN edge namespace (WireGuard labs only): "<prefix>-g<i>".
+func EdgeNetns(prefix string, i int) string { return prefix + "-g" + strconv.Itoa(i) }
+
+// WGIface is site i's WireGuard interface (in its edge namespace):
+// "<prefix>-wg<i>". wireguard-go's UAPI sockets are host-wide
+// (/var/run/wireguard/<iface>.sock), so the name carries the prefix.
+func WGIface(prefix string, i int) string { return prefix + "-wg" + strconv.Itoa(i) }
+
+// WGAddr is site i's address on the WireGuard network 172.30.0.0/24.
+func WGAddr(i int) string { return "172.30.0." + strconv.Itoa(i) }
+
+// TunnelEndpoint is site i's tunnel endpoint address: its public address,
+// or in WireGuard labs 10.99.<i>.1 (br-phy, routed through the edge).
+func TunnelEndpoint(s *Spec, i int) string {
+	if s.WireGuard {
+		return "10.99." + strconv.Itoa(i) + ".1"
+	}
+	return s.Sites[i-1].PublicIP
+}
+
+// EdgeLANAddr is the edge's address towards br-phy (WireGuard labs): 10.99.<i>.254.
+func EdgeLANAddr(i int) string { return "10.99." + strconv.Itoa(i) + ".254" }
+
+// EdgeLANMAC is the MAC of the edge's interface towards br-phy: 02:5d:00:00:ii:ii.
+func EdgeLANMAC(i int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x5d, 0, 0, byte(i >> 8), byte(i)}
+}
 
 // HostNetns is the namespace of a plugged host: "<prefix>-h-<host>".
 func HostNetns(prefix, host string) string { return prefix + "-h-" + host }

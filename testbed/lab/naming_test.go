@@ -36,7 +36,7 @@ func TestDPIDScheme(t *testing.T) {
 func TestNamesFitIFNAMSIZ(t *testing.T) {
 	longVM := strings.Repeat("v", maxVMName)
 	longHost := strings.Repeat("h", maxHostName)
-	for _, n := range []string{VMPatch(longVM), GatewayPatch(longVM), HostPort(longHost), WANPeer(MaxSites), MgmtPeer(MaxSites), longVM} {
+	for _, n := range []string{VMPatch(longVM), GatewayPatch(longVM), HostPort(longHost), WANPeer(MaxSites), WGIface("abcdef", MaxSites), EdgeLANPort, UplinkPort, MgmtPeer(MaxSites), longVM} {
 		if len(n) > 15 {
 			t.Errorf("interface name %q has %d > 15 characters", n, len(n))
 		}

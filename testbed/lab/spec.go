@@ -38,6 +38,8 @@ const (
 	DefaultUnderlay = "172.31.0.0/24"
 	// DefaultHostMTU leaves room for VXLAN/GRE/Geneve headers over a 1500-byte WAN.
 	DefaultHostMTU = 1400
+	// DefaultHostMTUWireGuard also leaves room for WireGuard (wg MTU 1420).
+	DefaultHostMTUWireGuard = 1350
 	// MaxSites bounds the site count (site index is one octet of the DPID and the underlay address).
 	MaxSites = 200
 	// MaxVMs bounds the VMs per site (VM index is one octet of the DPID).
@@ -70,7 +72,10 @@ type Spec struct {
 	StateDir string `json:"state_dir,omitempty"`
 	// TunnelType is recorded for Skyvisor (vxlan, gre or geneve; default vxlan).
 	TunnelType string `json:"tunnel_type,omitempty"`
-	// WireGuard asks for an underlay encrypted by wireguard-go (not implemented yet).
+	// WireGuard encrypts the underlay with wireguard-go: each site gets an
+	// edge namespace "<prefix>-g<i>" holding the WAN port and a WireGuard
+	// interface; the tunnel endpoint moves to 10.99.<i>.1 on br-phy, routed
+	// through the edge (see docs/lab.md). Needs wireguard-go and wg.
 	WireGuard bool `json:"wireguard,omitempty"`
 	// Controller is the OpenFlow target set on every VM and gateway bridge:
 	// "unix:/abs/path" (default unix:<state_dir>/openflow.sock), "tcp:IPv4:PORT"
@@ -279,11 +284,11 @@ func (s *Spec) Validate() error {
 	default:
 		bad("tunnel_type", "%q is not vxlan, gre or geneve", s.TunnelType)
 	}
-	if s.WireGuard {
-		bad("wireguard", "the wireguard-go underlay is not implemented in this lab yet (see docs/lab.md; /work/shared/recipes/multisite-ovs.sh --wg has the recipe)")
-	}
 	if s.HostMTU == 0 {
 		s.HostMTU = DefaultHostMTU
+		if s.WireGuard {
+			s.HostMTU = DefaultHostMTUWireGuard
+		}
 	}
 	if s.HostMTU < 576 || s.HostMTU > 9000 {
 		bad("host_mtu", "%d is outside 576..9000", s.HostMTU)

@@ -87,7 +87,6 @@ func TestValidationErrors(t *testing.T) {
 		{"root state dir", `{"state_dir":"/x","sites":[{"name":"a","vms":1}]}`, "state_dir:"},
 		{"long state dir", `{"state_dir":"/tmp/` + strings.Repeat("x", 90) + `","sites":[{"name":"a","vms":1}]}`, "state_dir:"},
 		{"tunnel", `{"tunnel_type":"ipip","sites":[{"name":"a","vms":1}]}`, "tunnel_type:"},
-		{"wireguard", `{"wireguard":true,"sites":[{"name":"a","vms":1}]}`, "wireguard: the wireguard-go underlay is not implemented"},
 		{"mtu", `{"host_mtu":100,"sites":[{"name":"a","vms":1}]}`, "host_mtu:"},
 		{"no sites", `{"sites":[]}`, "sites: at least one site"},
 		{"site name", `{"sites":[{"name":"A B","vms":1}]}`, "sites[0].name:"},

@@ -140,6 +140,19 @@ func checkPrereqs(s *Spec) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing programs %s (apt-get install openvswitch-switch iproute2 ethtool)", strings.Join(missing, ", "))
 	}
+	if s.WireGuard {
+		for _, b := range []string{"wireguard-go", "wg", "ping"} {
+			if _, err := exec.LookPath(b); err != nil {
+				missing = append(missing, b)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("missing programs %s (apt-get install wireguard-go wireguard-tools iputils-ping)", strings.Join(missing, ", "))
+		}
+		if _, err := os.Stat("/dev/net/tun"); err != nil {
+			return fmt.Errorf("wireguard-go needs /dev/net/tun: %w", err)
+		}
+	}
 	if _, err := os.Stat(ovsSchema); err != nil {
 		return fmt.Errorf("OVS schema: %w", err)
 	}
@@ -216,11 +229,23 @@ func (b *builder) build(ctx context.Context, hosts []HostSpec) error {
 			}
 		}
 	}
+	if s.WireGuard {
+		if err := b.wgPeers(ctx); err != nil {
+			return err
+		}
+	}
 	// Pre-seed every gateway's tunnel neighbour cache with the other sites'
 	// underlay MACs, so the first tunnelled packets are not dropped while OVS
 	// ARPs for the next hop (recipe gotcha; OVS snoops ARP only while tunnel
 	// ports exist, and Skyvisor adds those later).
 	if err := parallel(len(s.Sites), func(idx int) error {
+		if s.WireGuard { // the only next hop is the site's edge
+			if _, err := appctl(ctx, s.StateDir, idx+1, "tnl/neigh/set", UnderlayBridge, EdgeLANAddr(idx+1),
+				EdgeLANMAC(idx+1).String()); err != nil {
+				return fmt.Errorf("site %s: seed tunnel neighbour: %w", s.Sites[idx].Name, err)
+			}
+			return nil
+		}
 		for k := range s.Sites {
 			if k == idx {
 				continue
@@ -269,7 +294,17 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	if err := newNetns(ctx, ns); err != nil {
 		return err
 	}
-	if err := veth(ctx, ns, WANPort, wan, WANPeer(i), "", 0); err != nil {
+	wanNS := ns // namespace holding the WAN port: the site, or its edge (WireGuard)
+	if s.WireGuard {
+		wanNS = EdgeNetns(s.Prefix, i)
+		if err := newNetns(ctx, wanNS); err != nil {
+			return err
+		}
+		if _, err := nsRun(ctx, wanNS, nil, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+			return err
+		}
+	}
+	if err := veth(ctx, wanNS, WANPort, wan, WANPeer(i), "", 0); err != nil {
 		return fmt.Errorf("site %s WAN link: %w", site.Name, err)
 	}
 	if !s.UsesRelay() {
@@ -293,6 +328,14 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 		return fmt.Errorf("site %s: %w", site.Name, err)
 	}
 	tStart := time.Since(t0)
+	phyPort := WANPort
+	bits := s.WAN.Subnet[strings.IndexByte(s.WAN.Subnet, '/'):]
+	if s.WireGuard {
+		phyPort = UplinkPort
+		if err := b.edge(ctx, i, bits); err != nil {
+			return fmt.Errorf("site %s edge: %w", site.Name, err)
+		}
+	}
 
 	target, err := siteControllerTarget(s.StateDir, i, ctl)
 	if err != nil {
@@ -304,7 +347,7 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 		"--", "add-br", UnderlayBridge,
 		"--", "set", "bridge", UnderlayBridge, "datapath_type=netdev", "fail_mode=standalone",
 		"other-config:hwaddr=\"" + UnderlayMAC(i).String() + "\"",
-		"--", "add-port", UnderlayBridge, WANPort,
+		"--", "add-port", UnderlayBridge, phyPort,
 	}
 	bridge := func(name string, dpid uint64) {
 		args = append(args, "--", "add-br", name,
@@ -328,12 +371,19 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	if _, err := vsctl(ctx, s.StateDir, i, args...); err != nil {
 		return fmt.Errorf("site %s bridges: %w", site.Name, err)
 	}
-	bits := s.WAN.Subnet[strings.IndexByte(s.WAN.Subnet, '/'):]
-	if _, err := run(ctx, nil, "ip", "-n", ns, "addr", "add", site.PublicIP+bits, "dev", UnderlayBridge); err != nil {
+	if s.WireGuard {
+		bits = "/24"
+	}
+	if _, err := run(ctx, nil, "ip", "-n", ns, "addr", "add", TunnelEndpoint(s, i)+bits, "dev", UnderlayBridge); err != nil {
 		return err
 	}
 	if _, err := run(ctx, nil, "ip", "-n", ns, "link", "set", UnderlayBridge, "up"); err != nil {
 		return err
+	}
+	if s.WireGuard {
+		if _, err := run(ctx, nil, "ip", "-n", ns, "route", "add", "10.99.0.0/16", "via", EdgeLANAddr(i)); err != nil {
+			return err
+		}
 	}
 	b.log.Info("site up", "site", site.Name, "ovs_start", tStart, "total", time.Since(t0))
 	return nil

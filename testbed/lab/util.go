@@ -45,7 +45,8 @@ func SiteCommand(ctx context.Context, stateDir, site string, argv ...string) (*e
 	return c, nil
 }
 
-// CheckUnderlay pings every other site's underlay (public) address from every
+// CheckUnderlay pings every other site's tunnel endpoint (its public address,
+// or 10.99.<k>.1 through WireGuard) from every
 // site namespace (one echo, 2 s timeout each, all pairs in parallel) and
 // returns one line per pair ("s1 -> 172.31.0.2: ok 0.1 ms"). The error lists
 // the failed pairs.
@@ -65,8 +66,9 @@ func CheckUnderlay(ctx context.Context, stateDir string) ([]string, error) {
 		if i == o {
 			return nil
 		}
-		out, err := nsRun(ctx, SiteNetns(s.Prefix, i+1), nil, "ping", "-c", "1", "-W", "2", s.Sites[o].PublicIP)
-		line := fmt.Sprintf("%s -> %s (%s): ", s.Sites[i].Name, s.Sites[o].Name, s.Sites[o].PublicIP)
+		dst := TunnelEndpoint(s, o+1)
+		out, err := nsRun(ctx, SiteNetns(s.Prefix, i+1), nil, "ping", "-c", "1", "-W", "2", dst)
+		line := fmt.Sprintf("%s -> %s (%s): ", s.Sites[i].Name, s.Sites[o].Name, dst)
 		if err != nil {
 			line += "FAILED"
 			mu.Lock()
