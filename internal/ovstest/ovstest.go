@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -47,12 +46,10 @@ const commandTimeout = 30 * time.Second
 // readyTimeout bounds the wait for a daemon to accept requests.
 const readyTimeout = 20 * time.Second
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
-
 // requiredCommands are the programs Start needs; Available reports the first
 // that is missing.
-var requiredCommands = []string{
-	"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip",
+func requiredCommands() []string {
+	return []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip"}
 }
 
 // Available reports why real-OVS tests cannot run on this machine, or "" if
@@ -63,7 +60,7 @@ func Available() string {
 	if os.Geteuid() != 0 {
 		return "ovstest: real Open vSwitch tests need root (network namespaces and veths)"
 	}
-	for _, c := range requiredCommands {
+	for _, c := range requiredCommands() {
 		if _, err := exec.LookPath(c); err != nil {
 			return fmt.Sprintf("ovstest: %s not found in PATH (apt-get install openvswitch-switch iproute2)", c)
 		}
@@ -155,7 +152,11 @@ func Start(t testing.TB, name string) *Instance {
 }
 
 func checkName(name string) error {
-	if len(name) == 0 || len(name) > MaxNameLen || !validName.MatchString(name) {
+	valid := len(name) > 0 && len(name) <= MaxNameLen && name[0] != '-' && name[0] != '_'
+	for _, r := range name {
+		valid = valid && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}
+	if !valid {
 		return fmt.Errorf("name %q: want 1-%d characters of [A-Za-z0-9_-]", name, MaxNameLen)
 	}
 	return nil
