@@ -130,15 +130,3 @@ func TestInstanceLifecycle(t *testing.T) {
 		}
 	}
 }
-
-func TestStartRejectsBadName(t *testing.T) {
-	if err := checkName("sko-this-is-too-long"); err == nil {
-		t.Fatal("long name accepted")
-	}
-	if err := checkName("sko/x"); err == nil {
-		t.Fatal("slash accepted")
-	}
-	if err := checkName("sko-ok"); err != nil {
-		t.Fatal(err)
-	}
-}
