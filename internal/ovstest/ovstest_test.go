@@ -130,3 +130,21 @@ func TestInstanceLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// A long test name makes t.TempDir() too long for unix socket paths; the
+// instance then keeps its state in a shorter directory.
+func TestLongTestNameStateDir(t *testing.T) {
+	if why := Available(); why != "" {
+		t.Skip(why)
+	}
+	t.Run(strings.Repeat("a_rather_long_subtest_name_", 4), func(t *testing.T) {
+		inst := Start(t, "sko-long")
+		if len(inst.DBSock) > 100 || len(inst.VswitchdCtl()) > 100 {
+			t.Fatalf("socket paths too long: %s, %s", inst.DBSock, inst.VswitchdCtl())
+		}
+		inst.AddBridge(t, "sko-long-br")
+		if _, err := inst.Ofctl("-O", "OpenFlow13", "show", "sko-long-br"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
