@@ -114,6 +114,7 @@ func totals(res Result) RunStats {
 		t.Answered += rs.Answered
 		t.RTTSum += rs.RTTSum
 		t.Timeouts += rs.Timeouts
+		t.Lost += rs.Lost
 	}
 	return t
 }
@@ -235,6 +236,49 @@ func TestTimeoutsReclaimUnansweredPacketIns(t *testing.T) {
 	defer sc.mu.Unlock()
 	if sc.pins[0] < 2 {
 		t.Errorf("only %d packet-ins sent; timed-out ones should be replaced", sc.pins[0])
+	}
+}
+
+func TestDroppedAnswersCountedLostWithoutStalling(t *testing.T) {
+	addr := serveScripted(t, func(_ int, c net.Conn) {
+		writeMsg(t, c, of.TypeHello, 1, helloBody())
+		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
+		n := 0
+		for {
+			typ, m, err := readMsg(c)
+			if err != nil {
+				return
+			}
+			if typ != of.TypePacketIn {
+				continue
+			}
+			n++
+			if n%3 == 0 {
+				continue // dropped, as an overloaded controller does
+			}
+			if _, err := c.Write(appendAnswer(nil, m, 7, false)); err != nil {
+				return
+			}
+		}
+	})
+	cfg := quick(addr)
+	cfg.Mode = ModeThroughput
+	cfg.Window = 8
+	cfg.Timeout = time.Minute // only in-order loss detection can free slots
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	all := totals(res)
+	if all.Timeouts != 0 {
+		t.Errorf("%d timeouts, want 0", all.Timeouts)
+	}
+	// Two answered per lost; the last window of each switch may be open.
+	if d := int64(all.Answered) - 2*int64(all.Lost); all.Lost == 0 || d < -int64(3*cfg.Window) || d > int64(3*cfg.Window) {
+		t.Errorf("answered %d, lost %d: want about 2:1", all.Answered, all.Lost)
+	}
+	if all.Answered < 100 {
+		t.Errorf("only %d answered: dropped answers stalled the window", all.Answered)
 	}
 }
 
@@ -537,7 +581,7 @@ func TestPacketInTemplate(t *testing.T) {
 func TestRunStatsAndSummaryFormat(t *testing.T) {
 	rs := RunStats{Index: 3, Elapsed: time.Second, PerSwitch: []uint64{100, 300}, FlowMods: 200, PacketOuts: 200,
 		Answered: 200, RTTSum: 200 * 250 * time.Microsecond}
-	if got, want := rs.String(), "run 3: 2 switches, 400 responses/s (min/max per switch 100/300), 200 answered/s, rtt 0.250 ms, 0 timeouts"; got != want {
+	if got, want := rs.String(), "run 3: 2 switches, 400 responses/s (min/max per switch 100/300), 200 answered/s, rtt 0.250 ms, 0 lost, 0 timeouts"; got != want {
 		t.Errorf("String()\n got %q\nwant %q", got, want)
 	}
 	res := Result{Config: DefaultConfig(), Switches: 16}
@@ -548,7 +592,7 @@ func TestRunStatsAndSummaryFormat(t *testing.T) {
 	if res.Median != 2000 || res.Mean != 2000 || res.Min != 1000 || res.Max != 3000 || res.AvgRTT != time.Millisecond {
 		t.Errorf("summary figures %+v", res)
 	}
-	want := "ofbench: mode=latency switches=16 median=2000 resp/s mean=2000 min=1000 max=3000 stddev=816 answered=2000 rtt_ms=1.0000 timeouts=0 ctrl_errors=0 switch_errors=0 self_cpu_pct=0 runs=3 duration_ms=1000 window=1 macs=100000 buffered=false"
+	want := "ofbench: mode=latency switches=16 median=2000 resp/s mean=2000 min=1000 max=3000 stddev=816 answered=2000 rtt_ms=1.0000 lost=0 timeouts=0 ctrl_errors=0 switch_errors=0 self_cpu_pct=0 runs=3 duration_ms=1000 window=1 macs=100000 buffered=false"
 	if got := res.Summary(); got != want {
 		t.Errorf("Summary()\n got %q\nwant %q", got, want)
 	}

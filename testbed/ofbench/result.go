@@ -27,8 +27,10 @@ type RunStats struct {
 	// trips.
 	Answered uint64
 	RTTSum   time.Duration
-	// Timeouts counts packet-ins given up after Config.Timeout.
-	Timeouts uint64
+	// Timeouts counts packet-ins given up after Config.Timeout; Lost
+	// counts packet-ins presumed dropped by the controller because a later
+	// one of the same switch was answered first.
+	Timeouts, Lost uint64
 	// ControllerErrors counts OFPT_ERROR messages from the controller.
 	ControllerErrors uint64
 	// SelfCPU is the CPU time (user + system) the calling process used
@@ -49,6 +51,7 @@ func newRunStats(prev, cur []snapshot, elapsed time.Duration) RunStats {
 		rs.Answered += c.answered - p.answered
 		rs.RTTSum += time.Duration(c.rttNanos - p.rttNanos)
 		rs.Timeouts += c.timeouts - p.timeouts
+		rs.Lost += c.lost - p.lost
 		rs.ControllerErrors += c.ctrlErrors - p.ctrlErrors
 	}
 	return rs
@@ -90,7 +93,7 @@ func (r RunStats) AvgRTT() time.Duration {
 
 // String is the per-run line, e.g.
 //
-//	run 3: 16 switches, 123456 responses/s (min/max per switch 7012/8123), 61728 answered/s, rtt 0.259 ms, 0 timeouts
+//	run 3: 16 switches, 123456 responses/s (min/max per switch 7012/8123), 61728 answered/s, rtt 0.259 ms, 0 lost, 0 timeouts
 //
 // Warmup runs start with "warmup N:" instead.
 func (r RunStats) String() string {
@@ -99,8 +102,8 @@ func (r RunStats) String() string {
 		kind = "warmup"
 	}
 	lo, hi := r.SwitchRange()
-	return fmt.Sprintf("%s %d: %d switches, %.0f responses/s (min/max per switch %.0f/%.0f), %.0f answered/s, rtt %.3f ms, %d timeouts",
-		kind, r.Index, len(r.PerSwitch), r.Rate(), lo, hi, r.AnsweredRate(), ms(r.AvgRTT()), r.Timeouts)
+	return fmt.Sprintf("%s %d: %d switches, %.0f responses/s (min/max per switch %.0f/%.0f), %.0f answered/s, rtt %.3f ms, %d lost, %d timeouts",
+		kind, r.Index, len(r.PerSwitch), r.Rate(), lo, hi, r.AnsweredRate(), ms(r.AvgRTT()), r.Lost, r.Timeouts)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -122,8 +125,8 @@ type Result struct {
 	AnsweredMedian float64
 	// AvgRTT is the mean round trip over every packet-in answered in Runs.
 	AvgRTT time.Duration
-	// Timeouts and ControllerErrors are totals over Runs.
-	Timeouts, ControllerErrors uint64
+	// Timeouts, Lost and ControllerErrors are totals over Runs.
+	Timeouts, Lost, ControllerErrors uint64
 	// SelfCPU is the share of one core the process used during Runs
 	// (total SelfCPU / total Elapsed), e.g. 0.35.
 	SelfCPU float64
@@ -143,7 +146,7 @@ func (r *Result) finish() {
 	answered := make([]float64, n)
 	var totalAnswered uint64
 	var rttSum, cpu, elapsed time.Duration
-	r.Timeouts, r.ControllerErrors = 0, 0
+	r.Timeouts, r.Lost, r.ControllerErrors = 0, 0, 0
 	for i, rs := range r.Runs {
 		rates[i] = rs.Rate()
 		answered[i] = rs.AnsweredRate()
@@ -152,6 +155,7 @@ func (r *Result) finish() {
 		cpu += rs.SelfCPU
 		elapsed += rs.Elapsed
 		r.Timeouts += rs.Timeouts
+		r.Lost += rs.Lost
 		r.ControllerErrors += rs.ControllerErrors
 	}
 	r.Median = median(rates)
@@ -191,7 +195,7 @@ func median(v []float64) float64 {
 //	ofbench: mode=latency switches=16 median=NNNN resp/s
 //
 // followed by mean, min, max and stddev (responses/s), answered (median
-// answered packet-ins/s), rtt_ms (mean round trip), timeouts, ctrl_errors,
+// answered packet-ins/s), rtt_ms (mean round trip), lost, timeouts, ctrl_errors,
 // switch_errors, self_cpu_pct (ofbench's CPU use, % of one core), runs,
 // duration_ms, window, macs and buffered.
 func (r Result) Summary() string {
@@ -199,8 +203,8 @@ func (r Result) Summary() string {
 	fmt.Fprintf(&b, "ofbench: mode=%s switches=%d median=%.0f resp/s", r.Config.Mode, r.Switches, r.Median)
 	fmt.Fprintf(&b, " mean=%.0f min=%.0f max=%.0f stddev=%.0f answered=%.0f rtt_ms=%.4f",
 		r.Mean, r.Min, r.Max, r.StdDev, r.AnsweredMedian, ms(r.AvgRTT))
-	fmt.Fprintf(&b, " timeouts=%d ctrl_errors=%d switch_errors=%d self_cpu_pct=%.0f runs=%d duration_ms=%d window=%d macs=%d buffered=%t",
-		r.Timeouts, r.ControllerErrors, len(r.SwitchErrors), 100*r.SelfCPU, len(r.Runs), r.Config.Duration.Milliseconds(),
+	fmt.Fprintf(&b, " lost=%d timeouts=%d ctrl_errors=%d switch_errors=%d self_cpu_pct=%.0f runs=%d duration_ms=%d window=%d macs=%d buffered=%t",
+		r.Lost, r.Timeouts, r.ControllerErrors, len(r.SwitchErrors), 100*r.SelfCPU, len(r.Runs), r.Config.Duration.Milliseconds(),
 		r.Config.window(), r.Config.MACs, r.Config.Buffered)
 	return b.String()
 }

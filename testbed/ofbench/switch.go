@@ -25,13 +25,14 @@ type counters struct {
 	answered   atomic.Uint64
 	rttNanos   atomic.Uint64
 	timeouts   atomic.Uint64
+	lost       atomic.Uint64
 	ctrlErrors atomic.Uint64
-	_          [16]byte // keep neighbouring switches off this cache line
+	_          [8]byte // keep neighbouring switches off this cache line
 }
 
 // snapshot is a copy of counters at one instant.
 type snapshot struct {
-	flowMods, packetOuts, answered, rttNanos, timeouts, ctrlErrors uint64
+	flowMods, packetOuts, answered, rttNanos, timeouts, lost, ctrlErrors uint64
 }
 
 func (c *counters) load() snapshot {
@@ -41,6 +42,7 @@ func (c *counters) load() snapshot {
 		answered:   c.answered.Load(),
 		rttNanos:   c.rttNanos.Load(),
 		timeouts:   c.timeouts.Load(),
+		lost:       c.lost.Load(),
 		ctrlErrors: c.ctrlErrors.Load(),
 	}
 }
@@ -74,7 +76,8 @@ type emuSwitch struct {
 	featuresReplied bool
 	sending         bool // started has been observed
 
-	seq         uint32
+	seq         uint32 // next sequence number to send
+	tail        uint32 // no packet-in below tail is pending
 	host        int
 	window      int
 	refillAt    int // refill once outstanding <= refillAt
@@ -304,7 +307,12 @@ func (s *emuSwitch) fill(now int64) {
 	}
 }
 
-// answer marks packet-in seq answered, if it is outstanding.
+// answer marks packet-in seq answered, if it is outstanding. Controllers
+// answer one switch's packet-ins in order (one TCP connection, processed
+// sequentially), so packet-ins sent before seq and still unanswered were
+// dropped by the controller (ovs-testcontroller discards replies beyond 10
+// queued per switch): their slots are reclaimed at once and counted as
+// lost instead of blocking the window until the timeout.
 func (s *emuSwitch) answer(seq uint32, now int64) {
 	sl := &s.ring[seq&s.mask]
 	if !sl.pending || sl.seq != seq {
@@ -314,6 +322,14 @@ func (s *emuSwitch) answer(seq uint32, now int64) {
 	s.outstanding--
 	s.ctr.answered.Add(1)
 	s.ctr.rttNanos.Add(uint64(now - sl.sent))
+	for ; int32(seq-s.tail) > 0; s.tail++ {
+		if old := &s.ring[s.tail&s.mask]; old.pending && old.seq == s.tail {
+			old.pending = false
+			s.outstanding--
+			s.ctr.lost.Add(1)
+		}
+	}
+	s.tail = seq + 1
 }
 
 // answerBuffer maps a buffer id back to an outstanding sequence number.
