@@ -261,3 +261,41 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.stats.writes.Add(1)
 	return c.Conn.Write(p)
 }
+
+// BenchmarkPacketInRoundTrip is cbench's latency mode: one packet-in
+// outstanding at a time over loopback TCP; ns/op is the round trip from
+// writing the packet-in to reading both the flow mod and the packet out.
+func BenchmarkPacketInRoundTrip(b *testing.B) {
+	app := &benchApp{per: make(map[*Switch]*benchState)}
+	c, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stats := &connStats{}
+	conn, br, served := benchConn(b, c, ctx, "tcp", 1, stats)
+	defer func() {
+		cancel()
+		conn.Close()
+		<-served
+	}()
+	frame := make([]byte, 60)
+	copy(frame, []byte{2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 2, 2, 0x08, 0})
+	pi := packetInMsg(1, frame)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := conn.Write(pi); err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < 2; got++ {
+			hdr, err := br.Peek(8)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := br.Discard(int(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -95,6 +95,7 @@ func (s *Switch) close(err error) {
 			s.spaceCh = nil
 		}
 		s.smu.Unlock()
+		s.corkTimer.Stop()
 		s.emu.Lock()
 		s.eclosed = true
 		s.events = nil
@@ -544,6 +545,7 @@ func (s *Switch) eventLoop() {
 			}
 		}
 		s.corked.Store(false)
+		s.corkTimer.Stop()
 		s.kick()
 		s.emu.Lock()
 		s.spare = batch[:0]

@@ -829,3 +829,26 @@ func TestFirstMessageNotHello(t *testing.T) {
 		t.Fatalf("ServeConn = %v", err)
 	}
 }
+
+// TestSendDuringSlowHandlerNotHeldByCork: while a handler is busy, a
+// message queued by another goroutine still goes out promptly.
+func TestSendDuringSlowHandlerNotHeldByCork(t *testing.T) {
+	release := make(chan struct{})
+	rec := newRecorder("rec")
+	rec.onPI = func(ctx context.Context, sw *Switch, ev *PacketIn) { <-release }
+	h, sw := upSession(t, nil, rec)
+	defer close(release)
+	h.sw.send(of.TypePacketIn, 0, packetInBody(1, []byte("x")))
+	// Wait until the handler is running (the event loop is corked).
+	deadline := time.Now().Add(5 * time.Second)
+	for !sw.corked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("event loop never corked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := sw.FlowMod(context.Background(), &ofp.FlowMod{Command: ofp.FlowAdd, Priority: 42}); err != nil {
+		t.Fatal(err)
+	}
+	h.sw.expect(of.TypeFlowMod) // fails after 5s if held until the handler returns
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
@@ -28,6 +29,10 @@ const ErrClosed = sessionError("controller: switch session closed")
 
 // maxQueueBytes bounds the bytes queued per switch besides SendQueueLen.
 const maxQueueBytes = 16 << 20
+
+// maxCorkDelay bounds how long a message queued while the event
+// goroutine dispatches a batch waits for the batch to end.
+const maxCorkDelay = 500 * time.Microsecond
 
 // maxMultipartBytes bounds a reassembled multipart reply.
 const maxMultipartBytes = 256 << 20
@@ -66,6 +71,7 @@ type Switch struct {
 	spaceCh   chan struct{} // closed when the writer drains; nil when nobody waits
 	wake      chan struct{} // cap 1: wakes the writer
 	corked    atomic.Bool   // event goroutine is dispatching a batch and will kick the writer after it
+	corkTimer *time.Timer   // kicks the writer maxCorkDelay after a corked message was queued
 
 	// pending requests, guarded by pmu
 	pmu          sync.Mutex
@@ -128,6 +134,8 @@ func newSwitch(c *Controller, conn net.Conn, ctx context.Context) *Switch {
 		sbuf: make([]byte, 0, 4096),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.corkTimer = time.AfterFunc(time.Hour, s.kick)
+	s.corkTimer.Stop()
 	s.itemCond = sync.NewCond(&s.emu)
 	s.spaceCond = sync.NewCond(&s.emu)
 	s.logger.Store(c.log.With("remote", addrString(s.remote)))
@@ -500,7 +508,13 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 	s.smu.Unlock()
 	// While the event goroutine is corked (dispatching a batch) it wakes
 	// the writer itself at the end of the batch; requests go out at once.
-	if (first && !s.corked.Load()) || p != nil {
+	// The cork timer bounds the delay when a handler is slow.
+	switch {
+	case p != nil:
+		s.kick()
+	case first && s.corked.Load():
+		s.corkTimer.Reset(maxCorkDelay)
+	case first:
 		s.kick()
 	}
 	if p != nil {
