@@ -34,8 +34,10 @@ type Config struct {
 	// RequestTimeout bounds Request, Multipart, Barrier and the typed
 	// stats calls when ctx has no deadline. Default 10s.
 	RequestTimeout time.Duration
-	// SendQueueLen bounds the messages queued but not yet written per
-	// switch. Default 4096 messages.
+	// SendQueueLen bounds the messages queued but not yet taken by the
+	// writer, per switch (the writer holds at most one more such batch
+	// while it writes); senders wait beyond it. It also bounds queued
+	// packet-in events (see the package documentation). Default 4096.
 	SendQueueLen int
 	// Logger receives session logs; nil means slog.Default().
 	Logger *slog.Logger
