@@ -49,6 +49,10 @@ type BridgeSpec struct {
 	// Controllers are OpenFlow controller targets, "tcp:IP[:PORT]" (port
 	// 6653 by default, IPv6 in brackets) or "unix:/abs/path". nil = not
 	// managed; to remove all controllers use SetControllers(ctx, name, nil).
+	// ovs-vswitchd (bridge.c) ignores unix: targets outside its OVS_RUNDIR
+	// (it logs "Not adding Unix domain socket controller"): put the socket,
+	// or a symlink to it, there. The target must be reachable from the
+	// network namespace of ovs-vswitchd.
 	Controllers []string
 	// ConnectionMode of every controller when Controllers is managed: ""
 	// means out-of-band (in-band adds hidden priority-180000 flows), or
