@@ -36,6 +36,16 @@ func ofport(t *testing.T, inst *ovstest.Instance, name string) uint32 {
 	return uint32(n)
 }
 
+// parseMAC packs "aa:bb:cc:dd:ee:ff" into a learning.MAC.
+func parseMAC(s string) learning.MAC {
+	var m learning.MAC
+	for _, h := range strings.Split(s, ":") {
+		v, _ := strconv.ParseUint(h, 16, 8)
+		m = m<<8 | learning.MAC(v)
+	}
+	return m
+}
+
 // ping checks that host reaches ip (retrying for up to 10 s: the first
 // packets go through the controller).
 func ping(t *testing.T, host, ip string) {
@@ -109,12 +119,7 @@ func TestLearningSwitchOVS(t *testing.T) {
 			t.Fatalf("%s: no MAC table for %v", round, dpid)
 		}
 		for mac, port := range map[string]uint32{mac1: p1, mac2: p2} {
-			var m learning.MAC
-			for _, h := range strings.Split(mac, ":") {
-				v, _ := strconv.ParseUint(h, 16, 8)
-				m = m<<8 | learning.MAC(v)
-			}
-			if got, ok := tb.Lookup(m); !ok || uint32(got) != port {
+			if got, ok := tb.Lookup(parseMAC(mac)); !ok || uint32(got) != port {
 				t.Errorf("%s: MAC table %s -> %d,%v want %d", round, mac, got, ok, port)
 			}
 		}
@@ -131,6 +136,18 @@ func TestLearningSwitchOVS(t *testing.T) {
 	rec.wait(t, true, dpid, 30*time.Second)
 	t.Logf("session back %v after restart began", time.Since(start))
 	checkForwarding("after vswitchd restart")
+
+	// Link down on h2's port: the switch reports it (OFPT_PORT_STATUS) and
+	// the app forgets the addresses learned there.
+	if _, err := inst.Exec(context.Background(), "ip", "link", "set", h2, "down"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "MAC table forgets h2 after port down", func() error {
+		if p, ok := learn.Table(dpid).Lookup(parseMAC(mac2)); ok {
+			return fmt.Errorf("%s still on port %d", mac2, p)
+		}
+		return nil
+	})
 }
 
 // TestDiscoveryOVSPatch runs the discovery app on two OVS bridges joined by
