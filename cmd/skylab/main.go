@@ -138,7 +138,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if _, err := parse(); err != nil {
 			return err
 		}
-		if err := lab.DownPrefix(ctx, dir(), *prefix); err != nil {
+		p := *prefix
+		if p == "" && *stateDir == "" {
+			p = lab.DefaultPrefix // the default state dir belongs to the default prefix
+		}
+		if err := lab.DownPrefix(ctx, dir(), p); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "lab at %s is down\n", dir())

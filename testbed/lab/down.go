@@ -28,9 +28,9 @@ func Down(ctx context.Context, stateDir string) error {
 	return DownPrefix(ctx, stateDir, "")
 }
 
-// DownPrefix is Down with the prefix given: it is used when the state file is
-// missing or unreadable ("" = take it from the state file; when both are
-// missing only stateDir's processes and files are removed).
+// DownPrefix is Down with a fallback prefix, used only when the state file is
+// missing or unreadable (the state file's prefix wins). With neither, only
+// the processes named by stateDir's pid files and stateDir are removed.
 func DownPrefix(ctx context.Context, stateDir, prefix string) error {
 	if err := checkStateDir(stateDir); err != nil {
 		return fmt.Errorf("state dir: %w", err)
@@ -51,8 +51,8 @@ func DownPrefix(ctx context.Context, stateDir, prefix string) error {
 // down does the work of Down; the caller holds the lock (if the dir exists).
 func down(ctx context.Context, stateDir, prefix string) error {
 	st, stErr := loadState(stateDir)
-	if st != nil && prefix == "" {
-		prefix = st.Spec.Prefix
+	if st != nil {
+		prefix = st.Spec.Prefix // the state file wins over the caller's guess
 	}
 	var errs []error
 	// 1. processes recorded in pid files, relay first, ovsdb-server last
