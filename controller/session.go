@@ -189,6 +189,7 @@ func (s *Switch) writeLoop() {
 		}
 		s.smu.Lock()
 		out, s.sbuf = s.sbuf, out[:0]
+		n := s.scount
 		s.scount = 0
 		if s.spaceCh != nil {
 			close(s.spaceCh)
@@ -202,6 +203,9 @@ func (s *Switch) writeLoop() {
 				s.close(fmt.Errorf("write: %w", err))
 				return
 			}
+			s.tx.Add(uint64(n))
+			s.txBytes.Add(uint64(len(out)))
+			s.writes.Add(1)
 		}
 		if exit {
 			s.close(exitErr)
@@ -273,6 +277,7 @@ func (s *Switch) readLoop() (err error) {
 			return fmt.Errorf("read %d-byte message type %d: %w", l, hdr[1], err)
 		}
 		s.rx.Add(1)
+		s.rxBytes.Add(uint64(l))
 		if first {
 			first = false
 			if err := s.handleHello(msg); err != nil {
@@ -496,6 +501,7 @@ func (s *Switch) push(ev any, packetIn bool) {
 	}
 	if len(s.events) >= 16*limit {
 		s.dropped++
+		s.drops.Add(1)
 		if s.dropped&(s.dropped-1) == 0 {
 			s.Logger().Warn("event queue full, dropping events", "dropped", s.dropped, "event", fmt.Sprintf("%T", ev))
 		}

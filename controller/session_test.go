@@ -56,6 +56,10 @@ func TestHandshakeAndSwitchUp(t *testing.T) {
 	if err := sw.Barrier(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	st := sw.Stats()
+	if st.RxMessages < 6 || st.TxMessages < 3 || st.Writes == 0 || st.Writes > st.TxMessages || st.RxBytes < 6*8 || st.TxBytes < 3*8 {
+		t.Errorf("stats = %+v", st)
+	}
 	if _, ok := sw.Port(2); ok {
 		t.Error("port 2 still present after delete")
 	}

@@ -59,6 +59,11 @@ type Switch struct {
 
 	helloCh chan error // reader reports the hello negotiation result
 	rx      atomic.Uint64
+	rxBytes atomic.Uint64
+	tx      atomic.Uint64
+	txBytes atomic.Uint64
+	writes  atomic.Uint64
+	drops   atomic.Uint64
 
 	// send queue, guarded by smu
 	smu       sync.Mutex
@@ -186,6 +191,25 @@ func (s *Switch) Err() error {
 		return s.closeErr
 	default:
 		return nil
+	}
+}
+
+// SwitchStats are counters of one session since it started.
+type SwitchStats struct {
+	RxMessages    uint64 // messages received from the switch
+	RxBytes       uint64 // their bytes, headers included
+	TxMessages    uint64 // messages written to the switch
+	TxBytes       uint64 // their bytes
+	Writes        uint64 // batched writes (TxMessages/Writes is the batching factor)
+	DroppedEvents uint64 // events dropped because the event queue was full
+}
+
+// Stats returns the session's counters.
+func (s *Switch) Stats() SwitchStats {
+	return SwitchStats{
+		RxMessages: s.rx.Load(), RxBytes: s.rxBytes.Load(),
+		TxMessages: s.tx.Load(), TxBytes: s.txBytes.Load(),
+		Writes: s.writes.Load(), DroppedEvents: s.drops.Load(),
 	}
 }
 
