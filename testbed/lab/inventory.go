@@ -276,15 +276,20 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 	}
 	bits := strings.SplitN(s.WAN.Subnet, "/", 2)
 	views := make([]*ovsView, len(s.Sites)+1)
+	readErrs := make([]error, len(s.Sites)+1)
+	_ = parallel(len(s.Sites), func(idx int) error {
+		views[idx+1], readErrs[idx+1] = readOVS(ctx, s.StateDir, idx+1)
+		return nil
+	})
 	var errs []string
 	for idx, site := range s.Sites {
 		i := idx + 1
-		v, err := readOVS(ctx, s.StateDir, i)
-		if err != nil {
+		v := views[i]
+		if err := readErrs[i]; err != nil {
 			errs = append(errs, fmt.Sprintf("site %s: %v", site.Name, err))
 			v = &ovsView{}
+			views[i] = v
 		}
-		views[i] = v
 		si := SiteInfo{
 			Name: site.Name, Index: i, Netns: SiteNetns(s.Prefix, i), OVSDB: OVSDBEndpoint(s.StateDir, i),
 			RunDir: RunDir(s.StateDir, i), UnderlayIP: TunnelEndpoint(s, i), PublicIP: site.PublicIP,

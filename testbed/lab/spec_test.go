@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -210,4 +211,29 @@ func TestVMListJSON(t *testing.T) {
 	if b, _ := v.MarshalJSON(); string(b) != `["a","b"]` {
 		t.Fatalf("marshal names: %s", b)
 	}
+}
+
+// FuzzParse: Parse never panics, and an accepted lab file stays valid when
+// validated again (defaults are idempotent) and round-trips through JSON.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(goodLab))
+	f.Add([]byte(`{"sites":[{"name":"a","vms":["x","y"]}],"wan":{"pairs":[{"a":"a","b":"a"}]}}`))
+	f.Add([]byte(`{"controller":"tcp:10.0.0.9:1","sites":[{"name":"a","vms":1,"public_ip":"172.31.0.9"}]}`))
+	f.Add([]byte(`{"sites":[{"name":"a","vms":1}],"hosts":[{"name":"h","site":"a","vm":"vm1","mac":"02:00:00:00:00:01","ip":"10.0.0.1/8"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("accepted spec fails a second validation: %v", err)
+		}
+		out, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("re-encoded spec rejected: %v\n%s", err, out)
+		}
+	})
 }

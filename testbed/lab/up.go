@@ -504,16 +504,20 @@ func (b *builder) startRelay(ctx context.Context) error {
 
 // newNetns creates namespace name with lo up, IPv6 off and arp_ignore=1 (so
 // the kernel does not answer ARP for br-phy's address out of wan0).
+// A namespace that cannot be set up is deleted again.
 func newNetns(ctx context.Context, name string) error {
 	if _, err := run(ctx, nil, "ip", "netns", "add", name); err != nil {
 		return err
 	}
-	if _, err := run(ctx, nil, "ip", "-n", name, "link", "set", "lo", "up"); err != nil {
-		return err
+	_, err := run(ctx, nil, "ip", "-n", name, "link", "set", "lo", "up")
+	if err == nil {
+		_, err = nsRun(ctx, name, nil, "sysctl", "-qw",
+			"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+			"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1")
 	}
-	_, err := nsRun(ctx, name, nil, "sysctl", "-qw",
-		"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-		"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1")
+	if err != nil {
+		_ = delNetns(context.WithoutCancel(ctx), name)
+	}
 	return err
 }
 
