@@ -43,6 +43,8 @@ Commands:
 Flags (before or after the command):
   --server URL     API base URL (env SKYCTL_SERVER; default ` + defaultServer + `)
   --token TOKEN    bearer token for writes (env SKYCTL_TOKEN)
+  --token-file F   read the token from file F instead (env SKYCTL_TOKEN_FILE;
+                   keeps it out of the process list and shell history)
   -o FORMAT        output: table (default) or json (the API's JSON)
   --timeout DUR    give up after DUR (default 30s)
   -f FILE          input file for apply
@@ -61,11 +63,12 @@ func usagef(format string, args ...any) error {
 
 // options are the parsed flags.
 type options struct {
-	server  string
-	token   string
-	output  string
-	timeout time.Duration
-	file    string
+	server    string
+	token     string
+	tokenFile string
+	output    string
+	timeout   time.Duration
+	file      string
 }
 
 // run is skyctl without the process: it parses args, calls the API and
@@ -102,15 +105,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // stops at the first positional argument, so parsing resumes after each).
 func parseArgs(args []string) (options, []string, error) {
 	opts := options{
-		server:  envOr("SKYCTL_SERVER", defaultServer),
-		token:   os.Getenv("SKYCTL_TOKEN"),
-		output:  "table",
-		timeout: 30 * time.Second,
+		server:    envOr("SKYCTL_SERVER", defaultServer),
+		token:     os.Getenv("SKYCTL_TOKEN"),
+		tokenFile: os.Getenv("SKYCTL_TOKEN_FILE"),
+		output:    "table",
+		timeout:   30 * time.Second,
 	}
 	fs := flag.NewFlagSet("skyctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&opts.server, "server", opts.server, "")
 	fs.StringVar(&opts.token, "token", opts.token, "")
+	fs.StringVar(&opts.tokenFile, "token-file", opts.tokenFile, "")
 	fs.StringVar(&opts.output, "o", opts.output, "")
 	fs.StringVar(&opts.output, "output", opts.output, "")
 	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "")
@@ -136,6 +141,16 @@ func parseArgs(args []string) (options, []string, error) {
 	}
 	if opts.timeout <= 0 {
 		return opts, nil, usagef("--timeout %v: must be positive", opts.timeout)
+	}
+	if opts.tokenFile != "" {
+		b, err := os.ReadFile(opts.tokenFile)
+		if err != nil {
+			return opts, nil, usagef("--token-file: %v", err)
+		}
+		opts.token = strings.TrimSpace(string(b))
+		if opts.token == "" {
+			return opts, nil, usagef("--token-file %s: file is empty", opts.tokenFile)
+		}
 	}
 	return opts, pos, nil
 }

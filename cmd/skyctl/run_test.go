@@ -33,6 +33,7 @@ func newHarness(t *testing.T, opts api.Options) *harness {
 	t.Helper()
 	t.Setenv("SKYCTL_SERVER", "")
 	t.Setenv("SKYCTL_TOKEN", "")
+	t.Setenv("SKYCTL_TOKEN_FILE", "")
 	fake := apitest.New()
 	srv := httptest.NewServer(api.NewHandler(fake, opts))
 	t.Cleanup(srv.Close)
@@ -216,6 +217,20 @@ func TestAuthErrors(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "tenant/acme applied") {
 		t.Fatalf("env token/server: %d %s %s", code, out.String(), errb.String())
 	}
+	// --token-file wins over the environment; surrounding whitespace is
+	// trimmed.
+	h4 := newHarness(t, api.Options{Token: "from-file"})
+	tf := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tf, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SKYCTL_TOKEN", "from-env")
+	out.Reset()
+	errb.Reset()
+	code = run(context.Background(), []string{"--server", h4.url, "--token-file", tf, "delete", "tenant", "nobody"}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "not found") {
+		t.Fatalf("--token-file: %d %q (want 404, i.e. authorized)", code, errb.String())
+	}
 }
 
 func TestPhysicalAndHealthTables(t *testing.T) {
@@ -265,6 +280,7 @@ Tunnels:
 func TestUsageErrors(t *testing.T) {
 	t.Setenv("SKYCTL_SERVER", "")
 	t.Setenv("SKYCTL_TOKEN", "")
+	t.Setenv("SKYCTL_TOKEN_FILE", "")
 	for _, c := range []struct {
 		args []string
 		msg  string
@@ -281,6 +297,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus", "health"}, "flag provided but not defined: -bogus"},
 		{[]string{"--timeout", "0s", "health"}, "--timeout 0s: must be positive"},
 		{[]string{"--server", "ftp://x", "health"}, "--server: server URL \"ftp://x\": scheme must be http or https"},
+		{[]string{"--token-file", "/nonexistent/token", "health"}, "--token-file: open /nonexistent/token: no such file or directory"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), c.args, nil, &out, &errb)
