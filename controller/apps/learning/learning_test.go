@@ -432,3 +432,31 @@ func BenchmarkPacketInFlood(b *testing.B) {
 		a.handle(context.Background(), sw, tb, pi)
 	}
 }
+
+// FuzzLearningPacketIn feeds arbitrary frames and ports to the handler: it must not
+// panic, must send at most a flow-mod and a packet-out, and must never
+// learn a group (multicast) source address.
+func FuzzLearningPacketIn(f *testing.F) {
+	f.Add(frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", 0x0806), uint32(1), uint32(ofp.NoBuffer))
+	f.Add(frame("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800), uint32(2), uint32(5))
+	f.Add([]byte{1, 2, 3}, uint32(3), uint32(0))
+	a, err := New(Config{TableSize: 8})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tb := NewTable(8)
+	f.Fuzz(func(t *testing.T, data []byte, inPort, buffer uint32) {
+		r := &recorder{}
+		a.handle(context.Background(), r, tb, &controller.PacketIn{BufferID: buffer, InPort: ofp.PortNo(inPort), Data: data})
+		if len(r.msgs) > 2 {
+			t.Fatalf("%d messages for one packet-in", len(r.msgs))
+		}
+		if len(data) >= 12 {
+			if src := macFromBytes(data[6:12]); src.IsGroup() {
+				if _, ok := tb.Lookup(src); ok {
+					t.Fatalf("group source %v learned", src)
+				}
+			}
+		}
+	})
+}
