@@ -125,8 +125,8 @@ func FuzzSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, afterHandshake bool, input []byte) {
 		sink := &logSink{}
 		cfg := testConfig(sink)
-		cfg.HandshakeTimeout = 200 * time.Millisecond
-		cfg.RequestTimeout = 200 * time.Millisecond
+		cfg.HandshakeTimeout = 3 * time.Second // generous: fuzz workers run under load
+		cfg.RequestTimeout = 3 * time.Second
 		c, err := New(cfg, newRecorder("rec"))
 		if err != nil {
 			t.Fatal(err)
