@@ -168,7 +168,7 @@ func TestEchoReplyAndKeepalive(t *testing.T) {
 }
 
 func TestDeadPeerTimeout(t *testing.T) {
-	cfg := &Config{EchoInterval: 20 * time.Millisecond, DeadPeerTimeout: 150 * time.Millisecond}
+	cfg := &Config{EchoInterval: 50 * time.Millisecond, DeadPeerTimeout: 500 * time.Millisecond}
 	rec := newRecorder("rec")
 	h := startSession(t, cfg, rec)
 	h.sw.handshake(1)
@@ -180,7 +180,7 @@ func TestDeadPeerTimeout(t *testing.T) {
 		}
 	}()
 	recv(t, rec.downCh, "SwitchDown")
-	if el := time.Since(start); el < 100*time.Millisecond {
+	if el := time.Since(start); el < 400*time.Millisecond {
 		t.Errorf("session closed after %s, before the dead-peer timeout", el)
 	}
 	if err := h.sessionErr(t); err == nil || !strings.Contains(err.Error(), "dead peer") {
