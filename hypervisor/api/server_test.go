@@ -231,6 +231,15 @@ func TestAuthReads(t *testing.T) {
 			t.Errorf("GET %s with AuthReads and token: 401", p)
 		}
 	}
+	// AuthReads without a token configured refuses reads too (but not
+	// health).
+	locked := newEnv(t, api.Options{AuthReads: true})
+	if r := locked.do(t, "GET", "/v1/tenants", "", bearer); r.code != 403 {
+		t.Errorf("AuthReads, no token configured: %d, want 403", r.code)
+	}
+	if r := locked.do(t, "GET", "/v1/health", "", ""); r.code != 200 {
+		t.Errorf("health with AuthReads, no token configured: %d", r.code)
+	}
 }
 
 func TestPutTenant(t *testing.T) {
