@@ -59,11 +59,21 @@ func newRecorder() *recorder { return &recorder{ch: make(chan event, 64)} }
 func (r *recorder) Name() string { return "skb-recorder" }
 
 func (r *recorder) SwitchUp(_ context.Context, sw *controller.Switch) {
-	r.ch <- event{up: true, dpid: sw.DPID()}
+	r.put(event{up: true, dpid: sw.DPID()})
 }
 
 func (r *recorder) SwitchDown(_ context.Context, sw *controller.Switch) {
-	r.ch <- event{up: false, dpid: sw.DPID()}
+	r.put(event{up: false, dpid: sw.DPID()})
+}
+
+// put queues e without ever blocking the switch's event goroutine; a full
+// queue (64 unread events) is a test bug and panics loudly.
+func (r *recorder) put(e event) {
+	select {
+	case r.ch <- e:
+	default:
+		panic("skb-recorder: event queue full")
+	}
 }
 
 // wait returns once an event with up/dpid arrives, failing after timeout.
