@@ -171,16 +171,16 @@ func TestDeadPeerTimeout(t *testing.T) {
 	cfg := &Config{EchoInterval: 50 * time.Millisecond, DeadPeerTimeout: 500 * time.Millisecond}
 	rec := newRecorder("rec")
 	h := startSession(t, cfg, rec)
+	start := time.Now() // before the last message the controller receives
 	h.sw.handshake(1)
 	recv(t, rec.upCh, "SwitchUp")
-	start := time.Now()
 	// The fake switch reads (so writes do not block) but never answers.
 	go func() {
 		for range h.sw.in {
 		}
 	}()
 	recv(t, rec.downCh, "SwitchDown")
-	if el := time.Since(start); el < 400*time.Millisecond {
+	if el := time.Since(start); el < 450*time.Millisecond {
 		t.Errorf("session closed after %s, before the dead-peer timeout", el)
 	}
 	if err := h.sessionErr(t); err == nil || !strings.Contains(err.Error(), "dead peer") {
