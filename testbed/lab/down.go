@@ -45,11 +45,14 @@ func DownPrefix(ctx context.Context, stateDir, prefix string) error {
 		}
 		defer unlock()
 	}
-	return down(ctx, stateDir, prefix)
+	return down(ctx, stateDir, prefix, nil)
 }
 
 // down does the work of Down; the caller holds the lock (if the dir exists).
-func down(ctx context.Context, stateDir, prefix string) error {
+// only == nil: delete every namespace of the prefix; otherwise exactly the
+// namespaces in only (a failed Up removes just what it made, so a concurrent
+// lab that raced it for the same prefix keeps its namespaces).
+func down(ctx context.Context, stateDir, prefix string, only []string) error {
 	st, stErr := loadState(stateDir)
 	if st != nil {
 		prefix = st.Spec.Prefix // the state file wins over the caller's guess
@@ -81,23 +84,32 @@ func down(ctx context.Context, stateDir, prefix string) error {
 			errs = append(errs, err)
 		}
 	}
-	// 2. namespaces of the prefix
-	if prefix != "" {
-		names, err := labNetns(ctx, prefix)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if err := parallel(len(names), func(k int) error { return delNetns(ctx, names[k]) }); err != nil {
+	// 2. namespaces of the prefix (or exactly those in only)
+	names := only
+	if only == nil && prefix != "" {
+		var err error
+		if names, err = labNetns(ctx, prefix); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	// wireguard-go's UAPI sockets left by a killed wireguard-go
+	if err := parallel(len(names), func(k int) error { return delNetns(ctx, names[k]) }); err != nil {
+		errs = append(errs, err)
+	}
+	// wireguard-go's UAPI sockets left by a killed wireguard-go (one per edge namespace)
 	if prefix != "" {
-		socks, _ := filepath.Glob("/var/run/wireguard/" + prefix + "-wg*.sock")
-		re := regexp.MustCompile(`/` + regexp.QuoteMeta(prefix) + `-wg[0-9]+\.sock$`)
-		for _, f := range socks {
-			if re.MatchString(f) {
-				_ = os.Remove(f)
+		edge := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-g([0-9]+)$`)
+		if only == nil {
+			socks, _ := filepath.Glob("/var/run/wireguard/" + prefix + "-wg*.sock")
+			re := regexp.MustCompile(`/` + regexp.QuoteMeta(prefix) + `-wg[0-9]+\.sock$`)
+			for _, f := range socks {
+				if re.MatchString(f) {
+					_ = os.Remove(f)
+				}
+			}
+		}
+		for _, n := range only {
+			if m := edge.FindStringSubmatch(n); m != nil {
+				_ = os.Remove("/var/run/wireguard/" + prefix + "-wg" + m[1] + ".sock")
 			}
 		}
 	}

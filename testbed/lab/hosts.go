@@ -32,7 +32,7 @@ func Plug(ctx context.Context, stateDir string, h HostSpec) (*HostInfo, error) {
 			return nil, fmt.Errorf("MAC %s is already used by host %q", h.MAC, o.Name)
 		}
 	}
-	if err := plug(ctx, s, &h); err != nil {
+	if err := plug(ctx, s, &h, newNetns); err != nil {
 		return nil, err
 	}
 	st.Hosts = append(st.Hosts, h)
@@ -42,12 +42,12 @@ func Plug(ctx context.Context, stateDir string, h HostSpec) (*HostInfo, error) {
 	return hostInfo(ctx, st, h.Name)
 }
 
-// plug does the work of Plug (no locking, no state); on error it removes the
-// host namespace again.
-func plug(ctx context.Context, s *Spec, h *HostSpec) (err error) {
+// plug does the work of Plug (no locking, no state), making the host
+// namespace with mkNetns; on error it removes the namespace again.
+func plug(ctx context.Context, s *Spec, h *HostSpec, mkNetns func(context.Context, string) error) (err error) {
 	i := s.siteIndex(h.Site)
 	ns, siteNS := HostNetns(s.Prefix, h.Name), SiteNetns(s.Prefix, i)
-	if err := newNetns(ctx, ns); err != nil {
+	if err := mkNetns(ctx, ns); err != nil {
 		return err
 	}
 	defer func() {

@@ -165,8 +165,10 @@ type WANSpec struct {
 
 // PairSpec overrides the delay between sites A and B.
 type PairSpec struct {
-	A       string  `json:"a"`
-	B       string  `json:"b"`
+	// A and B are site names.
+	A string `json:"a"`
+	B string `json:"b"`
+	// DelayMS is the one-way delay in milliseconds, both directions.
 	DelayMS float64 `json:"delay_ms"`
 }
 

@@ -89,7 +89,10 @@ func UpWith(ctx context.Context, spec *Spec, opt Options) (*Inventory, error) {
 		if errors.Is(err, errCrash) {
 			return nil, err
 		}
-		cerr := down(context.WithoutCancel(ctx), dir, s.Prefix)
+		b.mu.Lock()
+		made := append([]string{}, b.created...)
+		b.mu.Unlock()
+		cerr := down(context.WithoutCancel(ctx), dir, s.Prefix, made)
 		if cerr != nil {
 			return nil, errors.Join(fmt.Errorf("lab up: %w", err), fmt.Errorf("cleanup after failed up: %w", cerr))
 		}
@@ -167,7 +170,20 @@ type builder struct {
 	s   *Spec
 	opt Options
 	log *slog.Logger
-	mu  sync.Mutex // guards st.Hosts and st.save
+	mu  sync.Mutex // guards st.Hosts, st.save and created
+	// created lists the namespaces this Up made (removed if it fails)
+	created []string
+}
+
+// netns makes a namespace and records it for the cleanup of a failed Up.
+func (b *builder) netns(ctx context.Context, name string) error {
+	if err := newNetns(ctx, name); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.created = append(b.created, name)
+	b.mu.Unlock()
+	return nil
 }
 
 func (b *builder) crash(stage string) error {
@@ -181,7 +197,7 @@ func (b *builder) build(ctx context.Context, hosts []HostSpec) error {
 	s := b.s
 	ctl, _ := ParseController(s.Controller, len(s.Sites))
 	wan := WANNetns(s.Prefix)
-	if err := newNetns(ctx, wan); err != nil {
+	if err := b.netns(ctx, wan); err != nil {
 		return err
 	}
 	if !s.UsesRelay() {
@@ -194,7 +210,7 @@ func (b *builder) build(ctx context.Context, hosts []HostSpec) error {
 	}
 	if ctl.Kind == "tcp" {
 		m := MgmtNetns(s.Prefix)
-		if err := newNetns(ctx, m); err != nil {
+		if err := b.netns(ctx, m); err != nil {
 			return err
 		}
 		for _, a := range [][]string{
@@ -264,7 +280,7 @@ func (b *builder) build(ctx context.Context, hosts []HostSpec) error {
 	}
 	err := parallel(len(hosts), func(k int) error {
 		h := hosts[k]
-		if err := plug(ctx, s, &h); err != nil {
+		if err := plug(ctx, s, &h, b.netns); err != nil {
 			return fmt.Errorf("hosts[%d] %s: %w", k, h.Name, err)
 		}
 		b.mu.Lock()
@@ -291,13 +307,13 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	ns := SiteNetns(s.Prefix, i)
 	wan := WANNetns(s.Prefix)
 	t0 := time.Now()
-	if err := newNetns(ctx, ns); err != nil {
+	if err := b.netns(ctx, ns); err != nil {
 		return err
 	}
 	wanNS := ns // namespace holding the WAN port: the site, or its edge (WireGuard)
 	if s.WireGuard {
 		wanNS = EdgeNetns(s.Prefix, i)
-		if err := newNetns(ctx, wanNS); err != nil {
+		if err := b.netns(ctx, wanNS); err != nil {
 			return err
 		}
 		if _, err := nsRun(ctx, wanNS, nil, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {

@@ -38,7 +38,9 @@ type Config struct {
 
 // Pair is a delay override between interfaces A and B.
 type Pair struct {
-	A, B  string
+	// A and B are interface names from Config.Ifaces.
+	A, B string
+	// Delay is the one-way delay between them, both directions.
 	Delay time.Duration
 }
 
@@ -274,8 +276,10 @@ func openSockets(netns string, ifaces []string) (files []*os.File, err error) {
 // pairFlag collects repeated --pair A,B=MS flags.
 type pairFlag []Pair
 
+// String implements flag.Value.
 func (p *pairFlag) String() string { return fmt.Sprint(*p) }
 
+// Set implements flag.Value: it parses "A,B=MS".
 func (p *pairFlag) Set(v string) error {
 	ports, ms, ok := strings.Cut(v, "=")
 	a, b, ok2 := strings.Cut(ports, ",")
