@@ -206,6 +206,10 @@ func TestLabThreeSites(t *testing.T) {
 		if _, err := os.Stat(strings.TrimPrefix(site.OVSDB, "unix:")); err != nil {
 			t.Errorf("site %s OVSDB socket: %v", site.Name, err)
 		}
+		sysctl := siteCmd(t, dir, site.Name, "cat", "/proc/sys/net/ipv4/conf/all/arp_ignore", "/proc/sys/net/ipv6/conf/all/disable_ipv6")
+		if sysctl != "1\n1" {
+			t.Errorf("site %s arp_ignore/disable_ipv6 = %q, want 1 1", site.Name, sysctl)
+		}
 		mac := siteCmd(t, dir, site.Name, "cat", "/sys/class/net/br-phy/address")
 		if mac != site.UnderlayMAC {
 			t.Errorf("site %s br-phy MAC %s, inventory %s", site.Name, mac, site.UnderlayMAC)

@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options tune Up beyond the lab file.
@@ -316,7 +319,7 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 		if err := b.netns(ctx, wanNS); err != nil {
 			return err
 		}
-		if _, err := nsRun(ctx, wanNS, nil, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+		if err := setSysctls(wanNS, []string{"net/ipv4/ip_forward"}); err != nil {
 			return err
 		}
 	}
@@ -527,14 +530,50 @@ func newNetns(ctx context.Context, name string) error {
 	}
 	_, err := run(ctx, nil, "ip", "-n", name, "link", "set", "lo", "up")
 	if err == nil {
-		_, err = nsRun(ctx, name, nil, "sysctl", "-qw",
-			"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-			"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1")
+		err = setSysctls(name, netnsSysctls)
 	}
 	if err != nil {
 		_ = delNetns(context.WithoutCancel(ctx), name)
 	}
 	return err
+}
+
+// netnsSysctls are set in every lab namespace: IPv6 off (no router
+// solicitations or MLD noise on the fabric) and arp_ignore=1 (the site kernel
+// must not answer ARP for br-phy's address out of wan0: peers would then send
+// tunnel packets to wan0's MAC, which OVS does not decapsulate).
+var netnsSysctls = []string{
+	"net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6",
+	"net/ipv4/conf/all/arp_ignore", "net/ipv4/conf/default/arp_ignore",
+}
+
+// setSysctls writes "1" to each /proc/sys path (relative) inside namespace
+// ns. /proc/sys/net follows the network namespace of the calling thread, so
+// a locked OS thread enters ns and is discarded afterwards (a goroutine that
+// exits while locked ends its thread), leaving every other thread untouched.
+func setSysctls(ns string, paths []string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		f, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			errc <- fmt.Errorf("netns %s: %w", ns, err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
+			return
+		}
+		for _, p := range paths {
+			if err := os.WriteFile(filepath.Join("/proc/sys", p), []byte("1"), 0o644); err != nil {
+				errc <- fmt.Errorf("netns %s: sysctl %s: %w", ns, p, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
 }
 
 // veth creates a veth pair aName (in aNS, with MAC mac if given) <-> bName
