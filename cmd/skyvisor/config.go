@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func topLevelKeys() []string {
 func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Factory) (*settings, error) {
 	fs := pflag.NewFlagSet("skyvisor", pflag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.String("config", "", "config file (YAML, JSON or TOML, chosen by extension)")
+	fs.String("config", "", "config file (YAML, JSON or TOML, chosen by extension; env SKYVISOR_CONFIG)")
 	fs.String("listen", ":6653", `OpenFlow listener: "HOST:PORT", "tcp:HOST:PORT", "ssl:HOST:PORT" or "unix:/path"`)
 	fs.String("apps", "learning,discovery", "comma-separated apps, in event order (known: "+strings.Join(sortedNames(registry), ", ")+")")
 	fs.String("tls-cert", "", "TLS certificate chain (PEM); with --tls-key enables TLS")
@@ -81,7 +82,11 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 			return nil, fmt.Errorf("bind flag --%s: %w", flag, err)
 		}
 	}
-	if file, _ := fs.GetString("config"); file != "" {
+	file, _ := fs.GetString("config")
+	if file == "" {
+		file = os.Getenv("SKYVISOR_CONFIG")
+	}
+	if file != "" {
 		v.SetConfigFile(file)
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("read config file %s: %w", file, err)

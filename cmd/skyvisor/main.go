@@ -7,11 +7,22 @@
 //	         [--debug-addr HOST:PORT] [--discovery-probe-interval D] [--discovery-link-timeout D]
 //	         [--learning-idle-timeout D]
 //
-// Every setting can also come from the config file (YAML, JSON or TOML, by
-// extension) or from the environment as SKYVISOR_<KEY> (SKYVISOR_LISTEN,
-// SKYVISOR_TLS_CERT, SKYVISOR_DISCOVERY_PROBE_INTERVAL, ...); flags win over
-// the environment, which wins over the file. SIGINT or SIGTERM shuts down
-// cleanly.
+// Every setting can also come from the config file (--config or
+// SKYVISOR_CONFIG; YAML, JSON or TOML, by extension) or from the environment
+// as SKYVISOR_<KEY> (SKYVISOR_LISTEN, SKYVISOR_APPS, SKYVISOR_TLS_CERT,
+// SKYVISOR_DISCOVERY_PROBE_INTERVAL, ...); flags win over the environment,
+// which wins over the file. A config file looks like
+//
+//	listen: 127.0.0.1:6653
+//	apps: [learning, discovery]
+//	log: {level: info, format: json}
+//	debug_addr: 127.0.0.1:6060
+//	discovery: {probe_interval: 5s, link_timeout: 15s, priority: 65000}
+//	learning: {idle_timeout: 60s, table_size: 4096}
+//
+// Each app's section is decoded into its Config (unknown keys are errors).
+// GET /debug/links on --debug-addr returns the discovered links as JSON.
+// SIGINT or SIGTERM shuts down cleanly.
 package main
 
 import (

@@ -102,6 +102,11 @@ learning:
 	if lc.IdleTimeout != 45*time.Second || lc.Priority != 1 {
 		t.Fatalf("learning config: %+v", lc)
 	}
+	t.Setenv("SKYVISOR_CONFIG", file)
+	t.Setenv("SKYVISOR_LISTEN", "")
+	if s, err = load(t); err != nil || strings.Join(s.Apps, ",") != "learning,discovery" || s.LogLevel.String() != "DEBUG" {
+		t.Fatalf("SKYVISOR_CONFIG not read: %v %+v", err, s)
+	}
 	s, err = load(t, "--listen", "127.0.0.1:7001")
 	if err != nil || s.Listen != "127.0.0.1:7001" {
 		t.Fatalf("flag must beat env: %v %+v", err, s)
