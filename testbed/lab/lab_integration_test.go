@@ -17,20 +17,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/skyvisor/skyvisor/testbed/wan"
 )
 
 // TestMain lets the test binary act as the relay (`<test> wan-relay ...`,
 // started by Up) and as a crashing `skylab up` (SKYLAB_TEST_CRASH_UP=<lab.json>).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "wan-relay" {
-		if err := wan.RunCommand(os.Args[2:], os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "wan-relay:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	MaybeRunRelay()
 	if f := os.Getenv("SKYLAB_TEST_CRASH_UP"); f != "" {
 		spec, err := Load(f)
 		if err == nil {

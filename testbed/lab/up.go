@@ -24,7 +24,8 @@ import (
 type Options struct {
 	// RelayCommand is the argv prefix that runs the WAN delay relay; Up
 	// appends the relay flags. Default: the running executable + "wan-relay"
-	// (cmd/skylab's hidden subcommand; tests dispatch it in TestMain).
+	// (cmd/skylab's hidden subcommand; other binaries and test binaries call
+	// MaybeRunRelay first thing in main/TestMain).
 	RelayCommand []string
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
@@ -60,7 +61,7 @@ func UpWith(ctx context.Context, spec *Spec, opt Options) (*Inventory, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find the relay executable: %w", err)
 		}
-		opt.RelayCommand = []string{exe, "wan-relay"}
+		opt.RelayCommand = []string{exe, RelayArg}
 	}
 	if err := checkPrereqs(s); err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"regexp"
 	"sync"
+
+	"github.com/skyvisor/skyvisor/testbed/wan"
 )
 
 // HostCommand returns a command that runs argv inside host's namespace
@@ -92,4 +94,24 @@ func CheckUnderlay(ctx context.Context, stateDir string) ([]string, error) {
 		err = fmt.Errorf("underlay check failed for %v", failed)
 	}
 	return res, err
+}
+
+// RelayArg is the first argument that makes an executable act as the WAN
+// relay (Up starts `<os.Executable()> wan-relay ...` when the lab has a delay).
+const RelayArg = "wan-relay"
+
+// MaybeRunRelay makes the running binary act as the WAN relay when it was
+// started as `<exe> wan-relay ...` (by Up): it runs the relay until SIGTERM
+// and exits. Otherwise it returns at once. Call it first in main or in
+// TestMain of any binary that calls Up on a lab with a WAN delay (cmd/skylab
+// does the same through its hidden subcommand).
+func MaybeRunRelay() {
+	if len(os.Args) < 2 || os.Args[1] != RelayArg {
+		return
+	}
+	if err := wan.RunCommand(os.Args[2:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "wan-relay:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
