@@ -533,6 +533,9 @@ func TestSendQueueBoundDoesNotBlockOtherSwitches(t *testing.T) {
 	fast := attach(t, c, sink)
 	fast.sw.handshake(2)
 	s1, s2 := waitSwitch(t, c, 1), waitSwitch(t, c, 2)
+	if all := c.Switches(); len(all) != 2 || all[0] != s1 || all[1] != s2 {
+		t.Fatalf("Switches() = %v, want [1 2] sorted by DPID", all)
+	}
 	// Stop the slow fake switch's reader: net.Pipe writes now block.
 	slowConn := slow.sw.conn
 	_ = slowConn
