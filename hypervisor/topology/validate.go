@@ -46,15 +46,12 @@ func Load(data []byte, infra Infra) ([]*Topology, error) {
 		}
 	}
 	all := append(errList(nil), shape...)
+	shapePaths := make(map[string]bool, len(shape))
+	for _, s := range shape {
+		shapePaths[s.Path] = true
+	}
 	for _, e := range sem {
-		covered := false
-		for _, s := range shape {
-			if e.Path == s.Path || strings.HasPrefix(e.Path, s.Path+".") || strings.HasPrefix(e.Path, s.Path+"[") {
-				covered = true
-				break
-			}
-		}
-		if !covered {
+		if !coveredBy(e.Path, shapePaths) {
 			all = append(all, e)
 		}
 	}
@@ -62,6 +59,22 @@ func Load(data []byte, infra Infra) ([]*Topology, error) {
 		return nil, err
 	}
 	return ts, nil
+}
+
+// coveredBy reports whether path, or a prefix of it that ends before a '.'
+// or '[' (an enclosing object or array), is in paths: a semantic error under
+// a value that already has a shape error is not reported twice. It costs
+// O(len(path)) map lookups, so Load stays linear in the number of errors.
+func coveredBy(path string, paths map[string]bool) bool {
+	if paths[path] {
+		return true
+	}
+	for i := 1; i < len(path); i++ {
+		if (path[i] == '.' || path[i] == '[') && paths[path[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // isTenantName reports whether s is an RFC 1123 DNS label in lower case:
