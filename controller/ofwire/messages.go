@@ -123,7 +123,7 @@ func DecodeFeatures(body []byte) (Features, error) {
 	}, nil
 }
 
-// FlowRemovedFixedLen is the length of ofp_flow_removed before its match.
+// flowRemovedFixedLen is the length of ofp_flow_removed before its match.
 const flowRemovedFixedLen = 40
 
 // DecodeFlowRemoved decodes an OFPT_FLOW_REMOVED body (spec 7.4.2).
