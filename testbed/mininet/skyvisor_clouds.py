@@ -107,6 +107,12 @@ def main():
     for name in ('clouds', 'vms', 'hosts'):
         if not 1 <= getattr(a, name) <= 50:
             ap.error('--%s must be 1..50' % name)
+    # Mininet names interfaces <node>-eth<port>; Linux allows 15 characters
+    p, c, v, h = a.prefix, a.clouds, a.vms, a.hosts
+    longest = max(['%s%dv%dh%d-eth0' % (p, c, v, h), '%s%dv%d-eth%d' % (p, c, v, h + 1),
+                   '%s%dg-eth%d' % (p, c, v + 1), '%swan-eth%d' % (p, c - 1)], key=len)
+    if len(longest) > 15:
+        ap.error('interface name %s would exceed 15 characters: use a shorter --prefix or fewer nodes' % longest)
     skylab = None
     if a.relay_delay > 0:
         skylab = find_skylab(a.skylab)
