@@ -292,7 +292,9 @@ func basic(t ofp.XMType, v []byte, mask []byte) ofp.XM {
 }
 
 // InPort matches OXM_OF_IN_PORT.
-func InPort(p uint32) ofp.XM { return basic(ofp.XMTypeInPort, binary.BigEndian.AppendUint32(nil, p), nil) }
+func InPort(p uint32) ofp.XM {
+	return basic(ofp.XMTypeInPort, binary.BigEndian.AppendUint32(nil, p), nil)
+}
 
 // EthSrc matches OXM_OF_ETH_SRC exactly.
 func EthSrc(m addr.MAC) ofp.XM { return basic(ofp.XMTypeEthSrc, bytes.Clone(m[:]), nil) }
@@ -311,7 +313,9 @@ func EthSrcMasked(m, mask addr.MAC) ofp.XM {
 }
 
 // EthType matches OXM_OF_ETH_TYPE.
-func EthType(t uint16) ofp.XM { return basic(ofp.XMTypeEthType, binary.BigEndian.AppendUint16(nil, t), nil) }
+func EthType(t uint16) ofp.XM {
+	return basic(ofp.XMTypeEthType, binary.BigEndian.AppendUint16(nil, t), nil)
+}
 
 // Metadata matches OXM_OF_METADATA_W (value, mask).
 func Metadata(v, mask uint64) ofp.XM {

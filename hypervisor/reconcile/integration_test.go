@@ -113,7 +113,7 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 
 	const (
 		dE1, dE2, dG controller.DPID = 0xe1, 0xe2, 0x91
-		uplink                      = 100
+		uplink                       = 100
 	)
 	vsctl := func(args ...string) string {
 		t.Helper()
@@ -284,7 +284,9 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 		}
 	}
 
-	hctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 20*time.Second) }
+	hctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 20*time.Second)
+	}
 	ping := func(h *host, args ...string) error {
 		ctx, cancel := hctx()
 		defer cancel()
