@@ -54,6 +54,8 @@ type WANInfo struct {
 	Pairs   []PairSpec `json:"pairs,omitempty"`
 	// RateMbit is the default per-site rate limit (0 = none).
 	RateMbit float64 `json:"rate_mbit"`
+	// LossPercent is the relay's random frame loss in percent.
+	LossPercent float64 `json:"loss_percent,omitempty"`
 	// RelayPID is the delay relay's process ID (0 in bridge mode).
 	RelayPID int `json:"relay_pid,omitempty"`
 }
@@ -263,7 +265,7 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 		Name: s.Name, Prefix: s.Prefix, StateDir: s.StateDir, Phase: st.Phase,
 		Controller: s.Controller, TunnelType: s.TunnelType, HostMTU: s.HostMTU, WireGuard: s.WireGuard,
 		WAN: WANInfo{Netns: WANNetns(s.Prefix), Mode: "bridge", Subnet: s.WAN.Subnet, DelayMS: s.WAN.DelayMS,
-			Pairs: s.WAN.Pairs, RateMbit: s.WAN.RateMbit},
+			Pairs: s.WAN.Pairs, RateMbit: s.WAN.RateMbit, LossPercent: s.WAN.LossPercent},
 		Sites: []SiteInfo{}, Switches: []SwitchInfo{}, Tunnels: []TunnelInfo{}, Hosts: []HostInfo{},
 		UpDuration: time.Duration(st.UpNanos),
 	}

@@ -402,7 +402,7 @@ func TestLabThreeSites(t *testing.T) {
 func TestLabRelayDelayAndTCPController(t *testing.T) {
 	needLab(t)
 	s := labSpec(t, "b", `"sites":[{"name":"east","vms":1},{"name":"west","vms":1}],
-		"wan":{"delay_ms":10,"rate_mbit":200},"controller":"tcp:192.168.254.254:6653"`)
+		"wan":{"delay_ms":10,"rate_mbit":200,"loss_percent":0.001},"controller":"tcp:192.168.254.254:6653"`)
 	inv := up(t, s)
 	if inv.WAN.Mode != "relay" || inv.WAN.RelayPID <= 0 || !alive(inv.WAN.RelayPID) {
 		t.Fatalf("WAN %+v: want a live relay", inv.WAN)

@@ -161,6 +161,9 @@ type WANSpec struct {
 	Pairs []PairSpec `json:"pairs,omitempty"`
 	// QueueFrames bounds each (ingress, egress) queue of the delay relay (default 4096 frames).
 	QueueFrames int `json:"queue_frames,omitempty"`
+	// LossPercent makes the relay drop that percentage of WAN frames at
+	// random (0 <= x < 100; > 0 selects the relay like a delay does).
+	LossPercent float64 `json:"loss_percent,omitempty"`
 }
 
 // PairSpec overrides the delay between sites A and B.
@@ -375,6 +378,9 @@ func (s *Spec) Validate() error {
 	if s.WAN.RateMbit < 0 {
 		bad("wan.rate_mbit", "%v must not be negative", s.WAN.RateMbit)
 	}
+	if s.WAN.LossPercent < 0 || s.WAN.LossPercent >= 100 {
+		bad("wan.loss_percent", "%v is outside 0..<100", s.WAN.LossPercent)
+	}
 	if s.WAN.QueueFrames == 0 {
 		s.WAN.QueueFrames = 4096
 	}
@@ -514,9 +520,9 @@ func (s *Spec) siteIndex(name string) int {
 	return 0
 }
 
-// UsesRelay reports whether the WAN needs the delay relay (any delay set).
+// UsesRelay reports whether the WAN needs the delay relay (any delay or loss set).
 func (s *Spec) UsesRelay() bool {
-	if s.WAN.DelayMS > 0 {
+	if s.WAN.DelayMS > 0 || s.WAN.LossPercent > 0 {
 		return true
 	}
 	for _, p := range s.WAN.Pairs {

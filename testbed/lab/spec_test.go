@@ -110,6 +110,7 @@ func TestValidationErrors(t *testing.T) {
 		{"delay", `{"sites":[{"name":"a","vms":1}],"wan":{"delay_ms":-1}}`, "wan.delay_ms:"},
 		{"rate", `{"sites":[{"name":"a","vms":1}],"wan":{"rate_mbit":-1}}`, "wan.rate_mbit:"},
 		{"queue", `{"sites":[{"name":"a","vms":1}],"wan":{"queue_frames":-5}}`, "wan.queue_frames:"},
+		{"loss", `{"sites":[{"name":"a","vms":1}],"wan":{"loss_percent":100}}`, "wan.loss_percent:"},
 		{"pair a", `{"sites":[{"name":"a","vms":1}],"wan":{"pairs":[{"a":"x","b":"a","delay_ms":1}]}}`, "wan.pairs[0].a: unknown site"},
 		{"pair b", `{"sites":[{"name":"a","vms":1}],"wan":{"pairs":[{"a":"a","b":"y","delay_ms":1}]}}`, "wan.pairs[0].b: unknown site"},
 		{"pair same", `{"sites":[{"name":"a","vms":1}],"wan":{"pairs":[{"a":"a","b":"a","delay_ms":1}]}}`, "wan.pairs[0]: a and b are the same"},

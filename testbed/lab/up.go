@@ -479,7 +479,7 @@ func (b *builder) startRelay(ctx context.Context) error {
 	args := append([]string(nil), b.opt.RelayCommand[1:]...)
 	args = append(args, "--netns", WANNetns(s.Prefix), "--pidfile", pidfile,
 		"--delay", strconv.FormatFloat(s.WAN.DelayMS, 'f', -1, 64),
-		"--queue", strconv.Itoa(s.WAN.QueueFrames))
+		"--queue", strconv.Itoa(s.WAN.QueueFrames), "--loss", strconv.FormatFloat(s.WAN.LossPercent, 'f', -1, 64))
 	for _, p := range s.WAN.Pairs {
 		args = append(args, "--pair", fmt.Sprintf("%s,%s=%s", WANPeer(s.siteIndex(p.A)), WANPeer(s.siteIndex(p.B)),
 			strconv.FormatFloat(p.DelayMS, 'f', -1, 64)))

@@ -34,6 +34,8 @@ type Config struct {
 	Pairs []Pair
 	// QueueFrames bounds each (ingress, egress) queue (default 4096).
 	QueueFrames int
+	// LossPercent drops that percentage of received frames at random (0..<100).
+	LossPercent float64
 }
 
 // Pair is a delay override between interfaces A and B.
@@ -86,6 +88,9 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	sw, err := NewSwitch(n, delay, cfg.QueueFrames)
 	if err != nil {
+		return nil, err
+	}
+	if err := sw.SetLoss(cfg.LossPercent/100, nil); err != nil {
 		return nil, err
 	}
 	files, err := openSockets(cfg.Netns, cfg.Ifaces)
@@ -304,7 +309,7 @@ func parseMS(s string) (time.Duration, error) {
 
 // RunCommand is the `skylab wan-relay` subcommand:
 //
-//	wan-relay [--netns NS] [--pidfile F] [--delay MS] [--pair A,B=MS]... [--queue N] IFACE IFACE...
+//	wan-relay [--netns NS] [--pidfile F] [--delay MS] [--pair A,B=MS]... [--queue N] [--loss PCT] IFACE IFACE...
 //
 // It opens the sockets, writes its PID to the pid file (the lab waits for
 // it), relays until SIGTERM/SIGINT and prints its counters as JSON to stderr
@@ -316,6 +321,7 @@ func RunCommand(args []string, stderr io.Writer) error {
 	pidfile := fs.String("pidfile", "", "write the PID here once the sockets are bound")
 	delayMS := fs.String("delay", "0", "one-way delay in ms between every pair of interfaces")
 	queue := fs.Int("queue", 4096, "frames per (ingress, egress) queue; more are dropped")
+	loss := fs.Float64("loss", 0, "drop this percentage of received frames at random")
 	var pairs pairFlag
 	fs.Var(&pairs, "pair", "A,B=MS one-way delay between interfaces A and B (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -325,7 +331,7 @@ func RunCommand(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--delay: %w", err)
 	}
-	r, err := Open(Config{Netns: *netns, Ifaces: fs.Args(), Delay: d, Pairs: pairs, QueueFrames: *queue})
+	r, err := Open(Config{Netns: *netns, Ifaces: fs.Args(), Delay: d, Pairs: pairs, QueueFrames: *queue, LossPercent: *loss})
 	if err != nil {
 		return err
 	}
@@ -359,7 +365,7 @@ func RunCommand(args []string, stderr io.Writer) error {
 			return fmt.Errorf("pidfile: %w", err)
 		}
 	}
-	fmt.Fprintf(stderr, "wan-relay: %d ports %v delay %v pairs %v queue %d\n", len(fs.Args()), fs.Args(), d, pairs, *queue)
+	fmt.Fprintf(stderr, "wan-relay: %d ports %v delay %v pairs %v queue %d loss %v%%\n", len(fs.Args()), fs.Args(), d, pairs, *queue, *loss)
 	err = r.Run(ctx)
 	report("exit")
 	return err

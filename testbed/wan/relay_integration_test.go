@@ -39,10 +39,12 @@ func sh(t *testing.T, args ...string) string {
 // TestRelayRTT: two namespaces joined through the relay with 10 ms one-way
 // delay: ping RTT must be about 20 ms (2 x delay + scheduling), and with the
 // relay stopped ping must fail (so the relay really carries the traffic).
-func TestRelayRTT(t *testing.T) {
-	needRoot(t)
-	p := fmt.Sprintf("skw%d", os.Getpid()%100000)
-	wanNS, a, b := p+"-wan", p+"-a", p+"-b"
+// twoHosts makes namespaces <p>-a (10.77.0.1) and <p>-b (10.77.0.2) whose
+// eth0 connect to w0 and w1 in <p>-wan; it returns the three names.
+func twoHosts(t *testing.T, tag string) (wanNS, a, b string) {
+	t.Helper()
+	p := fmt.Sprintf("skw%d%s", os.Getpid()%100000, tag)
+	wanNS, a, b = p+"-wan", p+"-a", p+"-b"
 	for _, ns := range []string{wanNS, a, b} {
 		sh(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
@@ -57,6 +59,34 @@ func TestRelayRTT(t *testing.T) {
 		sh(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.77.0.%d/24", k+1), "dev", "eth0")
 		sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 	}
+	return wanNS, a, b
+}
+
+// TestRelayLoss: with 30 % random loss about half of the pings (request and
+// reply must both pass: 0.7 x 0.7) come back, and the relay counts losses.
+func TestRelayLoss(t *testing.T) {
+	needRoot(t)
+	wanNS, a, _ := twoHosts(t, "l")
+	r, err := Open(Config{Netns: wanNS, Ifaces: []string{"w0", "w1"}, LossPercent: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	out, _ := exec.Command("ip", "netns", "exec", a, "ping", "-c", "60", "-i", "0.01", "-W", "1", "10.77.0.2").CombinedOutput()
+	got := len(regexp.MustCompile(`time=`).FindAllIndex(out, -1))
+	st := r.Switch().Stats()
+	t.Logf("30%% loss: %d of 60 pings answered; relay stats %+v", got, st)
+	if got < 10 || got > 50 || st.Lost == 0 {
+		t.Fatalf("%d of 60 pings answered with 30%% loss per frame (want about 29), lost %d", got, st.Lost)
+	}
+}
+
+func TestRelayRTT(t *testing.T) {
+	needRoot(t)
+	wanNS, a, _ := twoHosts(t, "d")
 	r, err := Open(Config{Netns: wanNS, Ifaces: []string{"w0", "w1"}, Delay: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ package wan
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -24,6 +25,8 @@ type Stats struct {
 	Dropped uint64 `json:"dropped"`
 	// Filtered counts frames whose destination was learned on their ingress port.
 	Filtered uint64 `json:"filtered"`
+	// Lost counts frames dropped on purpose by the random loss (SetLoss).
+	Lost uint64 `json:"lost"`
 	// TXErrors counts failed sends.
 	TXErrors uint64 `json:"tx_errors"`
 	// Queued is the number of frames waiting now.
@@ -94,6 +97,24 @@ type Switch struct {
 	macs   map[[6]byte]int
 	stats  Stats
 	notify []chan struct{} // per egress port, capacity 1
+	loss   float64         // probability in [0,1) that a received frame is lost
+	rnd    func() float64  // uniform in [0,1)
+}
+
+// SetLoss makes the switch drop each received frame with probability p
+// (0 <= p < 1) before learning or queueing it, drawing from rnd (uniform in
+// [0,1); nil = math/rand/v2). Like netem loss, but per frame received.
+func (s *Switch) SetLoss(p float64, rnd func() float64) error {
+	if p < 0 || p >= 1 || p != p {
+		return fmt.Errorf("wan switch: loss probability %v outside [0,1)", p)
+	}
+	if rnd == nil {
+		rnd = rand.Float64
+	}
+	s.mu.Lock()
+	s.loss, s.rnd = p, rnd
+	s.mu.Unlock()
+	return nil
 }
 
 // NewSwitch makes a switch of n ports (n >= 2). delay[i][o] is the one-way
@@ -161,6 +182,11 @@ func (s *Switch) Ingress(in int, frame []byte, now time.Time) (int, error) {
 	copy(src[:], frame[6:12])
 	s.mu.Lock()
 	s.stats.RX++
+	if s.loss > 0 && s.rnd() < s.loss {
+		s.stats.Lost++
+		s.mu.Unlock()
+		return 0, nil
+	}
 	if src[0]&1 == 0 {
 		s.macs[src] = in
 	}

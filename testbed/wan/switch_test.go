@@ -219,3 +219,26 @@ func BenchmarkIngressNext(b *testing.B) {
 		s.Next(1, t0)
 	}
 }
+
+func TestRandomLoss(t *testing.T) {
+	s := mustSwitch(t, 2, 0, 1000)
+	draws := []float64{0.05, 0.5, 0.09, 0.99}
+	k := 0
+	if err := s.SetLoss(0.1, func() float64 { v := draws[k%len(draws)]; k++; return v }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		s.Ingress(0, frame(0xff, 1, byte(i)), time.Unix(0, 0))
+	}
+	if st := s.Stats(); st.Lost != 2 || st.Queued != 2 || st.RX != 4 {
+		t.Fatalf("stats %+v; want 2 lost (draws < 0.1), 2 queued", st)
+	}
+	for _, bad := range []float64{-0.1, 1, 2} {
+		if err := s.SetLoss(bad, nil); err == nil {
+			t.Errorf("loss %v accepted", bad)
+		}
+	}
+	if err := s.SetLoss(0, nil); err != nil {
+		t.Fatal(err)
+	}
+}
