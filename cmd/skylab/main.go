@@ -77,6 +77,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	prefix := fs.String("prefix", "", "lab name prefix (selects the default state dir)")
 	dir := func() string {
 		if *stateDir != "" {
+			if abs, err := filepath.Abs(*stateDir); err == nil {
+				return abs
+			}
 			return *stateDir
 		}
 		p := *prefix
@@ -118,7 +121,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if len(pos) != 1 {
 			return errors.New("up: want exactly one lab file")
 		}
-		spec, err := lab.LoadStateDir(pos[0], *stateDir)
+		sd := ""
+		if *stateDir != "" {
+			sd = dir()
+		}
+		spec, err := lab.LoadStateDir(pos[0], sd)
 		if err != nil {
 			return err
 		}
