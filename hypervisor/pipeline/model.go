@@ -132,11 +132,13 @@ func check(m *Model) (*checked, error) {
 		}
 	}
 	for _, tn := range m.Tree.Tunnels {
-		for _, end := range [2][2]string{{tn.A, tn.B}, {tn.B, tn.A}} {
-			s, ok := c.sites[end[0]]
-			if !ok {
-				return nil, fmt.Errorf("pipeline: tree tunnel %s: unknown site %q", tn, end[0])
+		for _, name := range []string{tn.A, tn.B} {
+			if _, ok := c.sites[name]; !ok {
+				return nil, fmt.Errorf("pipeline: tree tunnel %s: unknown site %q", tn, name)
 			}
+		}
+		for _, end := range [2][2]string{{tn.A, tn.B}, {tn.B, tn.A}} {
+			s := c.sites[end[0]]
 			if _, ok := s.Gateway.Tunnels[end[1]]; !ok {
 				return nil, fmt.Errorf("pipeline: tree tunnel %s: gateway of %q has no tunnel port toward %q (%s)", tn, end[0], end[1], tunnels.PortName(end[1]))
 			}
