@@ -20,7 +20,7 @@ func TestResubmitBytes(t *testing.T) {
 		0x00, 0x00, 0x23, 0x20, // NX_VENDOR_ID
 		0x00, 0x0e, // NXAST_RESUBMIT_TABLE
 		0xff, 0xf8, // in_port = OFPP_IN_PORT (OpenFlow 1.0 numbering)
-		30,         // table
+		30,      // table
 		0, 0, 0, // pad
 	}
 	got := Resubmit(30)
