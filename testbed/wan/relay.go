@@ -134,6 +134,9 @@ func (r *Relay) Run(parent context.Context) error {
 	return first
 }
 
+// readBatch bounds how many frames one wake-up of a reader takes in.
+const readBatch = 64
+
 func (r *Relay) reader(ctx context.Context, k int) error {
 	rc, err := r.files[k].SyscallConn()
 	if err != nil {
@@ -141,11 +144,27 @@ func (r *Relay) reader(ctx context.Context, k int) error {
 	}
 	buf := make([]byte, 65536)
 	for ctx.Err() == nil {
-		var n int
-		var rerr error
+		var fatal error
 		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
+			for got := 0; got < readBatch; {
+				n, rerr := unix.Read(int(fd), buf)
+				switch {
+				case rerr == unix.EINTR:
+					continue
+				case rerr == unix.EAGAIN:
+					return got > 0 // nothing read yet: wait for readability
+				case rerr == unix.ENETDOWN:
+					return true
+				case rerr != nil:
+					fatal = rerr
+					return true
+				}
+				frame := make([]byte, n)
+				copy(frame, buf[:n])
+				_, _ = r.sw.Ingress(k, frame, time.Now())
+				got++
+			}
+			return true
 		})
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
@@ -153,15 +172,9 @@ func (r *Relay) reader(ctx context.Context, k int) error {
 			}
 			return fmt.Errorf("read %s: %w", r.names[k], err)
 		}
-		if rerr != nil {
-			if errors.Is(rerr, unix.ENETDOWN) {
-				continue
-			}
-			return fmt.Errorf("read %s: %w", r.names[k], rerr)
+		if fatal != nil {
+			return fmt.Errorf("read %s: %w", r.names[k], fatal)
 		}
-		frame := make([]byte, n)
-		copy(frame, buf[:n])
-		_, _ = r.sw.Ingress(k, frame, time.Now())
 	}
 	return nil
 }
@@ -176,18 +189,30 @@ func (r *Relay) sender(ctx context.Context, k int) error {
 	for {
 		frame, wait, ok := r.sw.Next(k, time.Now())
 		if ok {
-			var werr error
+			// send every frame that is due in one wake-up; on a full socket
+			// buffer wait for writability and retry the same frame
 			err := rc.Write(func(fd uintptr) bool {
-				_, werr = unix.Write(int(fd), frame)
-				return werr != unix.EAGAIN
+				for {
+					_, werr := unix.Write(int(fd), frame)
+					if werr == unix.EAGAIN {
+						return false
+					}
+					if werr == unix.EINTR {
+						continue
+					}
+					r.sw.CountTX(werr)
+					var more bool
+					if frame, _, more = r.sw.Next(k, time.Now()); !more {
+						return true
+					}
+				}
 			})
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
 					return nil
 				}
-				werr = err
+				r.sw.CountTX(err)
 			}
-			r.sw.CountTX(werr)
 			continue
 		}
 		var tc <-chan time.Time
