@@ -8,18 +8,20 @@
 #   skyvisor   SKYVISOR --apps learning --listen 127.0.0.1:PORT --log-level warn  (skipped if missing)
 #   ovs        ovs-testcontroller -O OpenFlow13 ptcp:PORT:127.0.0.1
 #   osken      osken-manager ... testbed/peers/osken_l2.py
+#   responder  ofbench -serve: the trivial responder (one packet-out per
+#              packet-in, no learning): calibration, what ofbench can measure
 # Tests per controller: latency with 1 switch (per-request round trip),
 # latency with 16 switches, throughput with 16 switches.
 #
 # Usage: testbed/bench/controllers.sh [options]
 #   -k PATH     skyvisor binary (default bin/skyvisor)
-#   -c LIST     controllers to run, comma-separated (default skyvisor,ovs,osken)
+#   -c LIST     controllers to run, comma-separated (default skyvisor,ovs,osken,responder)
 #   -n RUNS     measured runs per test (default 10)
 #   -w RUNS     warmup runs per test (default 1)
 #   -d DUR      run length, Go duration (default 1s)
 #   -s N        switches for the 16-switch tests (default 16)
 #   -M N        MACs per switch (default: ofbench's, 100000)
-#   -p PORT     first loopback port (default 17020; three ports are used)
+#   -p PORT     first loopback port (default 17020; four ports are used)
 #   -o FILE     CSV output (default docs/results/controllers.csv; "-" for none)
 #   -x ARGS     extra ofbench arguments for every test (e.g. "-b")
 # Environment: OFBENCH=path to an ofbench binary (default: built from
@@ -29,7 +31,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 skyvisor=bin/skyvisor
-controllers=skyvisor,ovs,osken
+controllers=skyvisor,ovs,osken,responder
 runs=10
 warmup=1
 dur=1s
@@ -58,7 +60,7 @@ while getopts "k:c:n:w:d:s:M:p:o:x:h" opt; do
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || { echo "controllers.sh: unexpected arguments: $*" >&2; usage 2; }
-if ((port0 < 17000 || port0 + 2 > 17099)); then
+if ((port0 < 17000 || port0 + 3 > 17099)); then
 	echo "controllers.sh: -p $port0: ports must stay within 17000-17099" >&2
 	exit 2
 fi
@@ -150,9 +152,10 @@ run_controller() {
 		stop_pid "$pid"
 		return 0
 	fi
-	local t mode n out line t0 t1 wall0 wall1 cpu
+	local t mode n out line t0 t1 wall0 wall1 cpu load
 	for t in "${tests[@]}"; do
 		read -r mode n <<<"$t"
+		load=$(cut -d' ' -f1 /proc/loadavg)
 		t0=$(cpu_ticks "$pid")
 		wall0=$(date +%s%N)
 		# shellcheck disable=SC2086 # $extra and $macs are word lists on purpose
@@ -168,12 +171,12 @@ run_controller() {
 		# Controller CPU use during the test, % of one core.
 		cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v ns=$((wall1 - wall0)) 'BEGIN{printf "%.0f", 100*d/hz/(ns/1e9)}')
 		line=$(grep '^ofbench: mode=' <<<"$out" | tail -1)
-		echo "$name: $line ctl_cpu=$cpu%" >&2
+		echo "$name: $line ctl_cpu=$cpu% load1=$load" >&2
 		local med ans rtt
 		med=$(field "$line" median)
 		ans=$(field "$line" answered)
 		rtt=$(field "$line" rtt_ms)
-		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" self_cpu_pct),$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$stamp,$commit")
+		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" self_cpu_pct),$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$load,$stamp,$commit")
 		if [ "$mode" = latency ] && [ "$n" = 1 ]; then
 			cell["$name/$t"]=$(awk -v m="$med" -v a="$ans" -v r="$rtt" 'BEGIN{printf "%.1fk (%.1fk pkt-in/s, %.3f ms)", m/1000, a/1000, r}')
 		else
@@ -215,14 +218,19 @@ for c in "${wanted[@]}"; do
 		run_controller osken "$p" osken-manager --ofp-listen-host 127.0.0.1 --ofp-tcp-listen-port "$p" \
 			--default-log-level 30 "$repo/testbed/peers/osken_l2.py"
 		;;
+	responder)
+		p=$((port0 + 3))
+		run_controller responder "$p" "$ofbench" -serve "127.0.0.1:$p"
+		;;
 	*)
-		echo "controllers.sh: unknown controller $c (want skyvisor, ovs, osken)" >&2
+		echo "controllers.sh: unknown controller $c (want skyvisor, ovs, osken, responder)" >&2
 		exit 2
 		;;
 	esac
 done
 
-declare -A label=([skyvisor]="Skyvisor learning switch" [ovs]="ovs-testcontroller" [osken]="os-ken learning switch (osken_l2.py)")
+declare -A label=([skyvisor]="Skyvisor learning switch" [ovs]="ovs-testcontroller" [osken]="os-ken learning switch (osken_l2.py)"
+	[responder]="trivial responder (ofbench -serve; calibration, 1 response per packet-in)")
 echo
 echo "Median responses/s (flow-mods + packet-outs) over $runs runs of $dur; answered packet-ins/s and mean round trip in brackets."
 echo
@@ -240,7 +248,7 @@ done
 if [ "$csv" != "-" ]; then
 	mkdir -p "$(dirname "$csv")"
 	{
-		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,date,commit"
+		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,load1,date,commit"
 		printf '%s\n' "${rows[@]}"
 	} >"$csv"
 	echo
