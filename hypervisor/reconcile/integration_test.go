@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -432,4 +433,9 @@ func dumpAll(t *testing.T, inst *ovstest.Instance) {
 		out, _ := inst.Ofctl("-O", "OpenFlow13", "dump-flows", br)
 		t.Logf("%s:\n%s", br, out)
 	}
+}
+
+func execCommand(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	return string(out), err
 }
