@@ -67,7 +67,7 @@ func twoHosts(t *testing.T, tag string) (wanNS, a, b string) {
 func TestRelayLoss(t *testing.T) {
 	needRoot(t)
 	wanNS, a, _ := twoHosts(t, "l")
-	r, err := Open(Config{Netns: wanNS, Ifaces: []string{"w0", "w1"}, LossPercent: 30})
+	r, err := Open(Config{Netns: wanNS, Ifaces: []string{"w0", "w1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +75,13 @@ func TestRelayLoss(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	// resolve ARP without loss first (lost ARP would stall ping for seconds)
+	if out, err := exec.Command("ip", "netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.77.0.2").CombinedOutput(); err != nil {
+		t.Fatalf("warm-up ping: %v\n%s", err, out)
+	}
+	if err := r.Switch().SetLoss(0.3, nil); err != nil {
+		t.Fatal(err)
+	}
 	out, _ := exec.Command("ip", "netns", "exec", a, "ping", "-c", "60", "-i", "0.01", "-W", "1", "10.77.0.2").CombinedOutput()
 	got := len(regexp.MustCompile(`time=`).FindAllIndex(out, -1))
 	st := r.Switch().Stats()

@@ -207,13 +207,19 @@ func (s *Switch) Ingress(in int, frame []byte, now time.Time) (int, error) {
 		if o == in || (outs >= 0 && o != outs) {
 			continue
 		}
-		if !s.queues[in][o].push(entry{due: now.Add(s.delay[in][o]), frame: frame}) {
+		q := &s.queues[in][o]
+		wasEmpty := q.n == 0
+		if !q.push(entry{due: now.Add(s.delay[in][o]), frame: frame}) {
 			s.stats.Dropped++
 			continue
 		}
 		queued++
 		s.stats.Queued++
-		wake = append(wake, o)
+		if wasEmpty {
+			// only a new head can be due earlier than what the egress
+			// sender already waits for: behind a head it never is (FIFO)
+			wake = append(wake, o)
+		}
 	}
 	s.mu.Unlock()
 	for _, o := range wake {
@@ -250,8 +256,9 @@ func (s *Switch) Next(out int, now time.Time) (frame []byte, wait time.Duration,
 	return e.frame, 0, true
 }
 
-// Wake returns the channel that gets a token when a frame is queued for
-// egress port out (capacity 1: tokens coalesce).
+// Wake returns the channel that gets a token when a frame becomes the head
+// of one of egress port out's queues (capacity 1: tokens coalesce). A frame
+// queued behind another is due no earlier, so it needs no token.
 func (s *Switch) Wake(out int) <-chan struct{} { return s.notify[out] }
 
 // CountTX records a sent frame (err == nil) or a failed send.

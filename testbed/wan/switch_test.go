@@ -167,6 +167,12 @@ func TestWakeAndErrors(t *testing.T) {
 	default:
 		t.Fatal("no wake token for the egress port")
 	}
+	s.Ingress(0, frame(0xff, 1, 1), time.Unix(0, 0)) // behind the head: no token
+	select {
+	case <-s.Wake(1):
+		t.Fatal("token for a frame queued behind the head")
+	default:
+	}
 	if _, err := s.Ingress(0, []byte{1, 2, 3}, time.Unix(0, 0)); err != ErrShortFrame {
 		t.Fatalf("short frame: err %v", err)
 	}
