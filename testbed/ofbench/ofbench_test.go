@@ -705,3 +705,53 @@ func BenchmarkHotPath(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/packet-in")
 }
+
+// discardConn is a net.Conn whose writes vanish (only Write is used by
+// the message handlers).
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+// FuzzConsume feeds arbitrary controller byte streams to an emulated
+// switch: it must never panic, must consume only whole messages and must
+// stop exactly at a malformed length.
+func FuzzConsume(f *testing.F) {
+	hello, _ := encode(nil, of.TypeHello, 1, helloBody())
+	feat, _ := encode(nil, of.TypeFeaturesRequest, 2, nil)
+	mp, _ := encode(nil, of.TypeMultipartRequest, 3, &ofp.MultipartRequest{Type: ofp.MultipartTypePortDescription})
+	po := appendAnswer(nil, packetInTemplate(0), 4, true)
+	f.Add(append(append(append(hello, feat...), mp...), po...))
+	f.Add([]byte{4, 0, 0, 4, 0, 0, 0, 0})
+	f.Add([]byte{4, 99, 0, 8, 0, 0, 0, 1, 4, 18, 0, 9})
+	f.Add([]byte{1, 0, 0, 16, 0, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0x10})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, buffered := range []bool{false, true} {
+			cfg := &Config{MACs: 10, Ports: 4, Mode: ModeThroughput, Window: 4, Timeout: time.Second, Buffered: buffered}
+			s := newSwitch(0, cfg, time.Now())
+			s.conn = discardConn{}
+			s.sending = true
+			s.fill(0)
+			s.out = s.out[:0]
+			n, err := s.consume(b, 1)
+			if n < 0 || n > len(b) {
+				t.Fatalf("consumed %d of %d bytes", n, len(b))
+			}
+			// Whole messages only: the consumed prefix parses as such.
+			for off := 0; off < n; {
+				l := int(binary.BigEndian.Uint16(b[off+2:]))
+				if l < ofpHeaderLen || off+l > n {
+					t.Fatalf("consumed %d bytes but a message at %d has length %d", n, off, l)
+				}
+				off += l
+			}
+			if err == nil && len(b)-n >= ofpHeaderLen {
+				if l := int(binary.BigEndian.Uint16(b[n+2:])); l <= len(b)-n {
+					t.Fatalf("stopped at %d with a complete %d-byte message left and no error", n, l)
+				}
+			}
+			if s.outstanding < 0 || s.outstanding > s.window {
+				t.Fatalf("outstanding %d outside 0..%d", s.outstanding, s.window)
+			}
+		}
+	})
+}

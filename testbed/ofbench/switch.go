@@ -198,20 +198,11 @@ func (s *emuSwitch) run(ready chan<- handshakeResult) (err error) {
 			}
 		}
 		s.out = s.out[:0]
-		for w-r >= ofpHeaderLen {
-			length := int(binary.BigEndian.Uint16(s.rbuf[r+2:]))
-			if length < ofpHeaderLen {
-				return fmt.Errorf("%w: type %d xid %#x declares length %d < %d",
-					errMalformed, s.rbuf[r+1], binary.BigEndian.Uint32(s.rbuf[r+4:]), length, ofpHeaderLen)
-			}
-			if w-r < length {
-				break
-			}
-			if err := s.handle(s.rbuf[r:r+length], now); err != nil {
-				return err
-			}
-			r += length
+		used, err := s.consume(s.rbuf[r:w], now)
+		if err != nil {
+			return err
 		}
+		r += used
 		if r == w {
 			r, w = 0, 0
 		} else if len(s.rbuf)-w < 0x10000 {
@@ -237,6 +228,28 @@ func (s *emuSwitch) run(ready chan<- handshakeResult) (err error) {
 			report(nil)
 		}
 	}
+}
+
+// consume handles every complete message at the start of b and returns
+// the number of bytes they take; a trailing partial message is left for the
+// next read. Replies are appended to s.out.
+func (s *emuSwitch) consume(b []byte, now int64) (int, error) {
+	r := 0
+	for len(b)-r >= ofpHeaderLen {
+		length := int(binary.BigEndian.Uint16(b[r+2:]))
+		if length < ofpHeaderLen {
+			return r, fmt.Errorf("%w: type %d xid %#x declares length %d < %d",
+				errMalformed, b[r+1], binary.BigEndian.Uint32(b[r+4:]), length, ofpHeaderLen)
+		}
+		if len(b)-r < length {
+			break
+		}
+		if err := s.handle(b[r:r+length], now); err != nil {
+			return r, err
+		}
+		r += length
+	}
+	return r, nil
 }
 
 // tick runs on a read deadline after the handshake: it notices the start
