@@ -1,8 +1,11 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,7 +59,7 @@ type WANInfo struct {
 	RateMbit float64 `json:"rate_mbit"`
 	// LossPercent is the relay's random frame loss in percent.
 	LossPercent float64 `json:"loss_percent,omitempty"`
-	// RelayPID is the delay relay's process ID (0 in bridge mode).
+	// RelayPID is the delay relay's process ID (0 in bridge mode or when it is not running).
 	RelayPID int `json:"relay_pid,omitempty"`
 }
 
@@ -96,6 +99,9 @@ type SiteInfo struct {
 	GatewayDPIDHex string `json:"gateway_dpid_hex"`
 	// VMs are the site's VM names in order.
 	VMs []string `json:"vms"`
+	// OVSDBServerPID and VSwitchdPID are the site's OVS daemons (0 = not running).
+	OVSDBServerPID int `json:"ovsdb_server_pid"`
+	VSwitchdPID    int `json:"ovs_vswitchd_pid"`
 	// RateMbit is the rate limit on the site's WAN link (0 = none).
 	RateMbit float64 `json:"rate_mbit,omitempty"`
 }
@@ -271,7 +277,7 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 	}
 	if s.UsesRelay() {
 		inv.WAN.Mode = "relay"
-		inv.WAN.RelayPID = readPID(relayPidfile(s.StateDir))
+		inv.WAN.RelayPID = livePID(relayPidfile(s.StateDir), s.StateDir+"/")
 	}
 	if ctl.Kind == "tcp" {
 		inv.MgmtNetns = MgmtNetns(s.Prefix)
@@ -301,6 +307,8 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 			RateMbit: siteRate(s, idx), ControllerTarget: SiteControllerTarget(s.StateDir, i, s.Controller),
 		}
 		si.GatewayDPIDHex = DPIDString(si.GatewayDPID)
+		si.OVSDBServerPID = livePID(filepath.Join(si.RunDir, "ovsdb-server.pid"), s.StateDir+"/")
+		si.VSwitchdPID = livePID(filepath.Join(si.RunDir, "ovs-vswitchd.pid"), s.StateDir+"/")
 		if s.WireGuard {
 			si.UnderlayCIDR = si.UnderlayIP + "/24"
 			si.EdgeNetns, si.WGIface = EdgeNetns(s.Prefix, i), WGIface(s.Prefix, i)
@@ -359,4 +367,18 @@ func siteRate(s *Spec, idx int) float64 {
 		return r
 	}
 	return s.WAN.RateMbit
+}
+
+// livePID returns the PID in pidfile if that process runs and its command
+// line contains marker, else 0.
+func livePID(pidfile, marker string) int {
+	pid := readPID(pidfile)
+	if pid == 0 || !alive(pid) {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(b, []byte(marker)) {
+		return 0
+	}
+	return pid
 }

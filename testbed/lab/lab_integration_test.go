@@ -195,6 +195,9 @@ func TestLabThreeSites(t *testing.T) {
 		if site.Netns != SiteNetns(s.Prefix, i+1) || site.UnderlayIP != fmt.Sprintf("172.31.0.%d", i+1) || site.GatewayDPID != GatewayDPID(i+1) {
 			t.Errorf("site %d: %+v", i+1, site)
 		}
+		if site.OVSDBServerPID == 0 || site.VSwitchdPID == 0 || !alive(site.VSwitchdPID) {
+			t.Errorf("site %s daemons: ovsdb-server %d ovs-vswitchd %d", site.Name, site.OVSDBServerPID, site.VSwitchdPID)
+		}
 		if _, err := os.Stat(strings.TrimPrefix(site.OVSDB, "unix:")); err != nil {
 			t.Errorf("site %s OVSDB socket: %v", site.Name, err)
 		}
@@ -486,7 +489,7 @@ func TestLabDownAfterCrash(t *testing.T) {
 		t.Fatalf("namespaces after crash: %v", ns)
 	}
 	inv, _ := Status(s.StateDir)
-	if inv == nil || inv.Phase != "building" {
+	if inv == nil || inv.Phase != "building" || inv.WAN.RelayPID != relay || inv.Sites[1].VSwitchdPID != vsw {
 		t.Fatalf("status after crash: %+v", inv)
 	}
 	if err := Down(context.Background(), s.StateDir); err != nil {
