@@ -121,6 +121,9 @@ func down(ctx context.Context, stateDir, prefix string, only []string) error {
 			if err := os.RemoveAll(stateDir); err != nil {
 				errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 			}
+			if filepath.Dir(stateDir) == DefaultStateRoot {
+				_ = os.Remove(DefaultStateRoot) // only if no other lab is in it
+			}
 		default:
 			// no state file: remove only the lock file and the dir if then empty
 			_ = os.Remove(filepath.Join(stateDir, "skylab.lock"))
