@@ -3,6 +3,7 @@
 package reconcile_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,6 +343,12 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 	// 2. Unicast and broadcast pings of the identical addresses reach only
 	// the sender's tenant.
 	for _, src := range []*host{hosts[0], hosts[3]} {
+		caps := map[*host]func() []string{}
+		for _, h := range hosts {
+			if h != src {
+				caps[h] = capture(t, h.ns)
+			}
+		}
 		before := rx()
 		if err := ping(src, "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"); err != nil {
 			t.Error(err)
@@ -349,6 +357,15 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 		ovstest.HostExec(ctx, src.ns, "ping", "-q", "-b", "-c", "2", "-i", "0.2", "-W", "1", "10.0.0.255") // replies are not expected (icmp_echo_ignore_broadcasts)
 		cancel()
 		after := rx()
+		for h, stop := range caps {
+			lines := stop()
+			switch {
+			case h.tenant != src.tenant && len(lines) != 0:
+				t.Errorf("tcpdump in %s/%s saw %d frames during pings of %s/%s: %q", h.tenant, h.name, len(lines), src.tenant, src.name, lines)
+			case h.tenant == src.tenant && h.ip == "10.0.0.2" && len(lines) < 5:
+				t.Errorf("tcpdump in %s/%s saw %d frames from %s/%s, want >= 5:\n%s", h.tenant, h.name, len(lines), src.tenant, src.name, strings.Join(lines, "\n"))
+			}
+		}
 		for _, h := range hosts {
 			got := after[h] - before[h]
 			switch {
@@ -438,4 +455,76 @@ func dumpAll(t *testing.T, inst *ovstest.Instance) {
 func execCommand(ctx context.Context, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	return string(out), err
+}
+
+// capture starts tcpdump on eth0 of host namespace ns and returns a
+// function that stops it (SIGINT to the tcpdump process this test started)
+// and returns the frames it printed, one line each. It skips the test when
+// tcpdump is not installed.
+func capture(t *testing.T, ns string) func() []string {
+	t.Helper()
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump not installed")
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "eth0", "-n", "-e", "-l", "-U", "-p")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "" {
+				continue // tcpdump ends its output with an empty line on SIGINT
+			}
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			if !signalled && strings.Contains(sc.Text(), "listening on") {
+				close(ready)
+				signalled = true
+			}
+		}
+		if !signalled {
+			close(ready)
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tcpdump in %s did not start listening", ns)
+	}
+	stopped := false
+	stop := func() []string {
+		if !stopped {
+			stopped = true
+			time.Sleep(300 * time.Millisecond) // let late replies be printed
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			<-done
+			_ = cmd.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
