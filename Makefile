@@ -8,7 +8,7 @@ PKGS := ./...
 APT_PACKAGES := openvswitch-switch openvswitch-testcontroller python3-os-ken \
 	mininet iperf3 ethtool tcpdump iproute2 iputils-ping wireguard-go wireguard-tools
 
-.PHONY: all build deps test unit integration fuzz vet fmt-check demo bench-controller generate clean
+.PHONY: all build deps ovs-system test unit integration fuzz vet fmt-check demo bench-controller lab-up lab-down generate clean
 
 all: build
 
@@ -36,9 +36,16 @@ fmt-check:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
+# ovs-system starts the root namespace's Open vSwitch (Mininet uses it) when
+# it is not running: in containers apt installs it without starting it. The
+# kernel has no OVS module, so Mininet runs with datapath=user.
+ovs-system: deps
+	@ovs-vsctl --timeout=3 show >/dev/null 2>&1 || \
+		/usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null
+
 # integration runs every test, including those against real Open vSwitch
 # (build tag `integration`; they need root and the packages from `deps`).
-integration: deps
+integration: deps ovs-system
 	$(GO) test -race -count=1 -tags integration -timeout 30m $(PKGS)
 
 # fuzz runs each fuzz target of every package for FUZZTIME on top of its seed
@@ -54,6 +61,15 @@ fuzz:
 
 # test is the README's test command: everything CI checks.
 test: deps fmt-check vet integration fuzz
+
+# lab-up/lab-down: the 3-cloud lab of examples/labs/three-clouds.json
+# (docs/lab.md); `bin/skylab status` shows what it built.
+LAB ?= examples/labs/three-clouds.json
+lab-up: build deps
+	bin/skylab up $(LAB)
+
+lab-down: build
+	bin/skylab down
 
 generate:
 	$(GO) generate ./ovsdb/...
