@@ -243,9 +243,20 @@ func sortedPorts(m map[DPID]uint32) []uint32 {
 
 // sortEntries orders entries by table, descending priority, then key.
 func sortEntries(es []Entry) []Entry {
-	slices.SortStableFunc(es, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.Key(), b.Key()))
+	type keyed struct {
+		key string
+		e   Entry
+	}
+	ks := make([]keyed, len(es))
+	for i := range es {
+		ks[i] = keyed{es[i].Key(), es[i]}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.e.Table, b.e.Table), cmp.Compare(b.e.Priority, a.e.Priority), cmp.Compare(a.key, b.key))
 	})
+	for i := range ks {
+		es[i] = ks[i].e
+	}
 	return es
 }
 

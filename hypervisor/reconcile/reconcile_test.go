@@ -35,7 +35,7 @@ func desired(t *testing.T) []pipeline.Entry {
 // asReported turns entries into what a switch reports: OXMs reversed,
 // all-ones masks spelled out, instructions in another order, encoded and
 // decoded through the real flow-stats codec.
-func asReported(t *testing.T, es []pipeline.Entry) []ofwire.FlowStats {
+func asReported(t testing.TB, es []pipeline.Entry) []ofwire.FlowStats {
 	t.Helper()
 	var b []byte
 	for _, e := range es {
