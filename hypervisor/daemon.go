@@ -1,0 +1,150 @@
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor/api"
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
+	"github.com/skyvisor/skyvisor/hypervisor/store"
+)
+
+// StoreFile is the name of the state file inside DaemonConfig.StateDir.
+const StoreFile = "skyvisor.db"
+
+// DaemonConfig is the "hypervisor" section of the skyvisor daemon's
+// configuration (viper / mapstructure keys in snake_case; flags and
+// SKYVISOR_HYPERVISOR_* environment variables map onto them).
+type DaemonConfig struct {
+	// Infra is the infrastructure file (infra.Load: a lab inventory from
+	// `skylab status --json` or a hand-written file). Required.
+	Infra string `mapstructure:"infra"`
+	// StateDir holds the store (StoreFile); created (0700) if missing.
+	StateDir string `mapstructure:"state_dir"`
+	// APIListen is the REST API's address ("127.0.0.1:8080"); "" disables
+	// the API.
+	APIListen string `mapstructure:"api_listen"`
+	// APIToken is the bearer token writes need; APITokenFile reads it from
+	// a file (trailing whitespace trimmed). Without either the API is
+	// read-only (api.Options.Token).
+	APIToken     string `mapstructure:"api_token"`
+	APITokenFile string `mapstructure:"api_token_file"`
+	// APIAuthReads requires the token on reads too.
+	APIAuthReads bool `mapstructure:"api_auth_reads"`
+	// ControllerTarget overrides the infrastructure's controller target
+	// for every bridge (Config.ControllerTarget).
+	ControllerTarget string `mapstructure:"controller_target"`
+	// RetryInterval is Config.RetryInterval.
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
+}
+
+// DefaultDaemonConfig returns the defaults: state in /var/lib/skyvisor,
+// API on 127.0.0.1:8080.
+func DefaultDaemonConfig() DaemonConfig {
+	return DaemonConfig{StateDir: "/var/lib/skyvisor", APIListen: "127.0.0.1:8080", RetryInterval: DefaultRetryInterval}
+}
+
+// Daemon is the Hypervisor as the skyvisor daemon runs it: with its own
+// store and REST API server. It is a controller.App (the embedded
+// Hypervisor's handlers); Run runs the Hypervisor and serves the API until
+// ctx ends, then closes the store.
+type Daemon struct {
+	*Hypervisor
+	cfg   DaemonConfig
+	store *store.Store
+	api   http.Handler
+}
+
+// Factory is the apps.Factory of the "hypervisor" app: it decodes the
+// app's configuration section into a DaemonConfig and builds a Daemon
+// (NewDaemon). The daemon must call Run on the returned app (it implements
+// interface{ Run(context.Context) error }) once its OpenFlow listener is up.
+func Factory(o apps.Options) (controller.App, error) {
+	cfg := DefaultDaemonConfig()
+	if o.Decode != nil {
+		if err := o.Decode(&cfg); err != nil {
+			return nil, fmt.Errorf("app %q: config: %w", AppName, err)
+		}
+	}
+	return NewDaemon(cfg, o.Logger)
+}
+
+// NewDaemon loads the infrastructure file, opens the store in StateDir and
+// builds the Hypervisor and its API handler, logging to log (nil:
+// slog.Default()). Errors name the setting at fault.
+func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
+	if cfg.Infra == "" {
+		return nil, fmt.Errorf("hypervisor: infra (--infra FILE) is required")
+	}
+	inf, err := infra.Load(cfg.Infra)
+	if err != nil {
+		return nil, fmt.Errorf("hypervisor: infra: %w", err)
+	}
+	if cfg.StateDir == "" {
+		return nil, fmt.Errorf("hypervisor: state_dir (--state-dir) is empty")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
+	}
+	token := cfg.APIToken
+	if cfg.APITokenFile != "" {
+		b, err := os.ReadFile(cfg.APITokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("hypervisor: api_token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	st, err := store.Open(filepath.Join(cfg.StateDir, StoreFile))
+	if err != nil {
+		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
+	}
+	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget, RetryInterval: cfg.RetryInterval})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d := &Daemon{Hypervisor: h, cfg: cfg, store: st}
+	d.api = api.NewHandler(h, api.Options{Token: token, AuthReads: cfg.APIAuthReads, Logger: h.log.With("component", "api")})
+	return d, nil
+}
+
+// Handler returns the REST API handler (api.NewHandler over the
+// Hypervisor).
+func (d *Daemon) Handler() http.Handler { return d.api }
+
+// Run serves the REST API (if APIListen is set) and runs the Hypervisor
+// until ctx is done; then it shuts the API down and closes the store. It
+// fails at once if the API address cannot be bound.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.store.Close()
+	var srvDone chan error
+	if d.cfg.APIListen != "" {
+		ln, err := net.Listen("tcp", d.cfg.APIListen)
+		if err != nil {
+			return fmt.Errorf("hypervisor: api_listen %s: %w", d.cfg.APIListen, err)
+		}
+		d.log.Info("hypervisor: REST API listening", "addr", ln.Addr().String())
+		srv := api.NewServer(d.cfg.APIListen, d.api)
+		srvDone = make(chan error, 1)
+		go func() { srvDone <- srv.Serve(ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("hypervisor: REST API", "err", err)
+			}
+		}()
+	}
+	return d.Hypervisor.Run(ctx)
+}
