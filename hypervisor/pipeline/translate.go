@@ -87,6 +87,23 @@ type vmatch struct {
 	never  bool // the match can never hit (eth_src not a host of the tenant)
 }
 
+// groupCopies returns the values of the metadata group bit an entry with
+// this match can meet: only 0 when it matches a unicast eth_dst, only 1
+// for a group eth_dst, both otherwise (the group bit is set at ingress
+// exactly when the destination's I/G bit is).
+func (vm *vmatch) groupCopies() []bool {
+	for _, f := range vm.rest {
+		if f.Type != ofp.XMTypeEthDst || len(f.Value) != 6 {
+			continue
+		}
+		if len(f.Mask) == 6 && f.Mask[0]&0x01 == 0 {
+			break // I/G bit not matched
+		}
+		return []bool{f.Value[0]&0x01 != 0}
+	}
+	return []bool{false, true}
+}
+
 func translateMatch(v *View, vdpid topology.DPID, table ofp.Table, m *ofp.Match, forDelete bool) (*vmatch, error) {
 	sw, ok := v.SwitchByDPID(vdpid)
 	if !ok {
@@ -169,7 +186,8 @@ func tenantCookie(v *View, c uint64) (uint64, error) {
 }
 
 // AddEntries translates an OFPFC_ADD (or the add half of a modify) into
-// physical entries: two copies (metadata group bit 0 and 1) and, when the
+// physical entries: two copies (metadata group bit 0 and 1; one when the
+// match's eth_dst decides the I/G bit) and, when the
 // actions flood or output to a virtual link and the match names no in_port,
 // one variant per in-port of the virtual switch (so the in-port can be left
 // out of the flood and a frame never goes back over the link it came
@@ -200,7 +218,7 @@ func AddEntries(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]Entry, error) 
 	}
 	var out []Entry
 	for _, in := range inPorts {
-		for _, group := range []bool{false, true} {
+		for _, group := range vm.groupCopies() {
 			ins, err := translateInstructions(v, vm.sw, fm, in, group)
 			if err != nil {
 				return nil, err
@@ -425,7 +443,7 @@ func deleteMods(v *View, vdpid topology.DPID, fm *ofp.FlowMod, strict bool) ([]*
 	}
 	var out []*ofp.FlowMod
 	for _, in := range inPorts {
-		for _, group := range []bool{false, true} {
+		for _, group := range vm.groupCopies() {
 			out = append(out, mk(ofp.FlowDeleteStrict, append([]ofp.XM{vm.metaMatch(v, in, &group)}, vm.rest...)))
 		}
 	}

@@ -57,33 +57,66 @@ func wantOFPError(t *testing.T, err error, typ ofp.ErrType, code ofp.ErrCode) {
 
 func TestTranslateUnicastOutput(t *testing.T) {
 	a, _ := views(t)
+	base := uint64(t1ID)<<48 | 1
+	mask := MetaTenantMask | MetaSwitchMask | MetaGroup
+	// eth_dst unicast: only the group-bit-0 copy can ever match.
 	fm := addFM(0, 100, 0x42, []ofp.XM{EthDst(mac("00:00:00:00:00:02"))}, Apply(Output(2)))
 	es, err := AddEntries(a, vsA, fm)
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := Entry{Table: 10, Priority: 100, Cookie: 0x0200000000000042,
+		Match:        []ofp.XM{Metadata(base, mask), EthDst(mac("00:00:00:00:00:02"))},
+		Instructions: ofp.Instructions{Apply(mustClone(t, SetField(EthDst(mac("02:00:00:00:00:02"))), Resubmit(20)))}}
+	if len(es) != 1 || !es[0].Equal(&want) {
+		t.Fatalf("entries = %v\nwant %s", es, want.String())
+	}
+	// No eth_dst: both copies, the group copy addressing GroupMAC.
+	fm = addFM(0, 100, 0x42, []ofp.XM{EthType(0x0800)}, Apply(Output(2)))
+	es, err = AddEntries(a, vsA, fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := []Entry{
+		{Table: 10, Priority: 100, Cookie: 0x0200000000000042,
+			Match:        []ofp.XM{Metadata(base, mask), EthType(0x0800)},
+			Instructions: ofp.Instructions{Apply(mustClone(t, SetField(EthDst(mac("02:00:00:00:00:02"))), Resubmit(20)))}},
+		{Table: 10, Priority: 100, Cookie: 0x0200000000000042,
+			Match:        []ofp.XM{Metadata(base|MetaGroup, mask), EthType(0x0800)},
+			Instructions: ofp.Instructions{Apply(mustClone(t, SetField(EthDst(mac("02:00:80:00:00:02"))), Resubmit(20)))}},
+	}
 	if len(es) != 2 {
 		t.Fatalf("%d entries, want 2 (group bit 0 and 1)", len(es))
 	}
-	base := uint64(t1ID)<<48 | 1
-	mask := MetaTenantMask | MetaSwitchMask | MetaGroup
-	want := []Entry{
-		{Table: 10, Priority: 100, Cookie: 0x0200000000000042,
-			Match:        []ofp.XM{Metadata(base, mask), EthDst(mac("00:00:00:00:00:02"))},
-			Instructions: ofp.Instructions{Apply(mustClone(t, SetField(EthDst(mac("02:00:00:00:00:02"))), Resubmit(20)))}},
-		{Table: 10, Priority: 100, Cookie: 0x0200000000000042,
-			Match:        []ofp.XM{Metadata(base|MetaGroup, mask), EthDst(mac("00:00:00:00:00:02"))},
-			Instructions: ofp.Instructions{Apply(mustClone(t, SetField(EthDst(mac("02:00:80:00:00:02"))), Resubmit(20)))}},
-	}
-	for i := range want {
-		if !es[i].Equal(&want[i]) {
-			t.Errorf("entry %d = %s\nwant       %s", i, es[i].String(), want[i].String())
+	for i := range wants {
+		if !es[i].Equal(&wants[i]) {
+			t.Errorf("entry %d = %s\nwant       %s", i, es[i].String(), wants[i].String())
 		}
 	}
 	// Translate gives the same as ADD flow-mods.
 	fms, err := Translate(a, vsA, fm)
 	if err != nil || len(fms) != 2 || fms[0].Command != ofp.FlowAdd || fms[0].Cookie != 0x0200000000000042 {
 		t.Fatalf("Translate = %v, %v", fms, err)
+	}
+}
+
+func TestGroupCopies(t *testing.T) {
+	cases := []struct {
+		match []ofp.XM
+		want  []bool
+	}{
+		{nil, []bool{false, true}},
+		{[]ofp.XM{EthDst(mac("00:00:00:00:00:01"))}, []bool{false}},
+		{[]ofp.XM{EthDst(addr.Broadcast)}, []bool{true}},
+		{[]ofp.XM{EthDstMasked(mac("01:00:00:00:00:00"), mac("01:00:00:00:00:00"))}, []bool{true}},
+		{[]ofp.XM{EthDstMasked(mac("00:00:00:00:00:00"), mac("01:00:00:00:00:00"))}, []bool{false}},
+		{[]ofp.XM{EthDstMasked(mac("00:00:00:00:00:01"), mac("00:00:00:00:00:ff"))}, []bool{false, true}},
+	}
+	for _, c := range cases {
+		got := (&vmatch{rest: c.match}).groupCopies()
+		if len(got) != len(c.want) || got[0] != c.want[0] {
+			t.Errorf("groupCopies(%v) = %v, want %v", c.match, got, c.want)
+		}
 	}
 }
 
@@ -123,8 +156,8 @@ func TestTranslateFloodAndLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 6 {
-		t.Fatalf("%d entries, want 3 in-ports x 2", len(es))
+	if len(es) != 3 {
+		t.Fatalf("%d entries, want 3 in-ports x the group copy", len(es))
 	}
 	toHost := func(h addr.HostIndex, group bool) ofp.Action {
 		d := addr.FabricMAC(t2ID, h)
@@ -139,7 +172,7 @@ func TestTranslateFloodAndLinks(t *testing.T) {
 	mask := MetaTenantMask | MetaVPortMask | MetaGroup | MetaSwitchMask
 	want := []Entry{}
 	for _, in := range []uint16{1, 2, 3} {
-		for _, g := range []bool{false, true} {
+		for _, g := range []bool{true} {
 			var acts ofp.Actions
 			for _, p := range []uint16{1, 2, 3} {
 				switch {
@@ -163,18 +196,18 @@ func TestTranslateFloodAndLinks(t *testing.T) {
 	// With in_port given: one variant pair, the in-port left out.
 	fm.Match.Fields = append(fm.Match.Fields, InPort(10))
 	es, err = AddEntries(b, vsB, fm)
-	if err != nil || len(es) != 2 {
+	if err != nil || len(es) != 1 {
 		t.Fatalf("with in_port: %d entries, %v", len(es), err)
 	}
-	if !es[0].Equal(&want[4]) || !es[1].Equal(&want[5]) {
+	if !es[0].Equal(&want[2]) {
 		t.Errorf("with in_port=10: %s", es[0].String())
 	}
 	// Output to a link port: per in-port variants, and on vsC the link
 	// leads back to b/10 (index 3).
 	fm = addFM(0, 60, 1, []ofp.XM{EthDst(mac("00:00:00:00:00:01"))}, Apply(Output(10)))
 	es, err = AddEntries(b, vsC, fm)
-	if err != nil || len(es) != 4 {
-		t.Fatalf("output to link on vsC: %d entries, %v; want 2 in-ports x 2", len(es), err)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("output to link on vsC: %d entries, %v; want 2 in-ports (unicast copy only)", len(es), err)
 	}
 	w := Entry{Table: 10, Priority: 60, Cookie: TenantCookie(t2ID, 1),
 		Match:        []ofp.XM{Metadata(MetadataValue(t2ID, 4, 2, false), mask), EthDst(mac("00:00:00:00:00:01"))},
@@ -182,8 +215,8 @@ func TestTranslateFloodAndLinks(t *testing.T) {
 	if !es[0].Equal(&w) {
 		t.Errorf("link output = %s\nwant          %s", es[0].String(), w.String())
 	}
-	if len(es[2].Instructions) != 1 || len(es[2].Instructions[0].(*ofp.InstructionApplyActions).Actions) != 0 {
-		t.Errorf("variant with in-port = the link port still outputs: %s", es[2].String())
+	if len(es[1].Instructions) != 1 || len(es[1].Instructions[0].(*ofp.InstructionApplyActions).Actions) != 0 {
+		t.Errorf("variant with in-port = the link port still outputs: %s", es[1].String())
 	}
 }
 
@@ -275,8 +308,8 @@ func TestTranslateDeletes(t *testing.T) {
 	strict := addFM(0, 50, 1, []ofp.XM{EthDst(addr.Broadcast)})
 	strict.Command = ofp.FlowDeleteStrict
 	fms, err = Translate(b, vsB, strict)
-	if err != nil || len(fms) != 8 {
-		t.Fatalf("strict delete: %d mods, %v; want (1 + 3 in-ports) x 2", len(fms), err)
+	if err != nil || len(fms) != 4 {
+		t.Fatalf("strict delete: %d mods, %v; want 1 + 3 in-ports (group copy only)", len(fms), err)
 	}
 	adds, _ := AddEntries(b, vsB, addFM(0, 50, 1, []ofp.XM{EthDst(addr.Broadcast)}, Apply(Output(uint32(ofp.PortFlood)))))
 	for _, a := range adds {
@@ -293,7 +326,7 @@ func TestTranslateDeletes(t *testing.T) {
 	mod := addFM(0, 50, 1, []ofp.XM{EthDst(addr.Broadcast)}, Apply(Output(1)))
 	mod.Command = ofp.FlowModifyStrict
 	fms, err = Translate(b, vsB, mod)
-	if err != nil || len(fms) != 10 || fms[0].Command != ofp.FlowDeleteStrict || fms[9].Command != ofp.FlowAdd {
+	if err != nil || len(fms) != 5 || fms[0].Command != ofp.FlowDeleteStrict || fms[4].Command != ofp.FlowAdd {
 		t.Fatalf("modify strict: %d mods, %v", len(fms), err)
 	}
 	// Filters on out_port are refused.
