@@ -424,7 +424,10 @@ func TestBindingsFromOVSDB(t *testing.T) {
 	waitFor(t, "stale binding dropped", func() bool { _, err := st.GetBinding("old/h"); return errors.Is(err, store.ErrNotFound) })
 	db := ff.db("unix:/tmp/skgcap/state/s1/run/db.sock")
 	db.plug("vm1", ovsdb.Interface{Name: "h-h1", OFPort: 3, ExternalIDs: map[string]string{"iface-id": "tenant1/h1"}})
-	waitFor(t, "binding", func() bool { b, err := st.GetBinding("tenant1/h1"); return err == nil && b.OFPort == 3 && b.DPID == 0x101 && b.VM == "vm1" })
+	waitFor(t, "binding", func() bool {
+		b, err := st.GetBinding("tenant1/h1")
+		return err == nil && b.OFPort == 3 && b.DPID == 0x101 && b.VM == "vm1"
+	})
 	// The port number changes (re-plug): the binding follows.
 	db.plug("vm1", ovsdb.Interface{Name: "h-h1", OFPort: 4, ExternalIDs: map[string]string{"iface-id": "tenant1/h1"}})
 	waitFor(t, "binding update", func() bool { b, err := st.GetBinding("tenant1/h1"); return err == nil && b.OFPort == 4 })
