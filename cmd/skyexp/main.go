@@ -60,10 +60,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // setupTimeFlags are the parsed flags of `skyexp setuptime`.
 type setupTimeFlags struct {
-	cfg                  setuptime.Config
-	out, medians, plot   string
-	verbose, dryRun      bool
-	commandLine, docsDir string
+	cfg                setuptime.Config
+	out, medians, plot string
+	verbose, dryRun    bool
+	// commandLine is the command as typed (printed with the results)
+	commandLine string
 }
 
 // fullSites and fullVMs are the --full sizes: the paper-ish range with up to 64 VMs.
@@ -143,6 +144,7 @@ func runSetupTime(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	labs := len(cfg.Sites) * len(cfg.Modes) * cfg.Runs
+	fmt.Fprintf(stdout, "setuptime: command: %s\n", f.commandLine)
 	fmt.Fprintf(stdout, "setuptime: sites=%s vms/site=%d modes=%s runs=%d delay=%gms tunnel=%s: %d labs\n",
 		joinInts(cfg.Sites), cfg.VMs, strings.Join(cfg.Modes, ","), cfg.Runs, cfg.DelayMS, cfg.TunnelType, labs)
 	if f.dryRun {

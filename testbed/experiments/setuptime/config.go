@@ -71,8 +71,9 @@ const (
 	DefaultPrefix = "skx"
 	// DefaultStateDir holds the OVS state of the lab under test.
 	DefaultStateDir = "/tmp/skx-lab"
-	// DefaultRuns is the number of runs per (sites, mode).
-	DefaultRuns = 3
+	// DefaultRuns is the number of runs per (sites, mode). Five runs of the
+	// default sizes take about 2 minutes on a loaded 2-core machine.
+	DefaultRuns = 5
 	// DefaultInterval is the ICMP echo retransmission interval of a probe pair.
 	DefaultInterval = 10 * time.Millisecond
 	// DefaultUsableTimeout bounds the wait for all probe pairs to answer.

@@ -12,7 +12,7 @@ func TestDefaultConfigValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Prefix != "skx" || c.Runs != 3 || c.VMs != 1 || !reflect.DeepEqual(c.Sites, []int{2, 3, 4, 6, 8, 12, 16}) {
+	if c.Prefix != "skx" || c.Runs != 5 || c.VMs != 1 || !reflect.DeepEqual(c.Sites, []int{2, 3, 4, 6, 8, 12, 16}) {
 		t.Fatalf("defaults %+v", c)
 	}
 }
