@@ -27,7 +27,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/skyvisor/skyvisor/testbed/ofbench"
 )
@@ -45,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MACs, "M", cfg.MACs, "host MAC addresses per switch")
 	fs.IntVar(&cfg.Ports, "p", cfg.Ports, "ports per switch")
 	mode := fs.String("m", string(cfg.Mode), "mode: latency (1 outstanding packet-in per switch) or throughput (window)")
-	fs.DurationVar(&cfg.Duration, "d", cfg.Duration, "length of one run")
+	fs.Var((*msDuration)(&cfg.Duration), "d", "length of one run: a Go duration (1s, 500ms) or milliseconds (1000, as cbench -m)")
 	fs.IntVar(&cfg.Runs, "n", cfg.Runs, "number of measured runs")
 	fs.IntVar(&cfg.Warmup, "w", cfg.Warmup, "number of warmup runs (excluded from the summary)")
 	fs.IntVar(&cfg.Window, "W", cfg.Window, "outstanding packet-ins per switch in throughput mode")
@@ -125,4 +127,25 @@ func runResponder(addr string, flowMod bool, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// msDuration is a flag value accepting a Go duration or a bare number of
+// milliseconds (cbench's unit).
+type msDuration time.Duration
+
+func (d *msDuration) String() string { return time.Duration(*d).String() }
+
+func (d *msDuration) Set(v string) error {
+	p, err := time.ParseDuration(v)
+	if ms, perr := strconv.ParseUint(v, 10, 32); perr == nil {
+		p, err = time.Duration(ms)*time.Millisecond, nil
+	}
+	if err != nil {
+		return fmt.Errorf("want a duration such as 1s or a number of milliseconds: %w", err)
+	}
+	if p <= 0 {
+		return fmt.Errorf("duration %v: want > 0", p)
+	}
+	*d = msDuration(p)
+	return nil
 }

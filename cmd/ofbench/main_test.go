@@ -20,6 +20,8 @@ func TestBadFlagsExit2NamingTheField(t *testing.T) {
 		{[]string{"-s", "0x"}, "invalid value"},
 		{[]string{"-M", "1"}, "macs"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-d", "soon"}, "number of milliseconds"},
+		{[]string{"-d", "0"}, "want > 0"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(tc.args, &out, &errb); code != 2 {
@@ -60,7 +62,7 @@ func TestOutputAgainstResponder(t *testing.T) {
 		<-done
 	}()
 	var out, errb bytes.Buffer
-	code := run([]string{"-c", l.Addr().String(), "-s", "2", "-M", "10", "-n", "2", "-w", "1", "-d", "150ms", "-i", "1ms"}, &out, &errb)
+	code := run([]string{"-c", l.Addr().String(), "-s", "2", "-M", "10", "-n", "2", "-w", "1", "-d", "150", "-i", "1ms"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
 	}
