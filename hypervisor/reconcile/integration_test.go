@@ -380,6 +380,46 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 		}
 	}
 
+	// 2b. A tenant app's packet-out (broadcast from t1/h1's port, FLOOD)
+	// reaches t1's other hosts only.
+	{
+		v, err := pipeline.NewView(model.Tenants[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append(append(addr.Broadcast.HardwareAddr(), addr.MustParseMAC(hosts[0].mac).HardwareAddr()...), 0x88, 0xb5)
+		data = append(data, make([]byte, 46)...)
+		br, po, err := pipeline.TranslatePacketOut(v, model.Bindings, 0xa1, &ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 1,
+			Actions: ofp.Actions{pipeline.Output(uint32(ofp.PortFlood))}, Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := rx()
+		if err := sws[br].PacketOut(rctx, po); err != nil {
+			t.Fatal(err)
+		}
+		if err := sws[br].Barrier(rctx); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for after := rx(); ; after = rx() {
+			if after[hosts[1]]-before[hosts[1]] >= 1 && after[hosts[2]]-before[hosts[2]] >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("packet-out FLOOD: t1/h2 got %d, t1/h3 got %d frames; want 1 each", after[hosts[1]]-before[hosts[1]], after[hosts[2]]-before[hosts[2]])
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		after := rx()
+		for _, h := range []*host{hosts[0], hosts[3], hosts[4], hosts[5]} {
+			if after[h] != before[h] {
+				t.Errorf("packet-out FLOOD from t1/h1's port reached %s/%s", h.tenant, h.name)
+			}
+		}
+	}
+
 	// 3. Spoofed sources get nothing through: another host's MAC (which is
 	// also the other tenant's host's MAC) and a fabric MAC.
 	spoofer := hosts[0]

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/netrack/openflow/ofp"
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
+)
+
+// TranslatePacketOut translates a tenant app's OFPT_PACKET_OUT (OpenFlow
+// 1.3.5 §7.3.7) on virtual switch vdpid into a packet-out for one edge
+// bridge, returned with it (docs/pipeline.md, "Packet-in and packet-out"):
+//
+//   - the frame (po.Data, unbuffered: Buffer must be OFP_NO_BUFFER) must
+//     carry one of the tenant's host MACs as source; it is copied with the
+//     source rewritten to that host's fabric MAC (only known sources are
+//     restored at egress);
+//   - po.InPort is a port of vdpid or OFPP_CONTROLLER; the bridge is the
+//     in-port host's (when bound), else the first of EdgeBridges;
+//   - actions as for flow entries (outputs become clone(...) sequences
+//     through table 20 or across virtual links; FLOOD/ALL leave out the
+//     in-port), with the group copy when the frame's destination is a group
+//     address; output:TABLE runs the tenant's tables from table 10 with the
+//     in-port in the metadata (needs a port in_port); output:CONTROLLER is
+//     refused (the hypervisor hands such frames back to the app itself).
+//
+// The physical packet-out has in_port OFPP_CONTROLLER. Errors are *Error.
+func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *ofp.PacketOut) (DPID, *ofp.PacketOut, error) {
+	sw, ok := v.SwitchByDPID(vdpid)
+	if !ok {
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "tenant %q has no virtual switch %s", v.Name, vdpid)
+	}
+	if po.Buffer != ofp.NoBuffer {
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBufferUnknown, "buffer %d: the hypervisor does not buffer packets", po.Buffer)
+	}
+	if len(po.Data) < 14 {
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket, "packet of %d bytes has no Ethernet header", len(po.Data))
+	}
+	src, dst := addr.MAC(po.Data[6:12]), addr.MAC(po.Data[0:6])
+	h, ok := v.HostByMAC(src)
+	if !ok {
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket, "source %v is not one of the tenant's host MACs", src)
+	}
+	var inPort uint16
+	switch p := po.InPort; {
+	case p == ofp.PortController:
+	case p <= ofp.PortMax:
+		vi, ok := v.PortOf(sw.Index, uint32(p))
+		if !ok {
+			return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "in_port %d is not a port of virtual switch %s", p, vdpid)
+		}
+		inPort = vi
+	default:
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "in_port %#x is not supported", uint32(p))
+	}
+	bridge, found := DPID(0), false
+	if inPort != 0 && v.Ports[inPort-1].Host != nil {
+		for _, b := range bindings {
+			if b.Tenant == v.Name && b.Host == v.Ports[inPort-1].Host.Name {
+				bridge, found = b.Bridge, true
+			}
+		}
+	}
+	if !found {
+		bs := EdgeBridges(v, bindings, vdpid)
+		if len(bs) == 0 {
+			return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "virtual switch %s has no bound host", vdpid)
+		}
+		bridge = bs[0]
+	}
+	group := dst.IsMulticast()
+	var acts ofp.Actions
+	for _, a := range po.Actions {
+		if o, ok := a.(*ofp.ActionOutput); ok {
+			switch o.Port {
+			case ofp.PortController:
+				return 0, nil, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionOutPort, "packet-out to CONTROLLER is not supported")
+			case ofp.PortTable:
+				if inPort == 0 {
+					return 0, nil, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionOutPort, "output:TABLE needs a virtual in_port")
+				}
+				md := MetadataValue(v.ID, inPort, sw.Index, group)
+				c, err := Clone(SetField(basic(ofp.XMTypeMetadata, binary.BigEndian.AppendUint64(nil, md), nil)), Resubmit(TableTenant))
+				if err != nil {
+					return 0, nil, err
+				}
+				acts = append(acts, c)
+				continue
+			}
+		}
+		if _, err := checkAction(v, sw, a); err != nil {
+			return 0, nil, err
+		}
+		as, err := translateAction(v, sw, a, inPort, group)
+		if err != nil {
+			return 0, nil, err
+		}
+		acts = append(acts, as...)
+	}
+	data := bytes.Clone(po.Data)
+	fab := addr.FabricMAC(v.ID, h.Index)
+	copy(data[6:12], fab[:])
+	return bridge, &ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController, Actions: acts, Data: data}, nil
+}
