@@ -13,6 +13,7 @@ import (
 // Edge bridge tables (docs/pipeline.md, "Edge (VM) bridge tables").
 const (
 	TableClassify   uint8 = 0  // classify and anti-spoofing
+	TableDestCheck  uint8 = 5  // unicast destinations must be hosts of the frame's tenant
 	TableTenant     uint8 = 10 // first tenant table: virtual table t is physical table TableTenant+t
 	NumTenantTables uint8 = 4  // virtual tables 0..3
 	TableFabricOut  uint8 = 20 // local host or uplink
@@ -133,7 +134,7 @@ func Compile(m *Model) (map[DPID][]Entry, error) {
 						Instructions: ofp.Instructions{
 							Apply(SetField(EthSrc(fab))),
 							WriteMetadata(MetadataValue(t, h.VPort, sw, group), ^uint64(0)),
-							Goto(TableTenant),
+							Goto(TableDestCheck),
 						}})
 				}
 				add(Entry{Table: TableClassify, Priority: PrioHostDrop, Cookie: ck, Match: []ofp.XM{InPort(p)}})
@@ -152,6 +153,21 @@ func Compile(m *Model) (map[DPID][]Entry, error) {
 				add(Entry{Table: TableDeliver, Priority: PrioHost, Cookie: ck,
 					Match:        []ofp.XM{md, EthDst(addr.GroupMAC(t, h.Index))},
 					Instructions: ofp.Instructions{Apply(SetField(EthDst(addr.Broadcast)), Output(p))}})
+			}
+			// Table 5: a group destination, or a unicast one that is the
+			// own MAC of a host of the frame's tenant, goes on to the
+			// tenant tables; anything else is dropped (docs/design.md:
+			// passing it on could alias another tenant's address).
+			add(Entry{Table: TableDestCheck, Priority: PrioHost, Cookie: infra, Match: []ofp.XM{EthDstMasked(groupBit, groupBit)},
+				Instructions: ofp.Instructions{Goto(TableTenant)}})
+			add(Entry{Table: TableDestCheck, Priority: PrioMiss, Cookie: infra})
+			for _, v := range tenantsHere {
+				md := Metadata(uint64(v.ID)<<MetaTenantShift, MetaTenantMask)
+				for i := range v.Hosts {
+					h := &v.Hosts[i]
+					add(Entry{Table: TableDestCheck, Priority: PrioHost, Cookie: InfraCookie(v.ID, h.Index),
+						Match: []ofp.XM{md, EthDst(h.MAC)}, Instructions: ofp.Instructions{Goto(TableTenant)}})
+				}
 			}
 			for tt := TableTenant; tt < TableTenant+NumTenantTables; tt++ {
 				add(Entry{Table: tt, Priority: PrioMiss, Cookie: infra,

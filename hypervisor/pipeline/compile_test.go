@@ -74,17 +74,17 @@ func TestCompileEdgeClassify(t *testing.T) {
 	own := mac("00:00:00:00:00:01")
 	u1 := find(t, es, 0, PrioHostUnicast, InPort(1), EthSrc(own))
 	sameInstructions(t, u1, Apply(SetField(EthSrc(mac("02:00:00:00:00:01")))),
-		WriteMetadata(MetadataValue(t1ID, 1, 1, false), ^uint64(0)), Goto(10))
+		WriteMetadata(MetadataValue(t1ID, 1, 1, false), ^uint64(0)), Goto(5))
 	if u1.Cookie != InfraCookie(t1ID, 1) || u1.Cookie != 0x5359020000000001 {
 		t.Errorf("cookie %#x", u1.Cookie)
 	}
 	g1e := find(t, es, 0, PrioHostGroup, InPort(1), EthSrc(own), EthDstMasked(mac("01:00:00:00:00:00"), mac("01:00:00:00:00:00")))
 	sameInstructions(t, g1e, Apply(SetField(EthSrc(mac("02:00:00:00:00:01")))),
-		WriteMetadata(MetadataValue(t1ID, 1, 1, true), ^uint64(0)), Goto(10))
+		WriteMetadata(MetadataValue(t1ID, 1, 1, true), ^uint64(0)), Goto(5))
 	u2 := find(t, es, 0, PrioHostUnicast, InPort(3), EthSrc(own))
 	// t2's ports: b/1 (h1) = 1, b/2 (h2) = 2, b/10 = 3, c/1 (h3) = 4, c/10 = 5.
 	sameInstructions(t, u2, Apply(SetField(EthSrc(mac("02:01:00:00:00:01")))),
-		WriteMetadata(MetadataValue(t2ID, 1, 1, false), ^uint64(0)), Goto(10))
+		WriteMetadata(MetadataValue(t2ID, 1, 1, false), ^uint64(0)), Goto(5))
 	for _, p := range []uint32{1, 2, 3} {
 		d := find(t, es, 0, PrioHostDrop, InPort(p))
 		if len(d.Instructions) != 0 {
@@ -107,6 +107,18 @@ func TestCompileEdgeTenantAndEgressTables(t *testing.T) {
 	es := out[e1]
 	for tt := uint8(10); tt < 14; tt++ {
 		sameInstructions(t, find(t, es, tt, PrioMiss), Apply(Output(uint32(ofp.PortController))))
+	}
+	// Table 5: own MACs of the tenant's hosts (identical MACs, separate
+	// entries per tenant), group destinations; anything else dropped.
+	sameInstructions(t, find(t, es, 5, PrioHost, EthDstMasked(mac("01:00:00:00:00:00"), mac("01:00:00:00:00:00"))), Goto(10))
+	for _, id := range []addr.TenantID{t1ID, t2ID} {
+		for _, own := range []string{"00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"} {
+			sameInstructions(t, find(t, es, 5, PrioHost, Metadata(uint64(id)<<48, MetaTenantMask), EthDst(mac(own))), Goto(10))
+		}
+	}
+	absent(t, es, 5, PrioHost, Metadata(uint64(t1ID)<<48, MetaTenantMask), EthDst(mac("00:00:00:00:00:04")))
+	if len(find(t, es, 5, PrioMiss).Instructions) != 0 {
+		t.Error("table 5 miss is not a drop")
 	}
 	sameInstructions(t, find(t, es, 20, PrioMiss), Apply(Output(uplink)))
 	sameInstructions(t, find(t, es, 20, PrioHost, EthDstMasked(mac("02:00:00:00:00:01"), addr.HostMask)), Goto(30))

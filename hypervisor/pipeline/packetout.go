@@ -14,7 +14,9 @@ import (
 // bridge, returned with it (docs/pipeline.md, "Packet-in and packet-out"):
 //
 //   - the frame (po.Data, unbuffered: Buffer must be OFP_NO_BUFFER) must
-//     carry one of the tenant's host MACs as source; it is copied with the
+//     carry one of the tenant's host MACs as source, and as destination one
+//     of them or a group address (design.md drops other unicast
+//     destinations); it is copied with the
 //     source rewritten to that host's fabric MAC (only known sources are
 //     restored at egress);
 //   - po.InPort is a port of vdpid or OFPP_CONTROLLER; the bridge is the
@@ -22,8 +24,8 @@ import (
 //   - actions as for flow entries (outputs become clone(...) sequences
 //     through table 20 or across virtual links; FLOOD/ALL leave out the
 //     in-port), with the group copy when the frame's destination is a group
-//     address; output:TABLE runs the tenant's tables from table 10 with the
-//     in-port in the metadata (needs a port in_port); output:CONTROLLER is
+//     address; output:TABLE runs the destination check (table 5) and the
+//     tenant's tables with the in-port in the metadata (needs a port in_port); output:CONTROLLER is
 //     refused (the hypervisor hands such frames back to the app itself).
 //
 // The physical packet-out has in_port OFPP_CONTROLLER. Errors are *Error.
@@ -70,6 +72,9 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 		}
 		bridge = bs[0]
 	}
+	if _, ok := v.HostByMAC(dst); dst.IsUnicast() && !ok {
+		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket, "unicast destination %v is not one of the tenant's host MACs", dst)
+	}
 	group := dst.IsMulticast()
 	var acts ofp.Actions
 	for _, a := range po.Actions {
@@ -82,7 +87,7 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 					return 0, nil, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionOutPort, "output:TABLE needs a virtual in_port")
 				}
 				md := MetadataValue(v.ID, inPort, sw.Index, group)
-				c, err := Clone(SetField(basic(ofp.XMTypeMetadata, binary.BigEndian.AppendUint64(nil, md), nil)), Resubmit(TableTenant))
+				c, err := Clone(SetField(basic(ofp.XMTypeMetadata, binary.BigEndian.AppendUint64(nil, md), nil)), Resubmit(TableDestCheck))
 				if err != nil {
 					return 0, nil, err
 				}

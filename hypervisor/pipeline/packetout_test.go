@@ -43,7 +43,7 @@ func TestTranslatePacketOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = Entry{Instructions: ofp.Instructions{Apply(mustClone(t, metadataSet(MetadataValue(t2ID, 4, 2, false)), Resubmit(10)))}}
+	want = Entry{Instructions: ofp.Instructions{Apply(mustClone(t, metadataSet(MetadataValue(t2ID, 4, 2, false)), Resubmit(5)))}}
 	got = Entry{Instructions: ofp.Instructions{Apply(out.Actions...)}}
 	if br != e2 || !got.Equal(&want) {
 		t.Errorf("TABLE: bridge %s actions %s", br, got.String())
@@ -58,6 +58,7 @@ func TestTranslatePacketOut(t *testing.T) {
 		{"buffered", ofp.PacketOut{Buffer: 7, InPort: 1, Data: data}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBufferUnknown},
 		{"short", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 1, Data: data[:10]}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket},
 		{"foreign source", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 1, Data: frame(addr.Broadcast, mac("02:01:00:00:00:01"))}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket},
+		{"unknown destination", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 1, Data: frame(mac("00:00:00:00:00:09"), mac("00:00:00:00:00:01"))}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket},
 		{"unknown in_port", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 9, Data: data}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort},
 		{"controller", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: 1, Data: data, Actions: ofp.Actions{Output(uint32(ofp.PortController))}}, ofp.ErrTypeBadAction, ofp.ErrCodeBadActionOutPort},
 		{"table without in_port", ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController, Data: data, Actions: ofp.Actions{Output(uint32(ofp.PortTable))}}, ofp.ErrTypeBadAction, ofp.ErrCodeBadActionOutPort},

@@ -219,6 +219,11 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 					Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(h.MAC)}},
 					Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(out))}})
 			}
+			// Hub fallback: anything else floods (so the destination
+			// check of table 5 is what stops unicast to non-hosts).
+			fms = append(fms, &ofp.FlowMod{Command: ofp.FlowAdd, Priority: 0, Cookie: 0x44, Buffer: ofp.NoBuffer,
+				Match:        ofp.Match{Type: ofp.MatchTypeXM},
+				Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(uint32(ofp.PortFlood)))}})
 			fms = append(fms, &ofp.FlowMod{Command: ofp.FlowAdd, Priority: 50, Cookie: 0x43, Buffer: ofp.NoBuffer,
 				Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(addr.Broadcast)}},
 				Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(uint32(ofp.PortFlood)))}})
@@ -376,6 +381,22 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 				t.Errorf("pings from %s/%s: %s/%s received %d frames, want >= 5 (3 unicast + 2 broadcast)", src.tenant, src.name, h.tenant, h.name, got)
 			case h.tenant == src.tenant && got < 2:
 				t.Errorf("broadcast from %s/%s: %s/%s received %d frames, want >= 2", src.tenant, src.name, h.tenant, h.name, got)
+			}
+		}
+	}
+
+	// 2a. Unicast to a MAC that is none of the tenant's hosts is dropped at
+	// ingress (table 5), although the tenant's app would flood it.
+	hostRun(t, hosts[0].ns, "ip", "neigh", "replace", "10.0.0.99", "lladdr", "00:00:00:00:00:99", "dev", "eth0", "nud", "permanent")
+	{
+		before := rx()
+		ctx, cancel := hctx()
+		_, _ = ovstest.HostExec(ctx, hosts[0].ns, "ping", "-q", "-c", "2", "-i", "0.2", "-W", "1", "10.0.0.99")
+		cancel()
+		after := rx()
+		for _, h := range hosts[1:] {
+			if after[h] != before[h] {
+				t.Errorf("unicast to a non-host MAC: %d frames reached %s/%s", after[h]-before[h], h.tenant, h.name)
 			}
 		}
 	}
