@@ -363,6 +363,9 @@ func TestTenantIsolationOnRealOVS(t *testing.T) {
 		cancel()
 		after := rx()
 		for h, stop := range caps {
+			if stop == nil {
+				continue
+			}
 			lines := stop()
 			switch {
 			case h.tenant != src.tenant && len(lines) != 0:
@@ -520,12 +523,13 @@ func execCommand(ctx context.Context, args ...string) (string, error) {
 
 // capture starts tcpdump on eth0 of host namespace ns and returns a
 // function that stops it (SIGINT to the tcpdump process this test started)
-// and returns the frames it printed, one line each. It skips the test when
-// tcpdump is not installed.
+// and returns the frames it printed, one line each. It returns nil when
+// tcpdump is not installed (the receive counters still prove isolation).
 func capture(t *testing.T, ns string) func() []string {
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("tcpdump not installed")
+		t.Logf("tcpdump not installed: checking receive counters only")
+		return nil
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "eth0", "-n", "-e", "-l", "-U", "-p")
 	stdout, err := cmd.StdoutPipe()

@@ -10,6 +10,7 @@ import (
 	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
 func desired(t *testing.T) []pipeline.Entry {
@@ -211,6 +212,57 @@ func TestCompiledModelRoundTrip(t *testing.T) {
 		p, err := Diff(es, asReported(t, es), Options{})
 		if err != nil || !p.Empty() {
 			t.Errorf("%s: %+v %v", d, p, err)
+		}
+	}
+}
+
+// TestHostMoveIsMinimal moves a host between edge bridges of one site and
+// checks that reconciling each bridge touches only what the move changes.
+func TestHostMoveIsMinimal(t *testing.T) {
+	model := func(bridge pipeline.DPID, port uint32) *pipeline.Model {
+		tp := &topology.Topology{Tenant: "t1", Switches: []topology.Switch{{Name: "s", DPID: 1}},
+			Hosts: []topology.Host{{Name: "a", MAC: "00:00:00:00:00:01", Switch: "s", Port: 1},
+				{Name: "b", MAC: "00:00:00:00:00:02", Switch: "s", Port: 2}}}
+		return &pipeline.Model{
+			Sites: []pipeline.Site{{Name: "x", Gateway: pipeline.Gateway{DPID: 0x91, Downlinks: map[pipeline.DPID]uint32{0xe1: 1, 0xe2: 2}},
+				Edges: []pipeline.EdgeBridge{{DPID: 0xe1, Uplink: 100}, {DPID: 0xe2, Uplink: 100}}}},
+			Tenants: []pipeline.Tenant{{ID: 0x0200, Topology: tp, Hosts: map[string]addr.HostIndex{"a": 1, "b": 2}}},
+			Bindings: []pipeline.Binding{{Tenant: "t1", Host: "a", Bridge: 0xe1, Port: 1},
+				{Tenant: "t1", Host: "b", Bridge: bridge, Port: port}},
+		}
+	}
+	before, err := pipeline.Compile(model(0xe1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := pipeline.Compile(model(0xe2, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostB := pipeline.InfraCookie(0x0200, 2)
+	for d, es := range after {
+		p, err := Diff(es, asReported(t, before[d]), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d {
+		case 0xe1: // b's classify (3), uplink, table 20 and 31 (2) entries go
+			if len(p.Add) != 0 || len(p.Delete) != 7 {
+				t.Errorf("e1: %d adds, %d deletes; want 0 and 7", len(p.Add), len(p.Delete))
+			}
+			for _, e := range p.Delete {
+				if e.Cookie != hostB {
+					t.Errorf("e1 deletes %s, not host b's", e.String())
+				}
+			}
+		case 0xe2: // everything of b, plus t1's tables 5 and 30 (first host of t1 here)
+			if len(p.Delete) != 0 || len(p.Add) != 7+4 {
+				t.Errorf("e2: %d adds, %d deletes; want 11 and 0", len(p.Add), len(p.Delete))
+			}
+		case 0x91: // b's route changes downlink in place
+			if len(p.Add) != 1 || len(p.Delete) != 0 || p.Add[0].Cookie != hostB {
+				t.Errorf("gateway: %+v", p)
+			}
 		}
 	}
 }
