@@ -412,6 +412,9 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	if err != nil {
 		return p, fmt.Errorf("switch %s: %w", pipeline.DPID(dpid), err)
 	}
+	h.stats.syncs.Add(1)
+	h.stats.added.Add(uint64(len(p.Add)))
+	h.stats.deleted.Add(uint64(len(p.Delete)))
 	h.mu.Lock()
 	if h.switches[dpid] == sw {
 		h.synced[dpid] = fp

@@ -39,10 +39,115 @@ func needLab(t *testing.T) {
 	}
 }
 
-// upRecorder records SwitchUp per DPID.
+// upRecorder records SwitchUp per DPID and counts the packet-ins it sees
+// (registered after the hypervisor: it must see no tenant frame).
 type upRecorder struct {
+	mu        sync.Mutex
+	ups       map[controller.DPID]int
+	packetIns int
+}
+
+func (r *upRecorder) PacketIn(_ context.Context, _ *controller.Switch, ev *controller.PacketIn) controller.Disposition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(ev.Data) < 14 || ev.Data[12] != 0x88 || ev.Data[13] != 0xcc {
+		r.packetIns++
+	}
+	return controller.Continue
+}
+
+func (r *upRecorder) nonLLDP() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.packetIns
+}
+
+// acceptor accepts switch connections on the lab's controller socket and
+// hands them to the current instance, so a test can restart Skyvisor
+// (controller + hypervisor) while the socket stays.
+type acceptor struct {
+	ln  net.Listener
 	mu  sync.Mutex
-	ups map[controller.DPID]int
+	cur *instance
+	wg  sync.WaitGroup
+}
+
+// instance is one running Skyvisor: controller sessions and Hypervisor.Run.
+type instance struct {
+	h      *hypervisor.Hypervisor
+	rec    *upRecorder
+	c      *controller.Controller
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (a *acceptor) loop() {
+	for {
+		conn, err := a.ln.Accept()
+		if err != nil {
+			return
+		}
+		a.mu.Lock()
+		in := a.cur
+		if in == nil {
+			a.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		in.wg.Add(1)
+		a.mu.Unlock()
+		go func() {
+			defer in.wg.Done()
+			in.c.ServeConn(in.ctx, conn)
+		}()
+	}
+}
+
+// start builds a Hypervisor over inf and st with a controller and makes it
+// the instance that gets new connections.
+func (a *acceptor) start(t *testing.T, inf *infra.Infra, st *store.Store, log *slog.Logger, listen string) *instance {
+	t.Helper()
+	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &upRecorder{ups: map[controller.DPID]int{}}
+	c, err := controller.New(controller.Config{Listen: listen, Logger: log}, h, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{h: h, rec: rec, c: c}
+	in.ctx, in.cancel = context.WithCancel(context.Background())
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		if err := h.Run(in.ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	a.mu.Lock()
+	a.cur = in
+	a.mu.Unlock()
+	return in
+}
+
+// stopCurrent ends the current instance: sessions close (the switches keep
+// their flow tables: fail_mode secure) and Run returns.
+func (a *acceptor) stopCurrent() {
+	a.mu.Lock()
+	in := a.cur
+	a.cur = nil
+	a.mu.Unlock()
+	if in != nil {
+		in.cancel()
+		in.wg.Wait()
+	}
+}
+
+func (a *acceptor) stop() {
+	a.stopCurrent()
+	a.ln.Close()
 }
 
 func (r *upRecorder) Name() string { return "skg-up" }
@@ -136,43 +241,12 @@ func TestThreeSiteLab(t *testing.T) {
 		logw = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &upRecorder{ups: map[controller.DPID]int{}}
-	c, err := controller.New(controller.Config{Listen: spec.Controller, Logger: log}, h, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		ln.Close()
-		wg.Wait()
-	}()
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.ServeConn(ctx, conn)
-			}()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := h.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	acc := &acceptor{ln: ln}
+	go acc.loop()
+	defer acc.stop()
+	inst := acc.start(t, inf, st, log, spec.Controller)
+	h, rec := inst.h, inst.rec
+	ctx := context.Background()
 
 	// 1. Every bridge of the inventory connects.
 	poll(t, "SwitchUp of every inventory DPID", 45*time.Second, func() bool {
@@ -282,7 +356,69 @@ func TestThreeSiteLab(t *testing.T) {
 	}
 	resync(t, ctx, h, len(inv.Switches))
 
-	// 6. Deleting tenant2 removes its entries everywhere; tenant1 still
+	// 6. A tenant without apps: its frames miss the tenant tables and go
+	// to the controller, where the hypervisor consumes them (counted for
+	// its tenant ID); the app registered after it sees no tenant frame.
+	quiet := &topology.Topology{Tenant: "quiet", Apps: []string{}, Switches: []topology.Switch{{Name: "q"}}, Links: []topology.Link{},
+		Hosts: []topology.Host{{Name: "q1", MAC: "00:00:00:00:03:01", IP: "10.0.0.1/24", Switch: "q", Port: 1, Cloud: "aws"}}}
+	qs, err := h.ApplyTenant(ctx, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Plug(ctx, dir, lab.HostSpec{Name: "t3q1", Site: "aws", VM: "vm1", MAC: "00:00:00:00:03:01", IP: "10.0.0.1/24", IfaceID: "quiet/q1"}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "quiet tenant active", 20*time.Second, func() bool {
+		d, err := h.Tenant(ctx, "quiet")
+		return err == nil && d.State == api.TenantActive
+	})
+	if err := ping(dir, "t3q1", "10.0.0.2", 1); err == nil {
+		t.Error("a tenant without apps forwarded a ping")
+	}
+	if n := h.PacketIns()[qs.TenantID]; n == 0 {
+		t.Errorf("no packet-in counted for tenant %v (counts %v)", qs.TenantID, h.PacketIns())
+	}
+	if n := rec.nonLLDP(); n != 0 {
+		t.Errorf("the app after the hypervisor saw %d non-LLDP packet-ins from fabric bridges", n)
+	}
+
+	// 7. Restart Skyvisor over the same store: switches keep forwarding
+	// while it is down (fail_mode secure keeps the flow tables); the new
+	// instance sends no OVSDB transaction and reconciles every switch on
+	// connect without adding or deleting a single entry.
+	acc.stopCurrent()
+	if err := ping(dir, "t1h1", "10.0.0.3", 5); err != nil {
+		t.Errorf("while Skyvisor is down: %v", err)
+	}
+	inst = acc.start(t, inf, st, log, spec.Controller)
+	h, rec = inst.h, inst.rec
+	poll(t, "reconnect and reconcile of every switch", 60*time.Second, func() bool {
+		for _, sw := range inv.Switches {
+			if !rec.has(controller.DPID(sw.DPID)) {
+				return false
+			}
+		}
+		return h.SyncStats().Syncs >= uint64(len(inv.Switches))
+	})
+	poll(t, "tunnels after restart", 30*time.Second, func() bool {
+		for _, c := range h.Health(ctx).Checks {
+			if c.Name == "tunnels" && c.Status != api.HealthOK {
+				return false
+			}
+		}
+		return true
+	})
+	if s := h.SyncStats(); s.Added != 0 || s.Deleted != 0 {
+		t.Errorf("after restart: %+v, want no entry added or deleted", s)
+	}
+	if n := h.OVSDBTransactions(); n != 0 {
+		t.Errorf("after restart: %d OVSDB transactions, want 0", n)
+	}
+	if err := ping(dir, "t2h1", "10.0.0.3", 5); err != nil {
+		t.Errorf("after restart: %v", err)
+	}
+
+	// 8. Deleting tenant2 removes its entries everywhere; tenant1 still
 	// pings, tenant2's hosts no longer reach each other.
 	if err := h.DeleteTenant(ctx, "tenant2"); err != nil {
 		t.Fatal(err)
