@@ -282,6 +282,53 @@ func TestDroppedAnswersCountedLostWithoutStalling(t *testing.T) {
 	}
 }
 
+func TestSlowControllerIsNotTimedOut(t *testing.T) {
+	// The controller answers one packet-in every 4 ms, in order: with 16
+	// outstanding each waits ~64 ms in its queue, far beyond the 20 ms
+	// timeout, yet responses keep coming. Reclaiming and resending would
+	// only lengthen the queue.
+	const per = 4 * time.Millisecond
+	addr := serveScripted(t, func(_ int, c net.Conn) {
+		writeMsg(t, c, of.TypeHello, 1, helloBody())
+		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
+		queue := make(chan []byte, 4096)
+		go func() {
+			for m := range queue {
+				time.Sleep(per)
+				if _, err := c.Write(appendAnswer(nil, m, 7, false)); err != nil {
+					return
+				}
+			}
+		}()
+		defer close(queue)
+		for {
+			typ, m, err := readMsg(c)
+			if err != nil {
+				return
+			}
+			if typ == of.TypePacketIn {
+				queue <- m
+			}
+		}
+	})
+	cfg := quick(addr)
+	cfg.Switches = 1
+	cfg.Mode = ModeThroughput
+	cfg.Window = 16
+	cfg.Timeout = 20 * time.Millisecond
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	all := totals(res)
+	if all.Timeouts != 0 || all.Answered == 0 {
+		t.Errorf("%d timeouts, %d answered: a slow but answering controller must not be timed out", all.Timeouts, all.Answered)
+	}
+	if rtt := all.AvgRTT(); rtt < 8*per {
+		t.Errorf("avg rtt %v, want about 16 x %v of queueing", rtt, per)
+	}
+}
+
 func TestUnreachableController(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

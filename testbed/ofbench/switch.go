@@ -82,6 +82,7 @@ type emuSwitch struct {
 	window      int
 	refillAt    int // refill once outstanding <= refillAt
 	outstanding int
+	lastResp    int64 // when the last flow-mod or packet-out arrived
 	ring        []slot
 	mask        uint32
 	sweepEvery  time.Duration
@@ -267,9 +268,16 @@ func (s *emuSwitch) tick(now int64) error {
 	return s.conn.SetReadDeadline(time.Now().Add(s.sweepEvery))
 }
 
-// sweep reclaims packet-ins unanswered for longer than the timeout.
+// sweep reclaims packet-ins unanswered for longer than the timeout, but
+// only while the controller has sent no response for that long: a
+// controller still answering is slow, not deaf, and sending replacements
+// would only lengthen its queue (congestion collapse). Packet-ins it drops
+// while answering others are found by answer.
 func (s *emuSwitch) sweep(now int64) {
 	limit := now - int64(s.cfg.Timeout)
+	if s.lastResp > limit {
+		return
+	}
 	for i := range s.ring {
 		sl := &s.ring[i]
 		if sl.pending && sl.sent < limit {
@@ -364,12 +372,14 @@ func (s *emuSwitch) handle(m []byte, now int64) error {
 	switch t {
 	case of.TypeFlowMod:
 		s.ctr.flowMods.Add(1)
+		s.lastResp = now
 		if len(m) >= flowModBufferIDOff+4 {
 			s.answerBuffer(binary.BigEndian.Uint32(m[flowModBufferIDOff:]), now)
 		}
 		return nil
 	case of.TypePacketOut:
 		s.ctr.packetOuts.Add(1)
+		s.lastResp = now
 		if len(m) < packetOutActionsOff {
 			return nil
 		}
