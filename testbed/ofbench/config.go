@@ -88,7 +88,8 @@ type Config struct {
 	// flow, port description).
 	StartDelay time.Duration
 	// Timeout is how long a packet-in may stay unanswered before its window
-	// slot is reclaimed and counted as a timeout.
+	// slot is reclaimed and counted as a timeout; slots are reclaimed only
+	// after the controller has sent no flow-mod or packet-out for as long.
 	Timeout time.Duration
 	// Logf, if set, receives verbose progress and diagnostics (handshake
 	// steps, controller errors, unknown messages, timeouts). It may be

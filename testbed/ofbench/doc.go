@@ -23,8 +23,11 @@
 // id. With the default NO_BUFFER packet-ins a learning switch answers each
 // one with a flow-mod plus a packet-out, so responses/s is about twice the
 // answered packet-ins/s; with buffer ids (cbench's method) it answers with
-// one message. A packet-in not answered within Config.Timeout is counted as
-// a timeout and its window slot is reused.
+// one message. Controllers answer a switch's packet-ins in order, so an
+// earlier packet-in still outstanding when a later one is answered was
+// dropped: it is counted as lost and its window slot is reused. A packet-in
+// not answered within Config.Timeout while the controller sent no response
+// at all for that long is counted as a timeout and its slot is reused.
 //
 // Run is the entry point; cmd/ofbench is a thin command-line wrapper.
 package ofbench
