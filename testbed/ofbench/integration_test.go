@@ -90,13 +90,21 @@ func benchPeer(t *testing.T, port int) {
 				t.Fatalf("%d switches, errors %v", res.Switches, res.SwitchErrors)
 			}
 			t.Log(res.Summary())
-			for _, rs := range res.Runs {
-				if rs.Responses() == 0 || rs.FlowMods == 0 || rs.PacketOuts == 0 || rs.Answered == 0 {
-					t.Errorf("run %d: %d flow-mods, %d packet-outs, %d answered; want all > 0", rs.Index, rs.FlowMods, rs.PacketOuts, rs.Answered)
+			// Totals over all runs: a loaded CI machine may stall a
+			// process for a whole 300 ms run.
+			all := totals(res)
+			if all.FlowMods == 0 || all.PacketOuts == 0 || all.Answered == 0 {
+				t.Errorf("%d flow-mods, %d packet-outs, %d answered; want all > 0", all.FlowMods, all.PacketOuts, all.Answered)
+			}
+			for i, n := range all.PerSwitch {
+				if n == 0 {
+					t.Errorf("switch %d got no response: %v", i+1, all.PerSwitch)
 				}
-				if lo, _ := rs.SwitchRange(); lo == 0 {
-					t.Errorf("run %d: a switch got no response: %v", rs.Index, rs.PerSwitch)
-				}
+			}
+			// A learning switch answers a known destination with a flow-mod
+			// and a packet-out.
+			if r := float64(all.Responses()) / float64(all.Answered); r < 1.8 || r > 2.2 {
+				t.Errorf("responses per answered packet-in %.2f, want 2", r)
 			}
 			if res.ControllerErrors != 0 {
 				t.Errorf("controller sent %d errors", res.ControllerErrors)
