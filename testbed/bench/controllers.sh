@@ -176,7 +176,7 @@ run_controller() {
 		med=$(field "$line" median)
 		ans=$(field "$line" answered)
 		rtt=$(field "$line" rtt_ms)
-		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" self_cpu_pct),$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$load,$stamp,$commit")
+		rows+=("$name,$mode,$n,$med,$(field "$line" mean),$(field "$line" min),$(field "$line" max),$(field "$line" stddev),$ans,$rtt,$(field "$line" lost),$(field "$line" timeouts),$(field "$line" switch_errors),$cpu,$(field "$line" self_cpu_pct),$(field "$line" runs),$(field "$line" duration_ms),$(field "$line" window),$(field "$line" macs),$(field "$line" buffered),$load,$stamp,$commit")
 		if [ "$mode" = latency ] && [ "$n" = 1 ]; then
 			cell["$name/$t"]=$(awk -v m="$med" -v a="$ans" -v r="$rtt" 'BEGIN{printf "%.1fk (%.1fk pkt-in/s, %.3f ms)", m/1000, a/1000, r}')
 		else
@@ -248,7 +248,7 @@ done
 if [ "$csv" != "-" ]; then
 	mkdir -p "$(dirname "$csv")"
 	{
-		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,load1,date,commit"
+		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,lost,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,load1,date,commit"
 		printf '%s\n' "${rows[@]}"
 	} >"$csv"
 	echo
