@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/netrack/openflow/ofp"
+	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
@@ -266,3 +267,6 @@ func TestHostMoveIsMinimal(t *testing.T) {
 		}
 	}
 }
+
+// The controller's switch handle is what Apply and Sync drive.
+var _ SyncSwitch = (*controller.Switch)(nil)
