@@ -115,7 +115,7 @@ func parseSetupTime(args []string, stderr io.Writer) (*setupTimeFlags, error) {
 	if err := f.cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f.commandLine = "skyexp setuptime " + strings.Join(args, " ")
+	f.commandLine = strings.TrimSpace("skyexp setuptime " + strings.Join(args, " "))
 	return f, nil
 }
 

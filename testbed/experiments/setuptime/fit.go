@@ -108,11 +108,13 @@ type Growth struct {
 	MinSites, MaxSites int
 	// ProvisionPerTunnel fits provision_ms = c0 + c1 * tunnels (c1 in ms per tunnel).
 	ProvisionPerTunnel Fit
+	// ApplyPerTunnel fits apply_ms (planning + Provisioner.Apply) = c0 + c1 * tunnels.
+	ApplyPerTunnel Fit
 	// TunnelsPerTunnel fits tunnels_ms (lab up -> usable) = c0 + c1 * tunnels.
 	TunnelsPerTunnel Fit
-	// Provision and Tunnels describe how provision_ms and tunnels_ms grow
-	// with N (zero values with fewer than 3 distinct N).
-	Provision, Tunnels Shape
+	// Apply, Provision and Tunnels describe how apply_ms, provision_ms and
+	// tunnels_ms grow with N (zero values with fewer than 3 distinct N).
+	Apply, Provision, Tunnels Shape
 }
 
 // Shape is a quadratic fit y = c0 + c1 N + c2 N^2 of one phase against the
@@ -179,13 +181,14 @@ func Analyze(meds []Median) (Analysis, error) {
 	var allT, allP []float64
 	for _, mode := range modes {
 		ms := byMode[mode]
-		var ns, ts, prov, tun []float64
+		var ns, ts, prov, tun, apply []float64
 		g := Growth{Mode: mode, MinSites: ms[0].Sites, MaxSites: ms[0].Sites}
 		for _, m := range ms {
 			ns = append(ns, float64(m.Sites))
 			ts = append(ts, float64(m.Tunnels))
 			prov = append(prov, m.ProvisionMS)
 			tun = append(tun, m.TunnelsMS)
+			apply = append(apply, m.ApplyMS)
 			g.MinSites, g.MaxSites = min(g.MinSites, m.Sites), max(g.MaxSites, m.Sites)
 		}
 		allT, allP = append(allT, ts...), append(allP, prov...)
@@ -194,6 +197,8 @@ func Analyze(meds []Median) (Analysis, error) {
 			continue
 		}
 		g.TunnelsPerTunnel, _ = PolyFit(ts, tun, 1)
+		g.ApplyPerTunnel, _ = PolyFit(ts, apply, 1)
+		g.Apply = shapeOf(ns, apply, g.MinSites, g.MaxSites)
 		g.Provision = shapeOf(ns, prov, g.MinSites, g.MaxSites)
 		g.Tunnels = shapeOf(ns, tun, g.MinSites, g.MaxSites)
 		an.Modes = append(an.Modes, g)
@@ -206,17 +211,19 @@ func Analyze(meds []Median) (Analysis, error) {
 }
 
 // Summary returns the analysis as text lines: per mode the cost per
-// tunnel of the provisioning and of the whole tunnel phase, then the shape
-// of both phases in N; finally the provisioning cost per tunnel over all
+// tunnel of Apply, of the provisioning and of the whole tunnel phase, then
+// the shape of these phases in N; finally the provisioning cost per tunnel over all
 // modes.
 func (an Analysis) Summary() []string {
 	var out []string
 	for _, g := range an.Modes {
-		out = append(out, fmt.Sprintf("%s (N=%d..%d): provision %.2f ms/tunnel %+.0f ms (R2 %.3f); tunnel phase %.2f ms/tunnel %+.0f ms (R2 %.3f)",
-			g.Mode, g.MinSites, g.MaxSites, g.ProvisionPerTunnel.Coef[1], g.ProvisionPerTunnel.Coef[0], g.ProvisionPerTunnel.R2,
+		out = append(out, fmt.Sprintf("%s (N=%d..%d): apply %.2f ms/tunnel %+.0f ms (R2 %.3f); provision %.2f ms/tunnel %+.0f ms (R2 %.3f); tunnel phase %.2f ms/tunnel %+.0f ms (R2 %.3f)",
+			g.Mode, g.MinSites, g.MaxSites, g.ApplyPerTunnel.Coef[1], g.ApplyPerTunnel.Coef[0], g.ApplyPerTunnel.R2,
+			g.ProvisionPerTunnel.Coef[1], g.ProvisionPerTunnel.Coef[0], g.ProvisionPerTunnel.R2,
 			g.TunnelsPerTunnel.Coef[1], g.TunnelsPerTunnel.Coef[0], g.TunnelsPerTunnel.R2))
 		if g.Provision.Growth != "" {
-			out = append(out, fmt.Sprintf("%s: provision_ms = %s", g.Mode, g.Provision),
+			out = append(out, fmt.Sprintf("%s: apply_ms = %s", g.Mode, g.Apply),
+				fmt.Sprintf("%s: provision_ms = %s", g.Mode, g.Provision),
 				fmt.Sprintf("%s: tunnels_ms = %s", g.Mode, g.Tunnels))
 		}
 	}

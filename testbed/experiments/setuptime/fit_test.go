@@ -66,7 +66,8 @@ func synthetic(perTunnel, base float64) []Median {
 		for _, mode := range []string{ModeMST, ModeMesh} {
 			tn := TunnelCount(mode, n)
 			out = append(out, Median{Sites: n, VMs: 1, Mode: mode, Tunnels: tn, Runs: 1,
-				LabUpMS: 100 * float64(n), ProvisionMS: 3 * float64(tn), TunnelsMS: base + perTunnel*float64(tn)})
+				LabUpMS: 100 * float64(n), ProvisionMS: 3 * float64(tn), TunnelsMS: base + perTunnel*float64(tn),
+				ApplyMS: 2 * float64(tn)})
 		}
 	}
 	return out
@@ -84,6 +85,9 @@ func TestAnalyzeShapes(t *testing.T) {
 	if mst.Tunnels.Growth != "linear" || mesh.Tunnels.Growth != "quadratic" || mst.Provision.Growth != "linear" || mesh.Provision.Growth != "quadratic" {
 		t.Fatalf("shapes: mst %+v %+v, mesh %+v %+v", mst.Provision, mst.Tunnels, mesh.Provision, mesh.Tunnels)
 	}
+	if mst.Apply.Growth != "linear" || mesh.Apply.Growth != "quadratic" || !near(mesh.ApplyPerTunnel.Coef[1], 2) {
+		t.Fatalf("apply: %+v %+v %+v", mst.Apply, mesh.Apply, mesh.ApplyPerTunnel)
+	}
 	if !near(mst.ProvisionPerTunnel.Coef[1], 3) || !near(mesh.TunnelsPerTunnel.Coef[1], 10) || !near(an.ProvisionPerTunnel.Coef[1], 3) {
 		t.Fatalf("slopes: %+v %+v %+v", mst.ProvisionPerTunnel, mesh.TunnelsPerTunnel, an.ProvisionPerTunnel)
 	}
@@ -99,7 +103,7 @@ func TestAnalyzeShapes(t *testing.T) {
 		t.Fatalf("range %d..%d", mst.MinSites, mst.MaxSites)
 	}
 	s := strings.Join(an.Summary(), "\n")
-	for _, want := range []string{"mst (N=2..16)", "mst: tunnels_ms = ", "-> LINEAR in N", "mesh: provision_ms = ", "-> QUADRATIC in N", "all modes: provision 3.00 ms/tunnel"} {
+	for _, want := range []string{"mst (N=2..16)", "mst: tunnels_ms = ", "-> LINEAR in N", "mesh: provision_ms = ", "mst: apply_ms = ", "apply 2.00 ms/tunnel", "-> QUADRATIC in N", "all modes: provision 3.00 ms/tunnel"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}

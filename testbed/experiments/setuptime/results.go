@@ -44,6 +44,21 @@ type Result struct {
 // (OVSDB connections, planning, Provisioner.Apply).
 func (r Result) ProvisionMS() float64 { return r.ProvisionedMS - r.LabUpMS }
 
+// ConnectMS is t_ovsdb_connected - t_lab_up (ovsdb.Dial to every site).
+func (r Result) ConnectMS() float64 { return r.ConnectedMS - r.LabUpMS }
+
+// ApplyMS is t_tunnels_provisioned - t_ovsdb_connected (planning and
+// Provisioner.Apply: the OVSDB transactions that create the tunnel ports).
+func (r Result) ApplyMS() float64 { return r.ProvisionedMS - r.ConnectedMS }
+
+// FlowPhaseMS is t_flows_installed - t_tunnels_provisioned (one ovs-ofctl
+// add-flows per gateway, in parallel).
+func (r Result) FlowPhaseMS() float64 { return r.FlowsMS - r.ProvisionedMS }
+
+// PingMS is t_usable - t_flows_installed (until every probe pair answered;
+// includes ovs-vswitchd realizing the committed tunnel ports).
+func (r Result) PingMS() float64 { return r.UsableMS - r.FlowsMS }
+
 // TunnelsMS is the tunnel phase: t_usable - t_lab_up (provisioning,
 // forwarding flows, until every probe pair answered).
 func (r Result) TunnelsMS() float64 { return r.UsableMS - r.LabUpMS }
@@ -120,9 +135,11 @@ type Median struct {
 	OVSDBTxns  float64
 	// LabUpMS, ProvisionedMS and UsableMS are the medians of the timestamps.
 	LabUpMS, ProvisionedMS, UsableMS float64
-	// ProvisionMS and TunnelsMS are the medians of the phases
-	// (Result.ProvisionMS, Result.TunnelsMS), not differences of medians.
-	ProvisionMS, TunnelsMS float64
+	// ProvisionMS, TunnelsMS, ConnectMS, ApplyMS, FlowPhaseMS and PingMS
+	// are the medians of the phases (the Result methods of the same names),
+	// not differences of medians.
+	ProvisionMS, TunnelsMS                  float64
+	ConnectMS, ApplyMS, FlowPhaseMS, PingMS float64
 	// Load1 is the median load average at the start of the runs.
 	Load1 float64
 }
@@ -178,6 +195,10 @@ func Aggregate(rs []Result) []Median {
 			UsableMS:      col(func(r Result) float64 { return r.UsableMS }),
 			ProvisionMS:   col(Result.ProvisionMS),
 			TunnelsMS:     col(Result.TunnelsMS),
+			ConnectMS:     col(Result.ConnectMS),
+			ApplyMS:       col(Result.ApplyMS),
+			FlowPhaseMS:   col(Result.FlowPhaseMS),
+			PingMS:        col(Result.PingMS),
 			Load1:         col(func(r Result) float64 { return r.Load1 }),
 		})
 	}
@@ -196,12 +217,13 @@ func modeOrder(m string) int {
 
 // MediansHeader is the header row of WriteMediansCSV.
 var MediansHeader = []string{"sites", "vms_per_site", "mode", "tunnels", "runs", "ovsdb_txns", "lab_up_ms", "provision_ms", "tunnels_ms",
-	"t_usable_ms", "load1"}
+	"t_usable_ms", "connect_ms", "apply_ms", "flows_ms", "ping_ms", "load1"}
 
 // WriteMediansCSV writes one row per (sites, vms, mode) under MediansHeader:
 // lab_up_ms = median t_lab_up, provision_ms = median of t_tunnels_provisioned
 // - t_lab_up, tunnels_ms = median of t_usable - t_lab_up, t_usable_ms =
-// median t_usable (the setup time).
+// median t_usable (the setup time); connect_ms, apply_ms, flows_ms and
+// ping_ms are the medians of the four parts of the tunnel phase.
 func WriteMediansCSV(w io.Writer, ms_ []Median) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(MediansHeader); err != nil {
@@ -210,7 +232,8 @@ func WriteMediansCSV(w io.Writer, ms_ []Median) error {
 	for _, m := range ms_ {
 		if err := cw.Write([]string{strconv.Itoa(m.Sites), strconv.Itoa(m.VMs), m.Mode, strconv.Itoa(m.Tunnels),
 			strconv.Itoa(m.Runs), strconv.FormatFloat(m.OVSDBTxns, 'f', -1, 64), ms(m.LabUpMS), ms(m.ProvisionMS),
-			ms(m.TunnelsMS), ms(m.UsableMS), strconv.FormatFloat(m.Load1, 'f', 2, 64)}); err != nil {
+			ms(m.TunnelsMS), ms(m.UsableMS), ms(m.ConnectMS), ms(m.ApplyMS), ms(m.FlowPhaseMS), ms(m.PingMS),
+			strconv.FormatFloat(m.Load1, 'f', 2, 64)}); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}
 	}

@@ -98,14 +98,14 @@ func TestAggregate(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 4 || lines[0] != strings.Join(MediansHeader, ",") || lines[1] != "2,1,mst,1,3,2,300.0,10.0,40.0,340.0,1.50" {
+	if len(lines) != 4 || lines[0] != strings.Join(MediansHeader, ",") || lines[1] != "2,1,mst,1,3,2,300.0,10.0,40.0,340.0,5.0,5.0,10.0,10.0,1.50" {
 		t.Fatalf("medians csv:\n%s", b.String())
 	}
 }
 
 func TestResultPhases(t *testing.T) {
 	r := sample()[0]
-	if r.ProvisionMS() != 10 || r.TunnelsMS() != 40 {
-		t.Fatalf("phases %v %v", r.ProvisionMS(), r.TunnelsMS())
+	if r.ProvisionMS() != 10 || r.TunnelsMS() != 40 || r.ConnectMS() != 5 || r.ApplyMS() != 5 || r.FlowPhaseMS() != 10 || r.PingMS() != 20 {
+		t.Fatalf("phases %v %v %v %v %v %v", r.ProvisionMS(), r.TunnelsMS(), r.ConnectMS(), r.ApplyMS(), r.FlowPhaseMS(), r.PingMS())
 	}
 }
