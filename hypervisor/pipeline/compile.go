@@ -49,8 +49,10 @@ const InfraCookiePrefix uint16 = 0x5359
 
 // InfraCookie returns the cookie of a hypervisor entry tied to host h of
 // tenant t (both 0 for entries tied to no host): 0x5359 ‖ t (16 bits) ‖ h
-// (32 bits). Deleting cookie InfraCookie(t, h) with mask ^0 removes the
-// host's entries; mask 0xffffffff0000 ... selects a tenant.
+// (32 bits). A delete of cookie InfraCookie(t, h) with cookie mask ^0
+// removes host h's entries; InfraCookie(t, 0) with mask 0xffffffff00000000
+// removes every hypervisor entry tied to tenant t (per-host entries and the
+// gateways' tunnel-ingress entries of t).
 func InfraCookie(t addr.TenantID, h addr.HostIndex) uint64 {
 	return uint64(InfraCookiePrefix)<<48 | uint64(t)<<32 | uint64(h)
 }
