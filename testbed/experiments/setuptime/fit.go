@@ -148,6 +148,8 @@ func shapeOf(ns, ys []float64, lo, hi int) Shape {
 	return sh
 }
 
+// String formats the fit and the verdict, e.g. "11.3 -3.23 N +1.981 N^2
+// (R2 1.000), quadratic share 1.10 -> QUADRATIC in N".
 func (sh Shape) String() string {
 	if sh.Growth == "" {
 		return "too few site counts for a shape"
