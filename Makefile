@@ -8,7 +8,7 @@ PKGS := ./...
 APT_PACKAGES := openvswitch-switch openvswitch-testcontroller python3-os-ken \
 	mininet iperf3 ethtool tcpdump iproute2 iputils-ping wireguard-go wireguard-tools
 
-.PHONY: all build deps ovs-system test unit integration fuzz vet fmt-check demo bench-controller lab-up lab-down generate clean
+.PHONY: all build deps ovs-system test unit integration fuzz vet fmt-check demo bench-controller experiments experiment-setuptime lab-up lab-down generate clean
 
 all: build
 
@@ -70,6 +70,15 @@ lab-up: build deps
 
 lab-down: build
 	bin/skylab down
+
+# experiments reproduces the paper's evaluation on the lab (docs/experiments.md);
+# each writes CSV and PNG files to docs/results/. EXPFLAGS=--full runs the
+# larger sizes.
+EXPFLAGS ?=
+experiments: experiment-setuptime
+
+experiment-setuptime: build deps
+	bin/skyexp setuptime $(EXPFLAGS)
 
 generate:
 	$(GO) generate ./ovsdb/...
