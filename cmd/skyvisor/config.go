@@ -15,6 +15,7 @@ import (
 
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor"
 )
 
 // settings is the daemon's effective configuration.
@@ -56,6 +57,12 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 	fs.Duration("discovery-probe-interval", 5*time.Second, "LLDP probe period (discovery app)")
 	fs.Duration("discovery-link-timeout", 15*time.Second, "link expiry without probes (discovery app)")
 	fs.Duration("learning-idle-timeout", 60*time.Second, "idle timeout of learned flow entries (learning app)")
+	hd := hypervisor.DefaultDaemonConfig()
+	fs.String("infra", "", "infrastructure file (lab inventory from `skylab status --json`, docs/infra.md); required by the hypervisor app")
+	fs.String("state-dir", hd.StateDir, "hypervisor state directory (tenants, bindings: "+hypervisor.StoreFile+"); created 0700")
+	fs.String("api-listen", hd.APIListen, `hypervisor REST API address (docs/api.md); "" = no API`)
+	fs.String("api-token", "", "bearer token the REST API wants for writes (prefer --api-token-file: keeps it out of the process list)")
+	fs.String("api-token-file", "", "file holding the REST API token (trailing whitespace trimmed)")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: skyvisor [flags]\n\nSettings also come from SKYVISOR_<KEY> environment variables and --config.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -76,6 +83,8 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		"echo_interval": "echo-interval", "dead_peer_timeout": "dead-peer-timeout",
 		"discovery.probe_interval": "discovery-probe-interval", "discovery.link_timeout": "discovery-link-timeout",
 		"learning.idle_timeout": "learning-idle-timeout",
+		"hypervisor.infra": "infra", "hypervisor.state_dir": "state-dir", "hypervisor.api_listen": "api-listen",
+		"hypervisor.api_token": "api-token", "hypervisor.api_token_file": "api-token-file",
 	}
 	for key, flag := range binds {
 		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
@@ -93,7 +102,8 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		}
 		for _, k := range v.AllKeys() {
 			top, _, _ := strings.Cut(k, ".")
-			if !slices.Contains(topLevelKeys(), top) && registry[top] == nil {
+			// hypervisor.* keys always exist (its flags are always bound).
+			if !slices.Contains(topLevelKeys(), top) && registry[top] == nil && top != hypervisor.AppName {
 				return nil, fmt.Errorf("config file %s: unknown key %q (top-level keys: %s, or an app name)", file, k, strings.Join(topLevelKeys(), ", "))
 			}
 		}
@@ -120,6 +130,10 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		if registry[n] == nil {
 			return nil, fmt.Errorf("--apps / apps %q: unknown app %q (known: %s)", v.GetString("apps"), n, strings.Join(sortedNames(registry), ", "))
 		}
+	}
+	s.Apps = hypervisorFirst(s.Apps)
+	if err := checkHypervisor(v, s.Apps); err != nil {
+		return nil, err
 	}
 	if cert, key, ca := v.GetString("tls.cert"), v.GetString("tls.key"), v.GetString("tls.ca"); cert != "" || key != "" || ca != "" {
 		if cert == "" || key == "" {
@@ -227,4 +241,49 @@ func sortedNames(reg map[string]apps.Factory) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// hypervisorFirst moves the hypervisor app to the front of names: it must
+// see every event first, because it consumes tenant packet-ins (Stop) that
+// physical apps such as learning must never act on.
+func hypervisorFirst(names []string) []string {
+	i := slices.Index(names, hypervisor.AppName)
+	if i <= 0 {
+		return names
+	}
+	out := append([]string{hypervisor.AppName}, names[:i]...)
+	return append(out, names[i+1:]...)
+}
+
+// checkHypervisor checks the hypervisor settings early, naming the flag
+// (and key) at fault: with the hypervisor app, --infra is required and must
+// be a readable file; without it, --infra makes no sense and is refused
+// (it would be silently ignored otherwise).
+func checkHypervisor(v *viper.Viper, names []string) error {
+	infraFile := v.GetString("hypervisor.infra")
+	if !slices.Contains(names, hypervisor.AppName) {
+		if infraFile != "" {
+			return fmt.Errorf("--infra / hypervisor.infra %q given but --apps %q lacks %q", infraFile, strings.Join(names, ","), hypervisor.AppName)
+		}
+		return nil
+	}
+	if infraFile == "" {
+		return fmt.Errorf("--infra / hypervisor.infra: required with the %q app (the infrastructure file, e.g. `skylab status --json` output; docs/infra.md)", hypervisor.AppName)
+	}
+	st, err := os.Stat(infraFile)
+	if err != nil {
+		return fmt.Errorf("--infra / hypervisor.infra: %w", err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("--infra / hypervisor.infra: %s is a directory, want a JSON file", infraFile)
+	}
+	if f := v.GetString("hypervisor.api_token_file"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("--api-token-file / hypervisor.api_token_file: %w", err)
+		}
+	}
+	if v.GetString("hypervisor.state_dir") == "" {
+		return fmt.Errorf("--state-dir / hypervisor.state_dir is empty")
+	}
+	return nil
 }

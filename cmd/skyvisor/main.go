@@ -6,11 +6,23 @@
 //	         [--tls-cert F --tls-key F [--tls-ca F]] [--log-level L] [--log-format text|json]
 //	         [--debug-addr HOST:PORT] [--discovery-probe-interval D] [--discovery-link-timeout D]
 //	         [--learning-idle-timeout D]
+//	         [--infra FILE] [--state-dir DIR] [--api-listen HOST:PORT] [--api-token T | --api-token-file F]
+//
+// The "hypervisor" app (package hypervisor) is the multi-cloud network
+// hypervisor: tenants, tunnels between the gateways of the infrastructure
+// file (--infra, required with it; docs/infra.md), its store in --state-dir
+// and the REST API on --api-listen (docs/api.md). It always runs first
+// among the apps (it consumes tenant packet-ins), whatever the order in
+// --apps. The full system:
+//
+//	skyvisor --apps hypervisor --infra inventory.json --listen unix:/tmp/skylab/skd/openflow.sock \
+//	         --api-listen 127.0.0.1:18080 --api-token-file TOKENFILE
 //
 // Every setting can also come from the config file (--config or
 // SKYVISOR_CONFIG; YAML, JSON or TOML, by extension) or from the environment
 // as SKYVISOR_<KEY> (SKYVISOR_LISTEN, SKYVISOR_APPS, SKYVISOR_TLS_CERT,
-// SKYVISOR_DISCOVERY_PROBE_INTERVAL, ...); flags win over the environment,
+// SKYVISOR_DISCOVERY_PROBE_INTERVAL, SKYVISOR_HYPERVISOR_INFRA,
+// SKYVISOR_HYPERVISOR_API_TOKEN_FILE, ...); flags win over the environment,
 // which wins over the file. A config file looks like
 //
 //	listen: 127.0.0.1:6653
@@ -19,6 +31,7 @@
 //	debug_addr: 127.0.0.1:6060
 //	discovery: {probe_interval: 5s, link_timeout: 15s, priority: 65000}
 //	learning: {idle_timeout: 60s, table_size: 4096}
+//	hypervisor: {infra: inventory.json, state_dir: /var/lib/skyvisor, api_listen: 127.0.0.1:8080, api_token_file: /etc/skyvisor/token}
 //
 // Each app's section is decoded into its Config (unknown keys are errors).
 // GET /debug/links on --debug-addr returns the discovered links as JSON.

@@ -7,17 +7,29 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor"
 )
 
-// registry returns the apps the daemon can run. Further apps (the
-// hypervisor) are one line here: reg["name"] = factory.
+// registry returns the apps the daemon can run: the built-in physical apps
+// (learning, discovery) and the hypervisor (hypervisor.Factory: tenants,
+// REST API, store; settings --infra, --state-dir, --api-listen,
+// --api-token[-file]).
 func registry() map[string]apps.Factory {
 	reg := apps.Builtin()
+	reg[hypervisor.AppName] = hypervisor.Factory
 	return reg
+}
+
+// runner is an app with its own loop (the hypervisor: tunnels, bindings,
+// REST API), started once the OpenFlow listener is up.
+type runner interface {
+	Run(ctx context.Context) error
 }
 
 // run is the daemon: it loads the settings from args (and the environment,
@@ -32,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := s.newLogger(stderr)
 	appList, err := apps.Build(reg, s.Apps, s.appOptions(log))
 	if err != nil {
-		return fmt.Errorf("--apps %q: %w", s.v.GetString("apps"), err)
+		return fmt.Errorf("--apps %q: %w", strings.Join(s.Apps, ","), err)
 	}
 	c, err := controller.New(controller.Config{
 		Listen: s.Listen, TLS: s.TLS, EchoInterval: s.EchoInterval, DeadPeerTimeout: s.DeadPeerTimeout, Logger: log,
@@ -47,6 +59,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Apps with a loop run beside the controller; the first to fail stops
+	// the daemon with its error.
+	var runWG sync.WaitGroup
+	runErr := make(chan error, len(appList))
+	for i, a := range appList {
+		r, ok := a.(runner)
+		if !ok {
+			continue
+		}
+		runWG.Add(1)
+		go func(name string) {
+			defer runWG.Done()
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				runErr <- fmt.Errorf("app %q: %w", name, err)
+				cancel()
+			}
+		}(s.Apps[i])
+	}
+	defer runWG.Wait()
 	var debugDone chan error
 	if s.DebugAddr != "" {
 		ln, err := net.Listen("tcp", s.DebugAddr)
@@ -66,6 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	err = c.Serve(ctx)
 	cancel()
+	runWG.Wait()
+	select {
+	case rerr := <-runErr:
+		return rerr
+	default:
+	}
 	if debugDone != nil {
 		if derr := <-debugDone; derr != nil && !errors.Is(derr, http.ErrServerClosed) {
 			log.Error("debug endpoint", "err", derr)
