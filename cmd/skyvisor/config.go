@@ -83,7 +83,7 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		"echo_interval": "echo-interval", "dead_peer_timeout": "dead-peer-timeout",
 		"discovery.probe_interval": "discovery-probe-interval", "discovery.link_timeout": "discovery-link-timeout",
 		"learning.idle_timeout": "learning-idle-timeout",
-		"hypervisor.infra": "infra", "hypervisor.state_dir": "state-dir", "hypervisor.api_listen": "api-listen",
+		"hypervisor.infra":      "infra", "hypervisor.state_dir": "state-dir", "hypervisor.api_listen": "api-listen",
 		"hypervisor.api_token": "api-token", "hypervisor.api_token_file": "api-token-file",
 	}
 	for key, flag := range binds {
