@@ -1,0 +1,157 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/skyvisor/skyvisor/testbed/lab"
+)
+
+// Host is one tenant host of the demo: the tenant's view (Tenant, Name,
+// MAC, IP from the tenants file) joined with the lab host carrying its
+// iface-id "<tenant>/<name>".
+type Host struct {
+	Tenant, Name string
+	// MAC is the tenant's MAC of the host (normalized, lower case); IP its
+	// address without prefix length.
+	MAC, IP string
+	// Lab is the lab host name ("t1-h1"); LabMAC the MAC the lab gave its
+	// eth0 (the lab refuses one MAC on two hosts, so hosts of a second
+	// tenant with the same MACs get a placeholder that the demo replaces
+	// with MAC).
+	Lab, LabMAC string
+}
+
+// tenantsDoc is the subset of a tenants file the demo needs.
+type tenantsDoc struct {
+	Tenants []struct {
+		Tenant string `json:"tenant"`
+		Hosts  []struct {
+			Name string `json:"name"`
+			MAC  string `json:"mac"`
+			IP   string `json:"ip"`
+		} `json:"hosts"`
+	} `json:"tenants"`
+}
+
+// planHosts joins the tenants file doc ({"tenants": [...]}, the format of
+// examples/two-tenants.json) with the lab's hosts by iface-id. Every
+// tenant host must have an IP and exactly one lab host; a lab host whose
+// iface-id names no tenant host is an error too (the demo would not check
+// it). Hosts are sorted by tenant, then name.
+func planHosts(doc []byte, labHosts []lab.HostInfo) ([]Host, error) {
+	var d tenantsDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	if len(d.Tenants) == 0 {
+		return nil, fmt.Errorf("tenants file: no tenants (want {\"tenants\": [...]})")
+	}
+	byID := map[string]lab.HostInfo{}
+	for _, h := range labHosts {
+		byID[h.IfaceID] = h
+	}
+	used := map[string]bool{}
+	var out []Host
+	for ti, t := range d.Tenants {
+		for hi, h := range t.Hosts {
+			where := fmt.Sprintf("tenants[%d].hosts[%d] (%s/%s)", ti, hi, t.Tenant, h.Name)
+			mac, err := net.ParseMAC(h.MAC)
+			if err != nil {
+				return nil, fmt.Errorf("%s: mac: %w", where, err)
+			}
+			ip, _, err := net.ParseCIDR(h.IP)
+			if err != nil {
+				return nil, fmt.Errorf("%s: ip %q: want an address with prefix length", where, h.IP)
+			}
+			id := t.Tenant + "/" + h.Name
+			lh, ok := byID[id]
+			if !ok {
+				return nil, fmt.Errorf("%s: no lab host has iface-id %q (check the lab file's hosts)", where, id)
+			}
+			used[id] = true
+			out = append(out, Host{Tenant: t.Tenant, Name: h.Name, MAC: mac.String(), IP: ip.String(), Lab: lh.Name, LabMAC: strings.ToLower(lh.MAC)})
+		}
+	}
+	for _, h := range labHosts {
+		if !used[h.IfaceID] {
+			return nil, fmt.Errorf("lab host %s: iface-id %q names no host of the tenants file", h.Name, h.IfaceID)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Tenant != out[j].Tenant {
+			return out[i].Tenant < out[j].Tenant
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// planPairs returns every ordered pair of distinct hosts within each
+// tenant (n hosts: n*(n-1) pairs), in host order.
+func planPairs(hosts []Host) []Pair {
+	var out []Pair
+	for _, a := range hosts {
+		for _, b := range hosts {
+			if a.Tenant == b.Tenant && a.Name != b.Name {
+				out = append(out, Pair{Tenant: a.Tenant, From: a.Name, To: b.Name, FromLab: a.Lab, DstIP: b.IP})
+			}
+		}
+	}
+	return out
+}
+
+// tenants returns the tenant names of hosts, in order of appearance.
+func tenants(hosts []Host) []string {
+	var out []string
+	for _, h := range hosts {
+		if len(out) == 0 || out[len(out)-1] != h.Tenant {
+			out = append(out, h.Tenant)
+		}
+	}
+	return out
+}
+
+// countFrames counts the frame lines of tcpdump -e -nn output (each
+// starts with a timestamp "hh:mm:ss.frac"); tcpdump's own messages
+// ("listening on ...", "N packets captured") are not frames.
+func countFrames(lines []string) int {
+	n := 0
+	for _, l := range lines {
+		if isFrameLine(l) {
+			n++
+		}
+	}
+	return n
+}
+
+func isFrameLine(l string) bool {
+	f, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+	if len(f) < 9 || f[2] != ':' || f[5] != ':' || f[8] != '.' {
+		return false
+	}
+	for i, c := range f {
+		if i == 2 || i == 5 || i == 8 {
+			continue
+		}
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// unusedIP returns the address .200+k of ip's /24 ("10.0.0.1", 1 ->
+// "10.0.0.201"), which no demo host has: pinging it makes only ARP
+// broadcasts, and the address tells which tenant (k) asked.
+func unusedIP(ip string, k int) string {
+	p := strings.Split(ip, ".")
+	if len(p) != 4 {
+		return ip
+	}
+	return strings.Join(p[:3], ".") + "." + strconv.Itoa(200+k%50)
+}
