@@ -71,6 +71,12 @@ lab-up: build deps
 lab-down: build
 	bin/skylab down
 
+# bench-controller compares Skyvisor's learning switch with ovs-testcontroller
+# (C) and os-ken (Python) under ofbench, side by side in one run
+# (docs/benchmarks.md); it writes docs/results/controllers.csv.
+bench-controller: build deps
+	OFBENCH=bin/ofbench testbed/bench/controllers.sh -k bin/skyvisor
+
 # experiments reproduces the paper's evaluation on the lab (docs/experiments.md);
 # each writes CSV and PNG files to docs/results/. EXPFLAGS=--full runs the
 # larger sizes.
