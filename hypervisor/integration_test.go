@@ -183,15 +183,18 @@ func poll(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 // OVSDB transaction and a forced reconcile of every switch is empty;
 // plugging hosts with iface-id "<tenant>/<host>" creates their bindings;
 // two tenants (examples/two-tenants.json, overlapping IPs) ping within
-// each tenant across clouds; deleting a tenant removes its flow entries
-// everywhere and its hosts stop reaching each other while the other
-// tenant still pings.
+// each tenant across clouds; a host moved to another VM keeps pinging, one
+// moved to another cloud pings again once its topology says so; a tenant
+// without apps has its frames consumed by the hypervisor; a restarted
+// Skyvisor leaves every flow table and OVSDB row as it was; deleting a
+// tenant removes its flow entries everywhere and its hosts stop reaching
+// each other while the other tenant still pings.
 func TestThreeSiteLab(t *testing.T) {
 	needLab(t)
 	prefix := fmt.Sprintf("skg%d", os.Getpid()%1000)
 	dir := filepath.Join(t.TempDir(), "lab")
 	spec, err := lab.Parse([]byte(fmt.Sprintf(`{"prefix":%q,"state_dir":%q,"tunnel_type":"vxlan",
-		"sites":[{"name":"aws","vms":1},{"name":"gcp","vms":1},{"name":"azure","vms":["web"]}]}`, prefix, dir)))
+		"sites":[{"name":"aws","vms":2},{"name":"gcp","vms":1},{"name":"azure","vms":["web"]}]}`, prefix, dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,6 +356,38 @@ func TestThreeSiteLab(t *testing.T) {
 		if err := ping(dir, tn+"h3", "10.0.0.2", 8); err != nil {
 			t.Fatalf("tenant %s: %v", tn, err)
 		}
+	}
+	resync(t, ctx, h, len(inv.Switches))
+
+	// 5b. Host moves. Within a cloud (aws vm1 -> vm2, as a VM live
+	// migration would): the binding follows the interface and the host
+	// keeps pinging. Across clouds (azure -> gcp): the binding is ignored
+	// until the tenant's topology says the new cloud; re-applying it
+	// restores connectivity.
+	if _, err := lab.Move(ctx, dir, "t1h1", "aws", "vm2"); err != nil {
+		t.Fatal(err)
+	}
+	vm2 := inv.Switch("aws", "vm2").DPID
+	poll(t, "binding follows the move", 20*time.Second, func() bool {
+		b, err := st.GetBinding("tenant1/h1")
+		return err == nil && uint64(b.DPID) == vm2 && b.VM == "vm2"
+	})
+	if err := ping(dir, "t1h1", "10.0.0.3", 8); err != nil {
+		t.Errorf("after moving t1h1 to aws/vm2: %v", err)
+	}
+	if _, err := lab.Move(ctx, dir, "t1h3", "gcp", "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "tenant1 pending after a move to another cloud", 20*time.Second, func() bool {
+		d, err := h.Tenant(ctx, "tenant1")
+		return err == nil && d.State == api.TenantPending && strings.Contains(d.Message, "gcp")
+	})
+	ts[0].Hosts[2].Cloud = "gcp"
+	if s, err := h.ApplyTenant(ctx, ts[0]); err != nil || s.State != api.TenantActive || s.Generation != 2 {
+		t.Fatalf("re-apply tenant1 with h3 in gcp: %+v %v", s, err)
+	}
+	if err := ping(dir, "t1h1", "10.0.0.3", 8); err != nil {
+		t.Errorf("after moving t1h3 to gcp: %v", err)
 	}
 	resync(t, ctx, h, len(inv.Switches))
 
