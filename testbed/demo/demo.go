@@ -219,7 +219,7 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 	}
 	for _, h := range r.hosts {
 		ih := inv.Host(h.Lab)
-		fmt.Fprintf(r.out, "   host %-6s %s/%-4s %s %s  iface-id %s/%s\n", h.Lab, ih.Site, ih.VM, h.MAC, h.IP, h.Tenant, h.Name)
+		fmt.Fprintf(r.out, "   host %-6s on %-10s %s %-9s iface-id %s/%s\n", h.Lab, ih.Site+"/"+ih.VM, h.MAC, h.IP, h.Tenant, h.Name)
 	}
 
 	// 2. skyvisor.
@@ -274,7 +274,7 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 	r.sum.Setup = last
 
 	// 5. Isolation: captures everywhere while one tenant talks; spoof.
-	r.progress("isolation: tcpdump in all %d host namespaces while one tenant talks; then a spoofed MAC", len(r.hosts))
+	r.progress("isolation (same MACs and IPs in both tenants): tcpdump in all %d host namespaces while one tenant pings and ARPs; then a spoofed MAC", len(r.hosts))
 	for _, tn := range tenants(r.hosts) {
 		c, err := r.isolation(ctx, tn)
 		if err != nil {
