@@ -46,6 +46,8 @@ type DaemonConfig struct {
 	ControllerTarget string `mapstructure:"controller_target"`
 	// RetryInterval is Config.RetryInterval.
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
+	// AuditInterval is Config.AuditInterval (0 = default 30 s, < 0 = off).
+	AuditInterval time.Duration `mapstructure:"audit_interval"`
 }
 
 // DefaultDaemonConfig returns the defaults: state in /var/lib/skyvisor,
@@ -108,7 +110,8 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
 	}
-	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget, RetryInterval: cfg.RetryInterval})
+	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
+		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval})
 	if err != nil {
 		st.Close()
 		return nil, err

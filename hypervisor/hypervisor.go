@@ -58,6 +58,12 @@ const AppName = "hypervisor"
 // convergence of the OVSDB side (a site unreachable, a tunnel not created).
 const DefaultRetryInterval = 5 * time.Second
 
+// DefaultAuditInterval is how often Run re-checks a converged fabric:
+// OVSDB (Converge: a deleted tunnel port or a changed bridge setting is
+// put back) and every flow table (Resync: entries deleted or added behind
+// Skyvisor's back are repaired).
+const DefaultAuditInterval = 30 * time.Second
+
 // OVSDB is what the hypervisor needs of one OVSDB connection: exactly the
 // methods of *ovsdb.Client it calls (tests use a fake). See package ovsdb
 // for their semantics.
@@ -92,6 +98,9 @@ type Config struct {
 	// RetryInterval is the pause between failed convergence attempts in
 	// Run; 0 means DefaultRetryInterval.
 	RetryInterval time.Duration
+	// AuditInterval is the period of Run's drift repair (see
+	// DefaultAuditInterval); 0 means the default, < 0 disables it.
+	AuditInterval time.Duration
 	// SyncTimeout bounds one switch's reconciliation (flow-stats, adds,
 	// deletes, barrier); 0 means 30 s.
 	SyncTimeout time.Duration
@@ -172,6 +181,9 @@ func New(cfg Config) (*Hypervisor, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
+	if cfg.AuditInterval == 0 {
+		cfg.AuditInterval = DefaultAuditInterval
+	}
 	if cfg.SyncTimeout <= 0 {
 		cfg.SyncTimeout = 30 * time.Second
 	}
@@ -247,9 +259,11 @@ func (h *Hypervisor) SyncStats() SyncStats {
 
 // Run converges the OVSDB side (Converge), retrying every RetryInterval
 // until it succeeds, watches VM bridges' interfaces for bindings and
-// recomputes and pushes the desired state when they change, until ctx is
-// done. It closes its OVSDB connections when it returns (nil on
-// cancellation). Run may be called once.
+// recomputes and pushes the desired state when they change, and every
+// AuditInterval repairs drift (Converge, then Resync of every connected
+// switch; repairs are logged), until ctx is done. It closes its OVSDB
+// connections when it returns (nil on cancellation). Run may be called
+// once.
 func (h *Hypervisor) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
 		return errors.New("hypervisor: Run called twice")
@@ -260,6 +274,13 @@ func (h *Hypervisor) Run(ctx context.Context) error {
 	defer h.closeClients()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	var auditC <-chan time.Time
+	if h.cfg.AuditInterval > 0 {
+		audit := time.NewTicker(h.cfg.AuditInterval)
+		defer audit.Stop()
+		auditC = audit.C
+	}
+	converged := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -271,11 +292,37 @@ func (h *Hypervisor) Run(ctx context.Context) error {
 				}
 				h.log.Warn("hypervisor: converge failed; retrying", "err", err, "in", h.cfg.RetryInterval)
 				retry.Reset(h.cfg.RetryInterval)
+				continue
 			}
+			converged = true
 		case <-h.kick:
 			if err := h.refresh(ctx); err != nil && ctx.Err() == nil {
 				h.log.Warn("hypervisor: push desired state", "err", err)
 			}
+		case <-auditC:
+			if converged {
+				h.audit(ctx)
+			}
+		}
+	}
+}
+
+// audit repairs drift: OVSDB (Converge) and flow tables (Resync).
+func (h *Hypervisor) audit(ctx context.Context) {
+	before := h.OVSDBTransactions()
+	if err := h.Converge(ctx); err != nil && ctx.Err() == nil {
+		h.log.Warn("hypervisor: audit: converge", "err", err)
+	}
+	if n := h.OVSDBTransactions() - before; n > 0 {
+		h.log.Warn("hypervisor: audit repaired OVSDB drift", "transactions", n)
+	}
+	plans, err := h.Resync(ctx)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("hypervisor: audit: resync", "err", err)
+	}
+	for d, p := range plans {
+		if !p.Empty() {
+			h.log.Warn("hypervisor: audit repaired flow-table drift", "dpid", pipeline.DPID(d), "added", len(p.Add), "deleted", len(p.Delete))
 		}
 	}
 }

@@ -516,3 +516,48 @@ func TestOverHTTP(t *testing.T) {
 		t.Fatalf("list %+v %v", list, err)
 	}
 }
+
+// TestAuditRepairsDrift: Run's audit puts back a tunnel port deleted
+// behind Skyvisor's back and a bridge whose fail mode was changed.
+func TestAuditRepairsDrift(t *testing.T) {
+	st, err := store.Open(t.TempDir()+"/skg.db", store.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ff := &fakeFabric{}
+	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: ff.dial, AuditInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, "tunnels", func() bool { return h.Plan().Len() == 2 && h.Health(ctx).Checks[3].Status == api.HealthOK })
+	tn := h.Plan().Tunnels[0]
+	db := ff.db(h.Infrastructure().Site(tn.A).OVSDB)
+	if err := db.DeleteTunnelPort(ctx, "gw", tunnels.PortName(tn.B)); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.Lock()
+	spec := db.bridges["gw"]
+	spec.FailMode = "standalone"
+	db.bridges["gw"] = spec
+	db.mu.Unlock()
+	waitFor(t, "drift repaired", func() bool {
+		ports, _ := db.TunnelPorts(ctx, "gw")
+		db.mu.Lock()
+		fm := db.bridges["gw"].FailMode
+		db.mu.Unlock()
+		for _, p := range ports {
+			if p.Name == tunnels.PortName(tn.B) {
+				return fm == "secure"
+			}
+		}
+		return false
+	})
+}

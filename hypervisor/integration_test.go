@@ -25,6 +25,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/testbed/lab"
+	"github.com/skyvisor/skyvisor/tunnels"
 )
 
 func needLab(t *testing.T) {
@@ -108,7 +109,7 @@ func (a *acceptor) loop() {
 // the instance that gets new connections.
 func (a *acceptor) start(t *testing.T, inf *infra.Infra, st *store.Store, log *slog.Logger, listen string) *instance {
 	t.Helper()
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log})
+	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log, AuditInterval: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,6 +452,24 @@ func TestThreeSiteLab(t *testing.T) {
 	}
 	if err := ping(dir, "t2h1", "10.0.0.3", 5); err != nil {
 		t.Errorf("after restart: %v", err)
+	}
+
+	// 7b. Drift: a tunnel port deleted with ovs-vsctl and an owned flow
+	// entry deleted with ovs-ofctl are put back by the audit, and traffic
+	// crosses that tunnel again.
+	tn := h.Plan().Tunnels[0]
+	tport := tunnels.PortName(tn.B)
+	siteCmd(t, dir, tn.A, "ovs-vsctl", "del-port", "gw", tport)
+	siteCmd(t, dir, "aws", "ovs-ofctl", "-O", "OpenFlow13", "--strict", "del-flows", "vm1", "table=0,priority=1000,dl_type=0x88cc")
+	poll(t, "drift repaired by the audit", 30*time.Second, func() bool {
+		port := siteCmd(t, dir, tn.A, "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "name="+tport)
+		flows := siteCmd(t, dir, "aws", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "vm1", "table=0,dl_type=0x88cc")
+		return port == tport && strings.Contains(flows, "priority=1000")
+	})
+	for _, pair := range [][2]string{{"t2h1", "10.0.0.2"}, {"t2h1", "10.0.0.3"}, {"t2h2", "10.0.0.3"}} {
+		if err := ping(dir, pair[0], pair[1], 8); err != nil {
+			t.Errorf("after the audit: %v", err)
+		}
 	}
 
 	// 8. Deleting tenant2 removes its entries everywhere; tenant1 still
