@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen %s: %w", s.Listen, err)
 	}
 	log.Info("skyvisor listening", "addr", c.Addr().String(), "apps", s.Apps)
+	if slices.Contains(s.Apps, hypervisor.AppName) && slices.Contains(s.Apps, "learning") {
+		// docs/infra.md: the physical learning app's SwitchUp replaces the
+		// hypervisor's table-miss drop until its next reconcile.
+		log.Warn("the physical learning app runs beside the hypervisor on the same bridges; tenants' learning is built into the hypervisor (use --apps hypervisor or hypervisor,discovery)")
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
