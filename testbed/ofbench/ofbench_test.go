@@ -224,7 +224,7 @@ func TestTimeoutsReclaimUnansweredPacketIns(t *testing.T) {
 	sc := &silentController{}
 	cfg := quick(sc.serve(t))
 	cfg.Switches = 1
-	cfg.Timeout = 20 * time.Millisecond
+	cfg.Timeout = 100 * time.Millisecond
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -283,11 +283,13 @@ func TestDroppedAnswersCountedLostWithoutStalling(t *testing.T) {
 }
 
 func TestSlowControllerIsNotTimedOut(t *testing.T) {
-	// The controller answers one packet-in every 4 ms, in order: with 16
-	// outstanding each waits ~64 ms in its queue, far beyond the 20 ms
+	// The controller answers one packet-in every 10 ms, in order: with 16
+	// outstanding each waits ~160 ms in its queue, beyond the 100 ms
 	// timeout, yet responses keep coming. Reclaiming and resending would
-	// only lengthen the queue.
-	const per = 4 * time.Millisecond
+	// only lengthen the queue. The controller is never silent for more
+	// than 10 ms, so only a stall of 10x that (a loaded machine running
+	// -race) could make it look silent.
+	const per = 10 * time.Millisecond
 	addr := serveScripted(t, func(_ int, c net.Conn) {
 		writeMsg(t, c, of.TypeHello, 1, helloBody())
 		writeMsg(t, c, of.TypeFeaturesRequest, 2, nil)
@@ -315,7 +317,7 @@ func TestSlowControllerIsNotTimedOut(t *testing.T) {
 	cfg.Switches = 1
 	cfg.Mode = ModeThroughput
 	cfg.Window = 16
-	cfg.Timeout = 20 * time.Millisecond
+	cfg.Timeout = 100 * time.Millisecond
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
