@@ -164,3 +164,38 @@ func TestCloneIsDeep(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzParse: any document either fails with an error or yields an
+// infrastructure whose helpers do not panic and that validates again.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/lab-inventory.json", "../../examples/infra/two-clouds.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"sites":[{"name":"a","ovsdb":"unix:/a","underlay_ip":"10.0.0.1","gateway_bridge":"gw","gateway_dpid":1}],"switches":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		inf, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if err := inf.Clone().Validate(); err != nil {
+			t.Fatalf("accepted document fails validation again: %v", err)
+		}
+		_ = inf.Topology()
+		_ = inf.TunnelCosts()
+		for _, s := range inf.TunnelSites() {
+			if !s.TunnelEndpoint().IsValid() {
+				t.Fatalf("site %q has no tunnel endpoint", s.Name)
+			}
+		}
+		for i := range inf.Switches {
+			sw := &inf.Switches[i]
+			if _, _, ok := inf.Uplink(sw); sw.Role == RoleVM && !ok {
+				t.Fatalf("VM %s/%s accepted without an uplink", sw.Site, sw.Bridge)
+			}
+		}
+	})
+}
