@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -244,3 +245,29 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestRunPreflight: Run refuses to start (touching nothing) without the
+// binaries, the lab file or the tenants file, naming what is missing.
+func TestRunPreflight(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{LabFile: "../../examples/labs/demo.json", TenantsFile: "../../examples/two-tenants.json", BinDir: dir}, "skyvisor binary"},
+		{Config{LabFile: dir + "/none.json", BinDir: dir}, "lab file"},
+	}
+	for _, c := range cases {
+		c.cfg.Prefix, c.cfg.StateDir = "skdu", dir+"/lab"
+		if _, err := Run(context.Background(), c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err %v, want %q", err, c.want)
+		}
+	}
+	for _, b := range []string{"skyvisor", "skyctl"} {
+		os.WriteFile(dir+"/"+b, nil, 0o755)
+	}
+	_, err := Run(context.Background(), Config{LabFile: "../../examples/labs/demo.json", TenantsFile: dir + "/none.json", BinDir: dir, Prefix: "skdu", StateDir: dir + "/lab"})
+	if err == nil || !strings.Contains(err.Error(), "tenants file") {
+		t.Errorf("err %v, want the tenants file named", err)
+	}
+}
