@@ -3,11 +3,13 @@ package hypervisor
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 
 	"github.com/netrack/openflow/ofp"
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
 // SwitchUp implements controller.SwitchUpHandler. A switch of the
@@ -48,37 +50,104 @@ func (h *Hypervisor) SwitchDown(_ context.Context, sw *controller.Switch) {
 const lldpType = 0x88cc
 
 // PacketIn implements controller.PacketInHandler. Every packet-in from a
-// fabric bridge is the hypervisor's: tenant frames (table-miss of the
-// tenant tables 10-13, whose metadata names the tenant, virtual switch and
-// virtual in-port; docs/pipeline.md "Packet-in and packet-out") and LLDP
-// from a host port are consumed (Stop), so physical apps registered after
-// the hypervisor never see tenant frames. Only LLDP arriving on a port that
-// is not a tenant host's (the physical discovery's own probes) continues
-// to later apps. Switches outside the infrastructure are left alone
-// (Continue). Delivering tenant packet-ins to tenant apps on a virtual
-// view is a follow-up; they are counted per tenant (PacketIns).
+// fabric bridge is the hypervisor's: tenant frames (table-miss or
+// controller output of the tenant tables 10-13, whose metadata names the
+// tenant, virtual switch and virtual in-port; docs/pipeline.md "Packet-in
+// and packet-out") and LLDP from a host port are consumed (Stop), so
+// physical apps registered after the hypervisor never see tenant frames.
+// Only LLDP arriving on a port that is not a tenant host's (the physical
+// discovery's own probes) continues to later apps. Switches outside the
+// infrastructure are left alone (Continue). Tenant packet-ins are counted
+// per tenant (PacketIns) and handed to Config.TenantPacketIn.
 func (h *Hypervisor) PacketIn(_ context.Context, sw *controller.Switch, ev *controller.PacketIn) controller.Disposition {
-	d := uint64(sw.DPID())
+	return h.packetIn(uint64(sw.DPID()), ev)
+}
+
+// TenantPacketIn is a packet-in of a tenant's virtual switch.
+type TenantPacketIn struct {
+	Tenant   string
+	TenantID addr.TenantID
+	// Switch and VirtualDPID name the virtual switch; InPort is the
+	// virtual port number the tenant chose; Group says the frame's
+	// destination was a group address.
+	Switch      string
+	VirtualDPID topology.DPID
+	InPort      uint32
+	Group       bool
+	// Table is the virtual table (physical table - pipeline.TableTenant);
+	// Cookie the tenant app's cookie (low 48 bits).
+	Table  uint8
+	Cookie uint64
+	// PhysicalDPID and PhysicalInPort say where the frame entered.
+	PhysicalDPID   topology.DPID
+	PhysicalInPort uint32
+	// Frame is the Ethernet frame with its source MAC restored to the
+	// sending host's own MAC (the fabric MAC never reaches tenant apps).
+	Frame []byte
+}
+
+// packetIn is PacketIn for the switch with datapath ID d.
+func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disposition {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.inf.SwitchByDPID(d) == nil {
+		h.mu.Unlock()
 		return controller.Continue
 	}
 	isLLDP := len(ev.Data) >= 14 && binary.BigEndian.Uint16(ev.Data[12:14]) == lldpType
 	if isLLDP && !h.hostPortLocked(d, uint32(ev.InPort)) {
+		h.mu.Unlock()
 		return controller.Continue
 	}
-	var tenant addr.TenantID
+	var md uint64
+	var haveMD bool
 	for _, f := range ev.Match.Fields {
 		if f.Type == ofp.XMTypeMetadata && len(f.Value) == 8 {
-			tenant = addr.TenantID(binary.BigEndian.Uint64(f.Value) >> pipeline.MetaTenantShift)
+			md, haveMD = binary.BigEndian.Uint64(f.Value), true
 		}
 	}
+	tenant := addr.TenantID(md >> pipeline.MetaTenantShift)
 	if h.packetIns == nil {
 		h.packetIns = map[addr.TenantID]uint64{}
 	}
 	h.packetIns[tenant]++
+	tv := h.views[tenant]
+	hook := h.cfg.TenantPacketIn
+	h.mu.Unlock()
+	if !haveMD || tv == nil || hook == nil || ev.TableID < pipeline.TableTenant || ev.TableID >= pipeline.TableTenant+pipeline.NumTenantTables {
+		return controller.Stop
+	}
+	if tp, ok := tv.demux(d, md, ev); ok {
+		hook(tp)
+	}
 	return controller.Stop
+}
+
+// tenantView is what demultiplexing a tenant's packet-ins needs.
+type tenantView struct {
+	view  *pipeline.View
+	addrs *addr.TenantMap
+}
+
+// demux decodes a packet-in of the tenant tables into a TenantPacketIn; ok
+// is false if the metadata or the source MAC do not belong to the tenant.
+func (tv *tenantView) demux(d, md uint64, ev *controller.PacketIn) (TenantPacketIn, bool) {
+	sw, port, group, ok := tv.view.DecodeMetadata(md)
+	if !ok || len(ev.Data) < 12 {
+		return TenantPacketIn{}, false
+	}
+	frame := slices.Clone(ev.Data)
+	own, ok := tv.addrs.ToOwn(addr.MAC(frame[6:12]))
+	if !ok {
+		return TenantPacketIn{}, false
+	}
+	copy(frame[6:12], own[:])
+	var cookie uint64
+	if !pipeline.IsInfraCookie(ev.Cookie) { // a tenant app's entry, not the table-miss
+		cookie = ev.Cookie & (1<<48 - 1)
+	}
+	return TenantPacketIn{Tenant: tv.view.Name, TenantID: tv.view.ID, Switch: sw.Name, VirtualDPID: sw.DPID, InPort: port.Port,
+		Group: group, Table: ev.TableID - pipeline.TableTenant, Cookie: cookie,
+		PhysicalDPID: topology.DPID(d), PhysicalInPort: uint32(ev.InPort), Frame: frame}, true
 }
 
 // hostPortLocked reports whether port of bridge dpid carries a tenant

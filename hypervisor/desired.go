@@ -330,16 +330,16 @@ func (h *Hypervisor) refresh(ctx context.Context) error {
 // every connected switch whose desired entries changed since it was last
 // reconciled.
 func (h *Hypervisor) pushLocked(ctx context.Context) error {
-	desired, _, err := h.compute("")
+	desired, st, err := h.compute("")
 	if err != nil {
 		return err
 	}
-	return h.install(ctx, desired)
+	return h.install(ctx, desired, st)
 }
 
 // install makes desired the desired state and reconciles the connected
 // switches whose entries differ from what they were last reconciled with.
-func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.Entry) error {
+func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.Entry, st *state) error {
 	fps := make(map[uint64]string, len(desired))
 	for d, es := range desired {
 		fp, err := fingerprint(es)
@@ -348,8 +348,16 @@ func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.
 		}
 		fps[d] = fp
 	}
+	views := make(map[addr.TenantID]*tenantView, len(st.tenants))
+	for _, t := range st.tenants {
+		tm, err := t.AddressMap()
+		if err != nil {
+			return err
+		}
+		views[t.ID] = &tenantView{view: st.views[t.Name], addrs: tm}
+	}
 	h.mu.Lock()
-	h.desired, h.fingerprint = desired, fps
+	h.desired, h.fingerprint, h.views = desired, fps, views
 	var targets []uint64
 	for d := range h.switches {
 		if _, known := desired[d]; known && h.synced[d] != fps[d] {

@@ -106,6 +106,12 @@ type Config struct {
 	SyncTimeout time.Duration
 	// Version is reported by Health.
 	Version string
+	// TenantPacketIn, if set, receives every packet-in of a tenant's
+	// virtual switch (a table miss or controller output of the tenant
+	// tables, demultiplexed by its metadata). It runs on the physical
+	// switch's event goroutine and must not block. This is the seam for
+	// tenant apps on a virtual OpenFlow view.
+	TenantPacketIn func(TenantPacketIn)
 }
 
 // Hypervisor is the core; create it with New, start it with Run, register
@@ -124,15 +130,16 @@ type Hypervisor struct {
 
 	mu          sync.Mutex
 	inf         *infra.Infra
-	clients     map[string]OVSDB             // by endpoint
-	plan        tunnels.Plan                 // current tunnel tree
-	planned     bool                         // plan computed
-	tunnelPorts map[string]map[string]uint32 // site -> peer -> OpenFlow port of the tunnel port
-	down        map[tunnels.Pair]bool        // pairs marked down (TunnelDown)
-	watching    map[uint64]bool              // VM DPIDs whose interfaces are watched
-	portIDs     map[portKey]string           // iface-id last seen on (DPID, port name)
-	ofports     map[portKey]uint32           // OpenFlow port of those interfaces
-	packetIns   map[addr.TenantID]uint64     // packet-ins consumed, per tenant
+	clients     map[string]OVSDB              // by endpoint
+	plan        tunnels.Plan                  // current tunnel tree
+	planned     bool                          // plan computed
+	tunnelPorts map[string]map[string]uint32  // site -> peer -> OpenFlow port of the tunnel port
+	down        map[tunnels.Pair]bool         // pairs marked down (TunnelDown)
+	watching    map[uint64]bool               // VM DPIDs whose interfaces are watched
+	portIDs     map[portKey]string            // iface-id last seen on (DPID, port name)
+	ofports     map[portKey]uint32            // OpenFlow port of those interfaces
+	packetIns   map[addr.TenantID]uint64      // packet-ins consumed, per tenant
+	views       map[addr.TenantID]*tenantView // of the installed desired state, for packet-ins
 	switches    map[uint64]*controller.Switch
 	desired     map[uint64][]pipeline.Entry
 	fingerprint map[uint64]string // of desired, per DPID
@@ -204,7 +211,13 @@ func New(cfg Config) (*Hypervisor, error) {
 		desired: map[uint64][]pipeline.Entry{}, fingerprint: map[uint64]string{}, synced: map[uint64]string{}, swLocks: map[uint64]*sync.Mutex{},
 		kick: make(chan struct{}, 1),
 	}
-	if _, _, err := h.compute(""); err != nil {
+	// The desired state from the store, so the first switch to connect is
+	// reconciled at once (nothing is connected yet: nothing is sent).
+	desired, st, err := h.compute("")
+	if err == nil {
+		err = h.install(context.Background(), desired, st)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("hypervisor: initial desired state: %w", err)
 	}
 	return h, nil

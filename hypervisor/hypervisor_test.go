@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netrack/openflow/ofp"
+	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
@@ -560,4 +562,86 @@ func TestAuditRepairsDrift(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestPacketInDemux: a packet-in of the tenant tables is consumed and
+// demultiplexed by its metadata to the tenant's virtual switch and port,
+// with the source MAC restored; foreign switches and the physical
+// discovery's LLDP continue to later apps; LLDP from a host port does not.
+func TestPacketInDemux(t *testing.T) {
+	var got []TenantPacketIn
+	st, err := store.Open(t.TempDir()+"/skg.db", store.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ff := &fakeFabric{}
+	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: ff.dial,
+		TenantPacketIn: func(p TenantPacketIn) { got = append(got, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	out, err := h.ApplyTenants(ctx, loadTenants(t, h, "../examples/two-tenants.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out[1].TenantID // tenant2: s1 port 1 = h1, link s1:2 - s2:2
+	h.mu.Lock()
+	v := h.views[id].view
+	h.mu.Unlock()
+	h2, _ := v.HostByName("h2")
+	s2, _ := v.SwitchByDPID(topology.DeriveDPID("s2"))
+	src := addr.FabricMAC(id, h2.Index)
+	frame := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, src[:]...)
+	frame = append(frame, 0x08, 0x06, 0, 1)
+	md := pipeline.MetadataValue(id, h2.VPort, s2.Index, true)
+	ev := &controller.PacketIn{TableID: pipeline.TableTenant, Cookie: pipeline.InfraCookie(0, 0), InPort: 7, Data: frame,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(7), pipeline.Metadata(md, ^uint64(0))}}}
+	if d := h.packetIn(0x201, ev); d != controller.Stop {
+		t.Fatalf("tenant packet-in: %v, want Stop", d)
+	}
+	if len(got) != 1 {
+		t.Fatalf("hook got %d events", len(got))
+	}
+	p := got[0]
+	if p.Tenant != "tenant2" || p.Switch != "s2" || p.InPort != 1 || !p.Group || p.Table != 0 || p.PhysicalDPID != 0x201 ||
+		p.PhysicalInPort != 7 || addr.MAC(p.Frame[6:12]) != mustMAC(t, "00:00:00:00:00:02") || p.Cookie != 0 {
+		t.Errorf("event %+v", p)
+	}
+	if addr.MAC(ev.Data[6:12]) != src {
+		t.Error("the physical packet-in's frame was modified")
+	}
+	if h.PacketIns()[id] != 1 {
+		t.Errorf("counts %v", h.PacketIns())
+	}
+	// Metadata naming another tenant's view: consumed, not delivered.
+	ev.Match.Fields[1] = pipeline.Metadata(pipeline.MetadataValue(out[0].TenantID, h2.VPort, s2.Index, false), ^uint64(0))
+	if d := h.packetIn(0x201, ev); d != controller.Stop || len(got) != 1 {
+		t.Errorf("mismatched metadata: %v, %d events", d, len(got))
+	}
+	// Not a fabric switch: left to the next apps.
+	if d := h.packetIn(0x999, ev); d != controller.Continue {
+		t.Errorf("foreign switch: %v", d)
+	}
+	lldp := &controller.PacketIn{TableID: 0, InPort: 1, Data: append(make([]byte, 12), 0x88, 0xcc)}
+	if d := h.packetIn(0x101, lldp); d != controller.Continue {
+		t.Errorf("LLDP on the uplink: %v, want Continue (physical discovery)", d)
+	}
+	h.mu.Lock()
+	h.ofports[portKey{0x101, "h-x"}] = 5
+	h.mu.Unlock()
+	lldp.InPort = 5
+	if d := h.packetIn(0x101, lldp); d != controller.Stop {
+		t.Errorf("LLDP from a host port: %v, want Stop", d)
+	}
+}
+
+func mustMAC(t *testing.T, s string) addr.MAC {
+	t.Helper()
+	m, err := addr.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +47,7 @@ type upRecorder struct {
 	mu        sync.Mutex
 	ups       map[controller.DPID]int
 	packetIns int
+	tenant    []hypervisor.TenantPacketIn
 }
 
 func (r *upRecorder) PacketIn(_ context.Context, _ *controller.Switch, ev *controller.PacketIn) controller.Disposition {
@@ -55,6 +57,20 @@ func (r *upRecorder) PacketIn(_ context.Context, _ *controller.Switch, ev *contr
 		r.packetIns++
 	}
 	return controller.Continue
+}
+
+// tenantPacketIn is the Hypervisor's Config.TenantPacketIn.
+func (r *upRecorder) tenantPacketIn(p hypervisor.TenantPacketIn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tenant = append(r.tenant, p)
+}
+
+// tenantEvents returns the tenant packet-ins received so far.
+func (r *upRecorder) tenantEvents() []hypervisor.TenantPacketIn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.tenant)
 }
 
 func (r *upRecorder) nonLLDP() int {
@@ -109,11 +125,12 @@ func (a *acceptor) loop() {
 // the instance that gets new connections.
 func (a *acceptor) start(t *testing.T, inf *infra.Infra, st *store.Store, log *slog.Logger, listen string) *instance {
 	t.Helper()
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log, AuditInterval: 500 * time.Millisecond})
+	rec := &upRecorder{ups: map[controller.DPID]int{}}
+	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log, AuditInterval: 500 * time.Millisecond,
+		TenantPacketIn: rec.tenantPacketIn})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &upRecorder{ups: map[controller.DPID]int{}}
 	c, err := controller.New(controller.Config{Listen: listen, Logger: log}, h, rec)
 	if err != nil {
 		t.Fatal(err)
@@ -416,6 +433,16 @@ func TestThreeSiteLab(t *testing.T) {
 	}
 	if n := rec.nonLLDP(); n != 0 {
 		t.Errorf("the app after the hypervisor saw %d non-LLDP packet-ins from fabric bridges", n)
+	}
+	found := false
+	for _, p := range rec.tenantEvents() {
+		if p.Tenant == "quiet" && p.Switch == "q" && p.InPort == 1 && p.PhysicalDPID == topology.DPID(inv.Switch("aws", "vm1").DPID) &&
+			strings.EqualFold(net.HardwareAddr(p.Frame[6:12]).String(), "00:00:00:00:03:01") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no packet-in of quiet/q port 1 with the host's own source MAC among %d tenant events", len(rec.tenantEvents()))
 	}
 
 	// 7. Restart Skyvisor over the same store: switches keep forwarding

@@ -137,11 +137,11 @@ func (h *Hypervisor) DeleteTenant(ctx context.Context, name string) error {
 		}
 		return storeErr(err)
 	}
-	desired, _, err := h.compute(name)
+	desired, st, err := h.compute(name)
 	if err != nil {
 		return err
 	}
-	if err := h.install(ctx, desired); err != nil {
+	if err := h.install(ctx, desired, st); err != nil {
 		// Put the tenant's entries back in the desired state.
 		_ = h.pushLocked(context.WithoutCancel(ctx))
 		return fmt.Errorf("tenant %q: remove its flow entries: %v: %w", name, err, api.ErrUnavailable)
