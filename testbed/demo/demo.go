@@ -84,10 +84,12 @@ type run struct {
 	dir   string
 	inv   *lab.Inventory
 	hosts []Host
-	sum   *Summary
-	out   io.Writer
-	cli   *api.Client
-	sv    *exec.Cmd
+	// ids are the tenant IDs skyvisor assigned (after the apply).
+	ids map[string]uint16
+	sum *Summary
+	out io.Writer
+	cli *api.Client
+	sv  *exec.Cmd
 	// svExited is closed when skyvisor exits.
 	svExited chan struct{}
 	step     int
@@ -243,6 +245,14 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 	if err := r.waitTenantsActive(ctx); err != nil {
 		return err
 	}
+	list, err := r.cli.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	r.ids = map[string]uint16{}
+	for _, t := range list {
+		r.ids[t.Tenant] = uint16(t.TenantID)
+	}
 	fmt.Fprintln(r.out, "   $ skyctl get tenants")
 	if err := r.skyctl(ctx, "get", "tenants"); err != nil {
 		return err
@@ -282,6 +292,10 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 		}
 		r.sum.Isolation = append(r.sum.Isolation, c)
 		fmt.Fprintf(r.out, "   %s talks: %d frames at its own hosts, %d at other tenants' hosts\n", tn, c.Control, c.Leaked)
+		if c.WANChecked {
+			fmt.Fprintf(r.out, "     on the WAN: %d tunnelled frames, %d not with source MAC %s:* and key %d; e.g. %s\n",
+				c.WANFrames, c.WANForeign, fabricPrefix(r.ids[tn]), r.ids[tn], c.WANSample)
+		}
 		for _, s := range c.Sample {
 			fmt.Fprintf(r.out, "     leaked: %s\n", s)
 		}
@@ -502,6 +516,33 @@ func (r *run) startCapture(ctx context.Context, host string) (*capture, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startTcpdump(host, c)
+}
+
+// wanFilter is the tcpdump filter of the lab's tunnels on the WAN, or ""
+// when the demo cannot look inside them (GRE: tcpdump does not decode the
+// inner frame with the key; the delay relay: no bridge to capture on).
+func (r *run) wanFilter() string {
+	if r.inv.WAN.Mode != "bridge" {
+		return ""
+	}
+	switch r.inv.TunnelType {
+	case "vxlan":
+		return "udp port 4789"
+	case "geneve":
+		return "udp port 6081"
+	}
+	return ""
+}
+
+// startWANCapture starts tcpdump on every port of the WAN namespace.
+func (r *run) startWANCapture(ctx context.Context) (*capture, error) {
+	c := exec.CommandContext(ctx, "ip", "netns", "exec", r.inv.WAN.Netns, "tcpdump", "-i", "any", "-nn", "-e", "-l", r.wanFilter())
+	return startTcpdump("wan", c)
+}
+
+// startTcpdump starts c (a tcpdump) and returns once it listens.
+func startTcpdump(host string, c *exec.Cmd) (*capture, error) {
 	stdout, err := c.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -554,6 +595,17 @@ func (r *run) startCapture(ctx context.Context, host string) (*capture, error) {
 
 // stop ends tcpdump (SIGINT flushes it) and returns the frame lines.
 func (cp *capture) stop() []string {
+	var out []string
+	for _, l := range cp.stopRaw() {
+		if isFrameLine(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// stopRaw ends tcpdump and returns every line it printed.
+func (cp *capture) stopRaw() []string {
 	cp.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-cp.done:
@@ -564,13 +616,7 @@ func (cp *capture) stop() []string {
 	cp.cmd.Wait()
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	var out []string
-	for _, l := range cp.lines {
-		if isFrameLine(l) {
-			out = append(out, l)
-		}
-	}
-	return out
+	return append([]string(nil), cp.lines...)
 }
 
 // captureAll starts tcpdump on every lab host in hosts.
@@ -598,8 +644,18 @@ func (r *run) captureAll(ctx context.Context, hosts []Host) (map[string]*capture
 func (r *run) isolation(ctx context.Context, tn string) (Capture, error) {
 	c := Capture{Sender: tn, LeakedAt: map[string]int{}}
 	r.quiesce(ctx)
+	var wan *capture
+	if r.wanFilter() != "" {
+		var err error
+		if wan, err = r.startWANCapture(ctx); err != nil {
+			return c, err
+		}
+	}
 	caps, err := r.captureAll(ctx, r.hosts)
 	if err != nil {
+		if wan != nil {
+			wan.stop()
+		}
 		return c, err
 	}
 	var wg sync.WaitGroup
@@ -625,6 +681,21 @@ func (r *run) isolation(ctx context.Context, tn string) (Capture, error) {
 	}
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond) // frames in flight
+	if wan != nil {
+		c.WANChecked = true
+		id := r.ids[tn]
+		for _, f := range parseWAN(wan.stopRaw()) {
+			c.WANFrames++
+			if !strings.HasPrefix(f.Src, fabricPrefix(id)+":") || f.VNI != uint32(id) {
+				c.WANForeign++
+				if c.WANForeignSample == "" {
+					c.WANForeignSample = fmt.Sprintf("key %d: %s", f.VNI, f.Line)
+				}
+			} else if c.WANSample == "" {
+				c.WANSample = fmt.Sprintf("key %d: %s", f.VNI, f.Line)
+			}
+		}
+	}
 	for _, h := range r.hosts {
 		frames := caps[h.Lab].stop()
 		if h.Tenant == tn {

@@ -111,7 +111,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: %d isolation checks, want 2", name, len(sum.Isolation))
 		}
 		for _, c := range sum.Isolation {
-			if c.Leaked != 0 || c.Control == 0 {
+			if c.Leaked != 0 || c.Control == 0 || !c.WANChecked || c.WANFrames == 0 || c.WANForeign != 0 {
 				t.Errorf("%s: isolation %+v", name, c)
 			}
 		}

@@ -155,3 +155,55 @@ func unusedIP(ip string, k int) string {
 	}
 	return strings.Join(p[:3], ".") + "." + strconv.Itoa(200+k%50)
 }
+
+// wanFrame is one tenant frame seen inside a tunnel on the WAN.
+type wanFrame struct {
+	// VNI is the tunnel key (VXLAN VNI, Geneve VNI).
+	VNI uint32
+	// Src and Dst are the inner (fabric) MACs; Line is the inner frame as
+	// tcpdump printed it.
+	Src, Dst, Line string
+}
+
+// parseWAN extracts the tunnelled frames from `tcpdump -i any -nn -e`
+// output in the WAN namespace: an outer line with "VXLAN, ... vni N" or
+// "Geneve, ... vni 0xN" followed by the inner frame's line
+// ("02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype ..."). Records whose
+// outer line is the bridge forwarding the frame out of another port
+// (" Out ") are skipped, so each frame counts once.
+func parseWAN(lines []string) []wanFrame {
+	var out []wanFrame
+	for i := 0; i+1 < len(lines); i++ {
+		outer := lines[i]
+		j := strings.Index(outer, " vni ")
+		if j < 0 || strings.Contains(outer, " Out ") {
+			continue
+		}
+		f := strings.FieldsFunc(outer[j+5:], func(r rune) bool { return r == ',' || r == ' ' })
+		if len(f) == 0 {
+			continue
+		}
+		vni, err := strconv.ParseUint(f[0], 0, 32)
+		if err != nil {
+			continue
+		}
+		inner := strings.TrimSpace(lines[i+1])
+		src, rest, ok := strings.Cut(inner, " > ")
+		if !ok {
+			continue
+		}
+		dst, _, _ := strings.Cut(rest, ",")
+		if _, err := net.ParseMAC(src); err != nil {
+			continue
+		}
+		out = append(out, wanFrame{VNI: uint32(vni), Src: src, Dst: dst, Line: inner})
+		i++
+	}
+	return out
+}
+
+// fabricPrefix is the first 16 bits of the fabric MACs of tenant id, as
+// "hh:hh" (the paper's MAC rewriting; docs/pipeline.md).
+func fabricPrefix(id uint16) string {
+	return fmt.Sprintf("%02x:%02x", id>>8, id&0xff)
+}

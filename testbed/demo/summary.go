@@ -40,6 +40,16 @@ type Capture struct {
 	LeakedAt map[string]int
 	// Sample holds up to a few leaked frames as tcpdump printed them.
 	Sample []string
+	// WANChecked is true when the tunnels on the WAN were captured too
+	// (VXLAN or Geneve over the lab's WAN bridge). WANFrames counts the
+	// tunnelled frames seen (must be > 0: the tenant's hosts are in three
+	// clouds); WANForeign those whose inner source MAC does not start with
+	// the sender's tenant ID or whose tunnel key is not that ID (must be 0:
+	// the paper's MAC rewriting, docs/pipeline.md). WANSample and
+	// WANForeignSample are one of each, as tcpdump printed them.
+	WANChecked                  bool
+	WANFrames, WANForeign       int
+	WANSample, WANForeignSample string
 }
 
 // Spoof is the spoofed-source check: Host changes its MAC to MAC (one the
@@ -113,6 +123,12 @@ func (s *Summary) Failures() []string {
 		if c.Control == 0 {
 			out = append(out, fmt.Sprintf("isolation: the capture saw no frame of %s at its own hosts (capture broken?)", c.Sender))
 		}
+		if c.WANChecked && c.WANFrames == 0 {
+			out = append(out, fmt.Sprintf("fabric: no tunnelled frame of %s on the WAN", c.Sender))
+		}
+		if c.WANChecked && c.WANForeign != 0 {
+			out = append(out, fmt.Sprintf("fabric: %d frame(s) of %s on the WAN without its fabric MAC prefix or tunnel key, e.g. %s", c.WANForeign, c.Sender, c.WANForeignSample))
+		}
 	}
 	switch sp := s.Spoof; {
 	case sp == nil:
@@ -152,6 +168,10 @@ func (s *Summary) WriteTable(w io.Writer) {
 	for _, c := range s.Isolation {
 		fmt.Fprintf(tw, "%s frames at other tenants' hosts\t%d\t0\t%s\n", c.Sender, c.Leaked, status(c.Leaked == 0))
 		fmt.Fprintf(tw, "%s frames at its own hosts (control)\t%d\t> 0\t%s\n", c.Sender, c.Control, status(c.Control > 0))
+		if c.WANChecked {
+			fmt.Fprintf(tw, "%s on the WAN: frames with its fabric MACs + key\t%d/%d\tall, > 0\t%s\n", c.Sender,
+				c.WANFrames-c.WANForeign, c.WANFrames, status(c.WANFrames > 0 && c.WANForeign == 0))
+		}
 	}
 	if sp := s.Spoof; sp != nil {
 		got := "blocked"

@@ -20,7 +20,7 @@ func passing() *Summary {
 			{Tenant: "tenant2", From: "h1", To: "h2", DstIP: "10.0.0.2", OK: true, After: 70 * time.Millisecond},
 			{Tenant: "tenant2", From: "h2", To: "h1", DstIP: "10.0.0.1", OK: true, After: 60 * time.Millisecond},
 		},
-		Isolation: []Capture{{Sender: "tenant1", Control: 40}, {Sender: "tenant2", Control: 38}},
+		Isolation: []Capture{{Sender: "tenant1", Control: 40, WANChecked: true, WANFrames: 79}, {Sender: "tenant2", Control: 38}},
 		Spoof:     &Spoof{Host: "t1-h3", MAC: spoofMAC, Target: "t1-h1 (10.0.0.1)", Restored: true},
 		LabUp:     500 * time.Millisecond, DaemonUp: 1600 * time.Millisecond, Setup: 90 * time.Millisecond,
 	}
@@ -54,6 +54,8 @@ func TestFailuresEach(t *testing.T) {
 		{"pair", func(s *Summary) { s.Pairs[2].OK, s.Pairs[2].Err = false, "exit status 1\nmore" }, "tenant2: h1 -> h2 (10.0.0.2) did not ping: exit status 1"},
 		{"leak", func(s *Summary) { s.Isolation[0].Leaked, s.Isolation[0].LeakedAt = 2, map[string]int{"t2-h1": 2} }, "2 frame(s) of tenant1 reached other tenants' hosts map[t2-h1:2]"},
 		{"control", func(s *Summary) { s.Isolation[1].Control = 0 }, "no frame of tenant2 at its own hosts"},
+		{"wan empty", func(s *Summary) { s.Isolation[0].WANFrames = 0 }, "no tunnelled frame of tenant1 on the WAN"},
+		{"wan foreign", func(s *Summary) { s.Isolation[0].WANForeign, s.Isolation[0].WANForeignSample = 1, "key 513: x" }, "1 frame(s) of tenant1 on the WAN without its fabric MAC prefix or tunnel key, e.g. key 513: x"},
 		{"spoof ping", func(s *Summary) { s.Spoof.PingOK = true }, "spoof: t1-h3 with MAC 00:00:00:00:00:5f reached t1-h1"},
 		{"spoof frames", func(s *Summary) { s.Spoof.Frames = 3 }, "3 frame(s) from t1-h3"},
 		{"spoof restore", func(s *Summary) { s.Spoof.Restored = false }, "did not ping again"},
@@ -269,5 +271,32 @@ func TestRunPreflight(t *testing.T) {
 	_, err := Run(context.Background(), Config{LabFile: "../../examples/labs/demo.json", TenantsFile: dir + "/none.json", BinDir: dir, Prefix: "skdu", StateDir: dir + "/lab"})
 	if err == nil || !strings.Contains(err.Error(), "tenants file") {
 		t.Errorf("err %v, want the tenants file named", err)
+	}
+}
+
+func TestParseWAN(t *testing.T) {
+	lines := []string{
+		"listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes",
+		"05:34:22.987766 w-s1  P   ifindex 3 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 98: 172.31.0.1.48104 > 172.31.0.2.4789: VXLAN, flags [I] (0x08), vni 513",
+		"02:01:00:00:00:01 > 02:01:80:00:00:02, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.3 tell 10.0.0.1, length 28",
+		"05:34:22.987782 w-s2  Out ifindex 5 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 98: 172.31.0.1.48104 > 172.31.0.2.4789: VXLAN, flags [I] (0x08), vni 513",
+		"02:01:00:00:00:01 > 02:01:80:00:00:02, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.3 tell 10.0.0.1, length 28",
+		"05:34:22.990000 w-s3  P   ifindex 4 02:5c:00:00:00:03 ethertype IPv4 (0x0800), length 108: 172.31.0.3.1 > 172.31.0.1.6081: Geneve, Flags [none], vni 0x200, proto TEB (0x6558)",
+		"02:00:00:00:00:03 > 02:00:00:00:00:01, ethertype IPv4 (0x0800), length 98: 10.0.0.3 > 10.0.0.1: ICMP echo reply, id 1, seq 1, length 64",
+		"05:34:22.990001 w-s3  P   ifindex 4 vni garbage",
+		"2 packets captured",
+	}
+	got := parseWAN(lines)
+	if len(got) != 2 {
+		t.Fatalf("%d frames %+v, want 2 (the Out copy skipped)", len(got), got)
+	}
+	if got[0].VNI != 513 || got[0].Src != "02:01:00:00:00:01" || got[0].Dst != "02:01:80:00:00:02" || !strings.Contains(got[0].Line, "who-has") {
+		t.Errorf("vxlan frame %+v", got[0])
+	}
+	if got[1].VNI != 0x200 || got[1].Src != "02:00:00:00:00:03" {
+		t.Errorf("geneve frame %+v", got[1])
+	}
+	if p := fabricPrefix(513); p != "02:01" {
+		t.Errorf("fabricPrefix(513) = %q", p)
 	}
 }
