@@ -174,6 +174,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return r.sum, nil
 	}
 	r.progress("tear down: skyvisor (pid %d), lab %s", r.pid(), r.dir)
+	if !r.sum.OK() && r.sv != nil {
+		// The state dir goes away: keep skyvisor's log for the post-mortem.
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("skydemo-%s-skyvisor-%s.log", spec.Prefix, time.Now().UTC().Format("20060102T150405")))
+		if b, err := os.ReadFile(filepath.Join(r.dir, LogFile)); err == nil && os.WriteFile(keep, b, 0o644) == nil {
+			fmt.Fprintf(r.out, "   skyvisor's log kept in %s\n", keep)
+		}
+	}
 	if err := Down(context.WithoutCancel(ctx), spec.Prefix, r.dir); err != nil {
 		r.sum.Problems = append(r.sum.Problems, "teardown: "+err.Error())
 		return r.sum, nil
