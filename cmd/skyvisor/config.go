@@ -16,6 +16,7 @@ import (
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
 	"github.com/skyvisor/skyvisor/hypervisor"
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
 )
 
 // settings is the daemon's effective configuration.
@@ -257,7 +258,7 @@ func hypervisorFirst(names []string) []string {
 
 // checkHypervisor checks the hypervisor settings early, naming the flag
 // (and key) at fault: with the hypervisor app, --infra is required and must
-// be a readable file; without it, --infra makes no sense and is refused
+// be a valid infrastructure file (infra.Load); without it, --infra makes no sense and is refused
 // (it would be silently ignored otherwise).
 func checkHypervisor(v *viper.Viper, names []string) error {
 	infraFile := v.GetString("hypervisor.infra")
@@ -276,6 +277,9 @@ func checkHypervisor(v *viper.Viper, names []string) error {
 	}
 	if st.IsDir() {
 		return fmt.Errorf("--infra / hypervisor.infra: %s is a directory, want a JSON file", infraFile)
+	}
+	if _, err := infra.Load(infraFile); err != nil {
+		return fmt.Errorf("--infra / hypervisor.infra: %w", err)
 	}
 	if f := v.GetString("hypervisor.api_token_file"); f != "" {
 		if _, err := os.Stat(f); err != nil {

@@ -104,11 +104,12 @@ func TestHypervisorFlagErrors(t *testing.T) {
 			t.Errorf("%q: err %v, want %q", c.args, err, c.want)
 		}
 	}
-	// An infrastructure file that is not one: the factory's error names it.
+	// An infrastructure file that is not one: the error names the flag and
+	// the field.
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"sites": 3}`), 0o600)
 	err := run(context.Background(), []string{"--apps", "hypervisor", "--infra", bad, "--state-dir", dir, "--listen", "127.0.0.1:0"}, &bytes.Buffer{}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "infra") || !strings.Contains(err.Error(), `"hypervisor"`) {
+	if err == nil || !strings.Contains(err.Error(), "--infra / hypervisor.infra: ") || !strings.Contains(err.Error(), "sites") {
 		t.Errorf("bad infra file: err %v", err)
 	}
 }
