@@ -45,7 +45,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.StateDir, "state-dir", "", "lab state dir (default /tmp/skylab/<prefix>)")
 	fs.StringVar(&cfg.LabFile, "lab", demo.DefaultLabFile, "lab file")
 	fs.StringVar(&cfg.TenantsFile, "tenants", demo.DefaultTenantsFile, "tenants file applied with skyctl")
-	fs.StringVar(&cfg.BinDir, "bin", filepath.Dir(exe), "directory of the skyvisor and skyctl binaries")
+	binDir := filepath.Dir(exe)
+	if _, err := os.Stat(filepath.Join(binDir, "skyvisor")); err != nil {
+		binDir = "bin" // `go run ./cmd/skydemo` from the repository root
+	}
+	fs.StringVar(&cfg.BinDir, "bin", binDir, "directory of the skyvisor and skyctl binaries (default: skydemo's own, else bin)")
 	fs.StringVar(&cfg.APIListen, "api-listen", demo.DefaultAPIListen, "skyvisor's REST API address")
 	fs.DurationVar(&cfg.Timeout, "timeout", demo.DefaultTimeout, "bound of each waiting step")
 	if err := fs.Parse(args); err != nil {
