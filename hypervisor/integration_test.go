@@ -204,7 +204,9 @@ func poll(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 // each tenant across clouds; a host moved to another VM keeps pinging, one
 // moved to another cloud pings again once its topology says so; a tenant
 // without apps has its frames consumed by the hypervisor; a restarted
-// Skyvisor leaves every flow table and OVSDB row as it was; deleting a
+// Skyvisor leaves every flow table and OVSDB row as it was; the audit puts
+// back a tunnel port and a flow entry deleted by hand; a tunnel marked
+// down is replaced (Replan) and traffic takes the new path; deleting a
 // tenant removes its flow entries everywhere and its hosts stop reaching
 // each other while the other tenant still pings.
 func TestThreeSiteLab(t *testing.T) {
@@ -498,6 +500,25 @@ func TestThreeSiteLab(t *testing.T) {
 			t.Errorf("after the audit: %v", err)
 		}
 	}
+
+	// 7c. A tunnel goes down: the tree is repaired around it (Replan) and
+	// traffic between the sites it joined takes the new path.
+	down := h.Plan().Tunnels[0]
+	if err := h.TunnelDown(ctx, down.A, down.B); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Plan(); p.Has(down.A, down.B) || p.Len() != 2 {
+		t.Fatalf("plan after %s down: %v", down, p)
+	}
+	if out := siteCmd(t, dir, down.A, "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "name="+tunnels.PortName(down.B)); out != "" {
+		t.Errorf("tunnel port %s still on %s", out, down.A)
+	}
+	for _, pair := range [][2]string{{"t2h1", "10.0.0.2"}, {"t2h1", "10.0.0.3"}, {"t2h2", "10.0.0.3"}} {
+		if err := ping(dir, pair[0], pair[1], 8); err != nil {
+			t.Errorf("after %s went down: %v", down, err)
+		}
+	}
+	resync(t, ctx, h, len(inv.Switches))
 
 	// 8. Deleting tenant2 removes its entries everywhere; tenant1 still
 	// pings, tenant2's hosts no longer reach each other.
