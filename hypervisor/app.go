@@ -58,7 +58,9 @@ const lldpType = 0x88cc
 // Only LLDP arriving on a port that is not a tenant host's (the physical
 // discovery's own probes) continues to later apps. Switches outside the
 // infrastructure are left alone (Continue). Tenant packet-ins are counted
-// per tenant (PacketIns) and handed to Config.TenantPacketIn.
+// per tenant (PacketIns) and handed to Config.TenantPacketIn; a host's
+// LLDP goes there too, as a packet-in on the host's virtual port
+// (docs/pipeline.md: tenants see LLDP of their own network only).
 func (h *Hypervisor) PacketIn(_ context.Context, sw *controller.Switch, ev *controller.PacketIn) controller.Disposition {
 	return h.packetIn(uint64(sw.DPID()), ev)
 }
@@ -94,9 +96,36 @@ func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disp
 		return controller.Continue
 	}
 	isLLDP := len(ev.Data) >= 14 && binary.BigEndian.Uint16(ev.Data[12:14]) == lldpType
-	if isLLDP && !h.hostPortLocked(d, uint32(ev.InPort)) {
+	if isLLDP {
+		ifaceID := h.hostPortLocked(d, uint32(ev.InPort))
+		if ifaceID == "" {
+			h.mu.Unlock()
+			return controller.Continue // the physical discovery's probe
+		}
+		// A tenant host's LLDP: to its tenant only, as a packet-in on the
+		// host's virtual port.
+		tn, host, _ := topology.SplitIfaceID(ifaceID)
+		var tv *tenantView
+		for _, v := range h.views {
+			if v.view.Name == tn {
+				tv = v
+			}
+		}
+		hook := h.cfg.TenantPacketIn
+		if tv != nil {
+			h.packetInsLocked(tv.view.ID)
+		}
 		h.mu.Unlock()
-		return controller.Continue
+		if tv == nil || hook == nil {
+			return controller.Stop
+		}
+		if hi, ok := tv.view.HostByName(host); ok {
+			port := tv.view.Ports[hi.VPort-1]
+			sw := tv.view.Switches[port.Switch-1]
+			hook(TenantPacketIn{Tenant: tn, TenantID: tv.view.ID, Switch: sw.Name, VirtualDPID: sw.DPID, InPort: port.Port,
+				Group: true, PhysicalDPID: topology.DPID(d), PhysicalInPort: uint32(ev.InPort), Frame: slices.Clone(ev.Data)})
+		}
+		return controller.Stop
 	}
 	var md uint64
 	var haveMD bool
@@ -106,10 +135,7 @@ func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disp
 		}
 	}
 	tenant := addr.TenantID(md >> pipeline.MetaTenantShift)
-	if h.packetIns == nil {
-		h.packetIns = map[addr.TenantID]uint64{}
-	}
-	h.packetIns[tenant]++
+	h.packetInsLocked(tenant)
 	tv := h.views[tenant]
 	hook := h.cfg.TenantPacketIn
 	h.mu.Unlock()
@@ -150,19 +176,27 @@ func (tv *tenantView) demux(d, md uint64, ev *controller.PacketIn) (TenantPacket
 		PhysicalDPID: topology.DPID(d), PhysicalInPort: uint32(ev.InPort), Frame: frame}, true
 }
 
-// hostPortLocked reports whether port of bridge dpid carries a tenant
-// host (an interface with an iface-id). h.mu held.
-func (h *Hypervisor) hostPortLocked(dpid uint64, port uint32) bool {
+// hostPortLocked returns the iface-id of the tenant host interface at
+// port of bridge dpid ("" if none). h.mu held.
+func (h *Hypervisor) hostPortLocked(dpid uint64, port uint32) string {
 	for k, p := range h.ofports {
 		if k.dpid == dpid && p == port {
-			return true
+			return h.portIDs[k]
 		}
 	}
-	return false
+	return ""
+}
+
+// packetInsLocked counts one consumed packet-in of tenant. h.mu held.
+func (h *Hypervisor) packetInsLocked(tenant addr.TenantID) {
+	if h.packetIns == nil {
+		h.packetIns = map[addr.TenantID]uint64{}
+	}
+	h.packetIns[tenant]++
 }
 
 // PacketIns returns how many packet-ins the hypervisor consumed per tenant
-// ID (0: frames with no tenant metadata, e.g. tenant LLDP from a host).
+// ID (0: frames with no tenant metadata from a port without a tenant host).
 func (h *Hypervisor) PacketIns() map[addr.TenantID]uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()

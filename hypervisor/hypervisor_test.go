@@ -630,10 +630,14 @@ func TestPacketInDemux(t *testing.T) {
 	}
 	h.mu.Lock()
 	h.ofports[portKey{0x101, "h-x"}] = 5
+	h.portIDs[portKey{0x101, "h-x"}] = "tenant2/h1"
 	h.mu.Unlock()
 	lldp.InPort = 5
 	if d := h.packetIn(0x101, lldp); d != controller.Stop {
 		t.Errorf("LLDP from a host port: %v, want Stop", d)
+	}
+	if len(got) != 2 || got[1].Tenant != "tenant2" || got[1].Switch != "s1" || got[1].InPort != 1 || got[1].PhysicalInPort != 5 {
+		t.Errorf("host LLDP event: %+v", got[len(got)-1])
 	}
 }
 
