@@ -34,7 +34,9 @@ import (
 
 const usage = `usage:
   skyexp setuptime [flags]   setup time vs number of sites, MST vs full mesh (docs/experiments.md)
-Run "skyexp setuptime -h" for the flags.
+  skyexp dataplane [flags]   ping RTT and TCP throughput across clouds, virtualized vs not
+  skyexp scale [flags]       tenants at scale: memory, flow entries per switch, apply time
+Run "skyexp EXPERIMENT -h" for the flags.
 `
 
 func main() {
@@ -50,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "setuptime":
 		return runSetupTime(args[1:], stdout, stderr)
+	case "dataplane":
+		return runDataplane(args[1:], stdout, stderr)
+	case "scale":
+		return runScale(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
