@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -95,28 +96,8 @@ func (r *recorder) wait(t *testing.T, up bool, dpid controller.DPID, timeout tim
 // startController runs a controller with apps on listen until the test ends.
 func startController(t *testing.T, listen string, apps ...controller.App) *controller.Controller {
 	t.Helper()
-	c, err := controller.New(controller.Config{Listen: listen, Logger: testLogger(t),
+	c, _ := controllertest.Start(t, controller.Config{Listen: listen, Logger: testLogger(t),
 		EchoInterval: time.Second, DeadPeerTimeout: 3 * time.Second}, apps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatalf("listen %s: %v", listen, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return 10 s after cancel")
-		}
-	})
 	return c
 }
 

@@ -6,8 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -93,26 +91,7 @@ type host struct {
 func TestTenantIsolationOnRealOVS(t *testing.T) {
 	inst := ovstest.Start(t, "skh-pl")
 	sock := filepath.Join(inst.Dir, "run", "skh.sock")
-	rec := &upRecorder{sws: map[controller.DPID]*controller.Switch{}, ch: make(chan struct{}, 1)}
-	c, err := controller.New(controller.Config{Listen: "unix:" + sock,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- c.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			t.Error("controller Serve did not return")
-		}
-	})
+	rec, _ := startController(t, sock)
 
 	const (
 		dE1, dE2, dG controller.DPID = 0xe1, 0xe2, 0x91

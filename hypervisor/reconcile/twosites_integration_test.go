@@ -5,13 +5,13 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -290,29 +290,8 @@ func TestTwoSitesOverVXLAN(t *testing.T) {
 func startController(t *testing.T, sock string) (*upRecorder, func()) {
 	t.Helper()
 	rec := &upRecorder{sws: map[controller.DPID]*controller.Switch{}, ch: make(chan struct{}, 1)}
-	c, err := controller.New(controller.Config{Listen: "unix:" + sock,
+	_, stop := controllertest.Start(t, controller.Config{Listen: "unix:" + sock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- c.Serve(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-served:
-			case <-time.After(10 * time.Second):
-				t.Error("controller Serve did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
 	return rec, stop
 }
 
