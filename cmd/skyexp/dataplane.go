@@ -1,13 +1,102 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/skyvisor/skyvisor/testbed/experiments/dataplane"
 )
 
-// runDataplane runs the dataplane experiment. Not written yet: it reports so and
-// exits with status 2.
+// runDataplane runs the data-plane overhead experiment (package
+// testbed/experiments/dataplane; docs/experiments.md, "Data-plane
+// overhead"): ping RTT and iperf3 TCP throughput between two clouds,
+// virtualized by the hypervisor vs plain forwarding, per tunnel type, WAN
+// delay and WireGuard. It prints a progress line per measurement, the
+// summary table, and writes the CSVs and the PNG. Exit status 1 on a
+// failed run, 2 on bad flags.
 func runDataplane(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "skyexp: the dataplane experiment is not written yet")
-	return 2
+	f, err := dataplane.ParseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "skyexp dataplane:", err)
+		return 2
+	}
+	cfg := f.Cfg
+	cfg.Progress = stdout
+	level := slog.LevelWarn
+	if f.Verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	pts := cfg.Matrix()
+	fmt.Fprintf(stdout, "dataplane: command: %s\n", f.CommandLine)
+	fmt.Fprintf(stdout, "dataplane: %d points x %d reps x 2 modes = %d measurements (%d pings every %v, iperf3 %v); about %v on an idle machine\n",
+		len(pts), cfg.Reps, len(pts)*cfg.Reps*2, cfg.PingCount, cfg.PingInterval, cfg.IperfTime, dataplane.Estimate(cfg).Round(time.Second))
+	for i, p := range pts {
+		fmt.Fprintf(stdout, "dataplane:   point %d: %s\n", i+1, p)
+	}
+	if f.DryRun {
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	fmt.Fprintf(stdout, "dataplane: load average at start: %s\n", loadavg())
+	ms, runErr := dataplane.Run(ctx, cfg)
+	fmt.Fprintf(stdout, "dataplane: %d measurements in %v; load average at end: %s\n", len(ms), time.Since(start).Round(time.Second), loadavg())
+	if len(ms) > 0 {
+		ss := dataplane.Summarize(ms)
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, dataplane.MarkdownTable(ss))
+		caption := fmt.Sprintf("%d reps", cfg.Reps)
+		files := []struct {
+			path string
+			fn   func(io.Writer) error
+		}{
+			{f.Out, func(w io.Writer) error { return dataplane.WriteMeasurements(w, ms) }},
+			{f.SummaryOut, func(w io.Writer) error { return dataplane.WriteSummaries(w, ss) }},
+			{f.PlotOut, func(w io.Writer) error { return dataplane.Plot(w, ss, caption) }},
+		}
+		for _, fl := range files {
+			if fl.path == "" {
+				continue
+			}
+			if err := writeDataplaneFile(fl.path, fl.fn); err != nil {
+				fmt.Fprintln(stderr, "skyexp dataplane:", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "dataplane: wrote %s\n", fl.path)
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintln(stderr, "skyexp dataplane:", runErr)
+		return 1
+	}
+	return 0
+}
+
+func writeDataplaneFile(path string, fn func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(fh); err != nil {
+		fh.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return fh.Close()
 }
