@@ -1,0 +1,293 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMatrix(t *testing.T) {
+	c := DefaultConfig()
+	got := c.Matrix()
+	if len(got) != 10 {
+		t.Fatalf("default matrix has %d points, want 3 tunnels x 3 delays + 1 wg = 10: %v", len(got), got)
+	}
+	if got[0] != (Point{"vxlan", 0, false}) || got[1] != (Point{"vxlan", 0, true}) || got[9] != (Point{"geneve", 50, false}) {
+		t.Fatalf("order: %v", got)
+	}
+	wg := 0
+	for _, p := range got {
+		if p.WireGuard {
+			wg++
+		}
+	}
+	if wg != 1 {
+		t.Fatalf("%d wireguard points, want 1", wg)
+	}
+	c.WireGuard = WGAll
+	if n := len(c.Matrix()); n != 18 {
+		t.Fatalf("wg all: %d points, want 18", n)
+	}
+	c.WireGuard = WGNone
+	c.Tunnels, c.DelaysMS = []string{"gre"}, []float64{10}
+	if got := c.Matrix(); !reflect.DeepEqual(got, []Point{{"gre", 10, false}}) {
+		t.Fatalf("wg none: %v", got)
+	}
+	if s := (Point{"gre", 10, true}).String(); s != "gre delay=10ms wg=on" {
+		t.Fatalf("String %q", s)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"tunnels":       func(c *Config) { c.Tunnels = []string{"ipip"} },
+		"delays":        func(c *Config) { c.DelaysMS = []float64{-1} },
+		"wireguard":     func(c *Config) { c.WireGuard = "some" },
+		"reps":          func(c *Config) { c.Reps = 0 },
+		"pings":         func(c *Config) { c.PingCount = 0 },
+		"ping interval": func(c *Config) { c.PingInterval = time.Millisecond },
+		"iperf time":    func(c *Config) { c.IperfTime = 1500 * time.Millisecond },
+		"prefix":        func(c *Config) { c.Prefix = "" },
+	} {
+		c := DefaultConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v does not name the field", name, err)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	f, err := ParseFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Cfg.Reps != 2 || f.Cfg.PingCount != 20 || f.Cfg.IperfTime != 3*time.Second || f.Out != "docs/results/dataplane.csv" ||
+		f.SummaryOut != "docs/results/dataplane-summary.csv" || f.PlotOut != "docs/results/dataplane.png" || f.Cfg.Prefix != "skq" {
+		t.Fatalf("defaults: %+v", f)
+	}
+	f, err = ParseFlags([]string{"--tunnels", "geneve,gre", "--delays", "5", "--wg", "none", "--reps", "1", "--pings", "4",
+		"--iperf-time", "2s", "--out", "", "-n"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Cfg.Tunnels, []string{"geneve", "gre"}) || !reflect.DeepEqual(f.Cfg.DelaysMS, []float64{5}) ||
+		f.Cfg.WireGuard != WGNone || f.Cfg.Reps != 1 || f.Cfg.PingCount != 4 || f.Cfg.IperfTime != 2*time.Second || f.Out != "" || !f.DryRun {
+		t.Fatalf("parsed: %+v", f.Cfg)
+	}
+	if !strings.HasPrefix(f.CommandLine, "skyexp dataplane --tunnels geneve,gre") {
+		t.Fatalf("command line %q", f.CommandLine)
+	}
+	f, err = ParseFlags([]string{"--full", "--reps", "1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Cfg.WireGuard != WGAll || f.Cfg.Reps != FullReps || f.Cfg.PingCount != FullPings || f.Cfg.IperfTime != FullIperfTime {
+		t.Fatalf("--full: %+v", f.Cfg)
+	}
+	for _, bad := range [][]string{{"--tunnels", "vxlan,ipip"}, {"--tunnels", "gre,gre"}, {"--delays", "x"}, {"--delays", "0,0"},
+		{"--wg", "maybe"}, {"--reps", "0"}, {"extra"}} {
+		if _, err := ParseFlags(bad, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ParseFlags([]string{"-h"}, &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	if d := Estimate(DefaultConfig()); d <= 0 || d > 10*time.Minute {
+		t.Errorf("default estimate %v: want under 10 minutes", d)
+	}
+}
+
+const pingOut = `PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.
+64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.612 ms
+64 bytes from 10.0.0.2: icmp_seq=2 ttl=64 time=0.401 ms
+64 bytes from 10.0.0.2: icmp_seq=4 ttl=64 time=1.20 ms
+
+--- 10.0.0.2 ping statistics ---
+4 packets transmitted, 3 received, 25% packet loss, time 302ms
+rtt min/avg/max/mdev = 0.401/0.737/1.200/0.338 ms
+`
+
+func TestPingStats(t *testing.T) {
+	sent, recv, rtts, err := PingStats(pingOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent != 4 || recv != 3 || !reflect.DeepEqual(rtts, []float64{0.612, 0.401, 1.2}) {
+		t.Fatalf("got %d %d %v", sent, recv, rtts)
+	}
+	if Median(rtts) != 0.612 {
+		t.Fatalf("median %v", Median(rtts))
+	}
+	if _, _, _, err := PingStats("ping: connect: Network is unreachable\n"); err == nil {
+		t.Fatal("no statistics accepted")
+	}
+}
+
+func TestIperfResult(t *testing.T) {
+	out := []byte(`{"start":{},"end":{"sum_sent":{"bits_per_second":5.2e8,"retransmits":17},"sum_received":{"bits_per_second":5.1e8}}}`)
+	mb, retr, err := IperfResult(out)
+	if err != nil || mb != 510 || retr != 17 {
+		t.Fatalf("got %v %v %v", mb, retr, err)
+	}
+	if _, _, err := IperfResult([]byte(`{"start":{},"end":{},"error":"unable to connect to server: Connection refused"}`)); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("error field: %v", err)
+	}
+	if _, _, err := IperfResult([]byte(`{"end":{}}`)); err == nil {
+		t.Fatal("missing sum_received accepted")
+	}
+	if _, _, err := IperfResult([]byte(`iperf3: error`)); err == nil {
+		t.Fatal("non-JSON accepted")
+	}
+}
+
+func TestOverheadAndSummarize(t *testing.T) {
+	if v := Overhead(2, 2.5); v != 25 {
+		t.Fatalf("overhead %v", v)
+	}
+	if !math.IsNaN(Overhead(0, 1)) || !math.IsNaN(Overhead(math.NaN(), 1)) {
+		t.Fatal("overhead of 0 or NaN plain must be NaN")
+	}
+	p := Point{"vxlan", 0, false}
+	q := Point{"gre", 10, true}
+	ms := []Measurement{
+		{Point: p, Mode: ModePlain, Rep: 1, RTTMedMS: 0.5, Mbps: 500, Load1: 1},
+		{Point: p, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 0.6, Mbps: 400, Load1: 2},
+		{Point: p, Mode: ModePlain, Rep: 2, RTTMedMS: 0.7, Mbps: 300, Load1: 3},
+		{Point: p, Mode: ModeVirtualized, Rep: 2, RTTMedMS: 0.6, Mbps: 200, Load1: 4},
+		{Point: q, Mode: ModePlain, Rep: 1, RTTMedMS: 20, Mbps: 100, Load1: 1},
+	}
+	ss := Summarize(ms)
+	if len(ss) != 2 || ss[0].Point != p || ss[1].Point != q {
+		t.Fatalf("points %v", ss)
+	}
+	s := ss[0]
+	if s.Reps != 2 || s.PlainRTTMS != 0.6 || s.VirtRTTMS != 0.6 || s.PlainMbps != 400 || s.VirtMbps != 300 || s.Load1 != 2.5 {
+		t.Fatalf("summary %+v", s)
+	}
+	if math.Abs(s.RTTOverheadPct) > 1e-9 || math.Abs(s.TputOverheadPct-25) > 1e-9 {
+		t.Fatalf("overheads %v %v", s.RTTOverheadPct, s.TputOverheadPct)
+	}
+	if !math.IsNaN(ss[1].VirtRTTMS) || !math.IsNaN(ss[1].RTTOverheadPct) {
+		t.Fatalf("missing mode must give NaN: %+v", ss[1])
+	}
+	tab := MarkdownTable(ss[:1])
+	if !strings.Contains(tab, "| vxlan | 0 | off | 2 | 0.600 | 0.600 | +0.0 % | 400 | 300 | +25.0 % | 2.5 |") {
+		t.Fatalf("table:\n%s", tab)
+	}
+	var b bytes.Buffer
+	if err := WriteSummaries(&b, ss[:1]); err != nil {
+		t.Fatal(err)
+	}
+	want := "tunnel,delay_ms,wg,reps,plain_rtt_ms,virt_rtt_ms,rtt_overhead_pct,plain_mbps,virt_mbps,tput_overhead_pct,load1\n" +
+		"vxlan,0,off,2,0.600,0.600,0.0,400.0,300.0,25.0,2.50\n"
+	if b.String() != want {
+		t.Fatalf("summary CSV:\n%s", b.String())
+	}
+}
+
+func TestMeasurementsCSVRoundTrip(t *testing.T) {
+	ms := []Measurement{
+		{Point: Point{"geneve", 50, true}, Mode: ModeVirtualized, Rep: 2, PingSent: 20, PingRecv: 19, RTTMinMS: 100.5,
+			RTTAvgMS: 101.25, RTTMedMS: 101, Mbps: 123.4, Retransmits: 7, PathPackets: 9000, Load1: 3.25},
+		{Point: Point{"vxlan", 0, false}, Mode: ModePlain, Rep: 1, PingSent: 20, PingRecv: 20, RTTMinMS: 0.3,
+			RTTAvgMS: 0.4, RTTMedMS: 0.35, Mbps: 600, PathPackets: 1, Load1: 0.5},
+	}
+	var b bytes.Buffer
+	if err := WriteMeasurements(&b, ms); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), strings.Join(MeasurementHeader(), ",")+"\n") ||
+		!strings.Contains(b.String(), "geneve,50,on,virtualized,2,20,19,100.500,101.250,101.000,123.4,7,9000,3.25\n") {
+		t.Fatalf("CSV:\n%s", b.String())
+	}
+	got, err := ReadMeasurements(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ms) {
+		t.Fatalf("round trip:\n%+v\n%+v", got, ms)
+	}
+	bad := strings.Join(MeasurementHeader(), ",") + "\nvxlan,0,maybe,plain,1,1,1,1,1,1,1,1,1,x\n"
+	if _, err := ReadMeasurements(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "line 2") ||
+		!strings.Contains(err.Error(), "wg") || !strings.Contains(err.Error(), "load1") {
+		t.Fatalf("bad row: %v", err)
+	}
+	if _, err := ReadMeasurements(strings.NewReader("a,b\n")); err == nil {
+		t.Fatal("wrong header accepted")
+	}
+}
+
+func TestPlainFlowsAndSumPackets(t *testing.T) {
+	vm, gw := PlainFlows(0, 2, 3, 4)
+	if !reflect.DeepEqual(vm, []string{"table=0,priority=100,in_port=2,actions=output:1", "table=0,priority=100,in_port=1,actions=output:2"}) {
+		t.Fatalf("vm flows %q", vm)
+	}
+	if !reflect.DeepEqual(gw, []string{"table=0,priority=100,dl_dst=02:00:00:00:00:01,actions=output:3",
+		"table=0,priority=100,dl_dst=02:00:00:00:00:02,actions=set_field:1->tun_id,output:4"}) {
+		t.Fatalf("gw flows %q", gw)
+	}
+	_, gw = PlainFlows(1, 2, 3, 4)
+	if !strings.Contains(gw[0], "dl_dst=02:00:00:00:00:02,") || !strings.Contains(gw[1], "dl_dst=02:00:00:00:00:01,") {
+		t.Fatalf("site 2 gw flows %q", gw)
+	}
+	dump := ` cookie=0x0, duration=1.2s, table=0, n_packets=10, n_bytes=980, priority=200,in_port=2 actions=set_field:00:01:00:00:00:01->eth_src,goto_table:5
+ cookie=0x0, duration=1.2s, table=0, n_packets=5, n_bytes=980, priority=190,in_port=2 actions=set_field:00:01:00:00:00:01->eth_src,goto_table:5
+ cookie=0x0, duration=1.2s, table=0, n_packets=7, n_bytes=0, priority=100,in_port=2 actions=drop
+`
+	if n := SumPackets(dump, func(l string) bool { return strings.Contains(l, "->eth_src") }); n != 15 {
+		t.Fatalf("SumPackets %d, want 15", n)
+	}
+}
+
+func TestTenantDocAndLabSpec(t *testing.T) {
+	var doc struct {
+		Tenants []struct {
+			Tenant string
+			Hosts  []struct{ Name, MAC, IP, Cloud string }
+		}
+	}
+	if err := json.Unmarshal(TenantDoc(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Tenants) != 1 || doc.Tenants[0].Tenant != TenantName || len(doc.Tenants[0].Hosts) != 2 ||
+		doc.Tenants[0].Hosts[1].Cloud != "c2" || doc.Tenants[0].Hosts[1].IP != "10.0.0.2/24" {
+		t.Fatalf("doc %+v", doc)
+	}
+	spec := LabSpec(DefaultConfig(), Point{"geneve", 10, true})
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if spec.TunnelType != "geneve" || !spec.WireGuard || spec.WAN.DelayMS != 10 || len(spec.Sites) != 2 || len(spec.Hosts) != 2 ||
+		spec.Hosts[0].IfaceID != "dp/h1" || spec.Hosts[1].Site != "c2" {
+		t.Fatalf("spec %+v", spec)
+	}
+}
+
+func TestPlot(t *testing.T) {
+	ss := Summarize([]Measurement{
+		{Point: Point{"vxlan", 0, false}, Mode: ModePlain, Rep: 1, RTTMedMS: 0.5, Mbps: 500},
+		{Point: Point{"vxlan", 0, false}, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 0.6, Mbps: 400},
+		{Point: Point{"gre", 50, true}, Mode: ModePlain, Rep: 1, RTTMedMS: 101, Mbps: 50},
+	})
+	var b bytes.Buffer
+	if err := Plot(&b, ss, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b.Bytes(), []byte("\x89PNG")) || b.Len() < 10000 {
+		t.Fatalf("not a PNG or too small: %d bytes", b.Len())
+	}
+	if Label(Point{"gre", 50, true}) != "gre 50ms +wg" {
+		t.Fatal(Label(Point{"gre", 50, true}))
+	}
+}
