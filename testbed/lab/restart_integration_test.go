@@ -1,0 +1,82 @@
+//go:build integration
+
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRestartDaemons restarts one site's ovs-vswitchd and then its
+// ovsdb-server in a 2-site lab: each gets a new PID that Status reports,
+// the bridges and their DPIDs come back from the database, br-phy has its
+// underlay address again (the underlay check passes) and after the
+// ovsdb-server restart ovs-vswitchd has reconnected (a new port gets an
+// OpenFlow port number).
+func TestRestartDaemons(t *testing.T) {
+	needLab(t)
+	dir := filepath.Join(t.TempDir(), "lab")
+	s, err := Parse([]byte(fmt.Sprintf(`{"prefix":"skr%dl","state_dir":%q,"controller":"none",
+		"sites":[{"name":"a","vms":1},{"name":"b","vms":1}]}`, os.Getpid()%100, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := up(t, s)
+	ctx := context.Background()
+	for _, d := range []Daemon{VSwitchd, OVSDBServer} {
+		old := inv.Sites[1].VSwitchdPID
+		if d == OVSDBServer {
+			old = inv.Sites[1].OVSDBServerPID
+		}
+		t0 := time.Now()
+		pid, err := Restart(ctx, dir, "b", d)
+		if err != nil {
+			t.Fatalf("restart %s: %v", d, err)
+		}
+		t.Logf("%s of site b: pid %d -> %d in %v", d, old, pid, time.Since(t0))
+		if pid == old || old == 0 {
+			t.Errorf("%s: pid %d before, %d after", d, old, pid)
+		}
+		if alive(old) {
+			t.Errorf("%s: old pid %d still alive", d, old)
+		}
+		inv, err = Status(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := inv.Sites[1].VSwitchdPID
+		if d == OVSDBServer {
+			got = inv.Sites[1].OVSDBServerPID
+		}
+		if got != pid {
+			t.Errorf("Status reports %s pid %d, Restart returned %d", d, got, pid)
+		}
+		if sw := inv.Switch("b", "vm1"); sw == nil || sw.DPID != VMDPID(2, 1) {
+			t.Errorf("after %s restart: switch b/vm1 %+v", d, sw)
+		}
+		if out := siteCmd(t, dir, "b", "ip", "-br", "addr", "show", UnderlayBridge); !strings.Contains(out, inv.Sites[1].UnderlayCIDR) {
+			t.Errorf("after %s restart: br-phy %q lacks %s", d, out, inv.Sites[1].UnderlayCIDR)
+		}
+		if lines, err := CheckUnderlay(ctx, dir); err != nil {
+			t.Errorf("after %s restart: %v %v", d, lines, err)
+		}
+	}
+	// ovs-vswitchd is back on the new ovsdb-server: a new port gets an ofport.
+	siteCmd(t, dir, "b", "ovs-vsctl", "--timeout=10", "add-port", "vm1", "skrp", "--", "set", "interface", "skrp", "type=internal")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := siteCmd(t, dir, "b", "ovs-vsctl", "get", "interface", "skrp", "ofport")
+		if out != "[]" && out != "-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new port got no ofport after the ovsdb-server restart: %q", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
