@@ -52,6 +52,7 @@ func (r *Result) Rows() []Row {
 	add("heap_base_bytes", float64(r.HeapBaseBytes), "bytes")
 	add("heap_state_bytes", float64(r.HeapStateBytes), "bytes")
 	add("heap_desired_bytes", float64(r.HeapDesiredBytes), "bytes")
+	add("heap_fingerprint_bytes", float64(r.HeapFingerprintBytes), "bytes")
 	add("store_file_bytes", float64(r.StoreFileBytes), "bytes")
 	if a := r.Apply; a != nil {
 		add("apply_hosts", float64(a.Hosts), "hosts")
@@ -136,8 +137,8 @@ func MarkdownTable(results []*Result) string {
 	line("flow-stats reply of the fullest edge / gateway, KiB", func(r *Result) string {
 		return fmt.Sprintf("%.0f / %.0f", float64(r.MaxEdgeBytes)/1024, float64(r.MaxGatewayByte)/1024)
 	})
-	line("live Go heap: tenants loaded / + desired entries, MiB", func(r *Result) string {
-		return fmt.Sprintf("%.1f / %.1f", mib(r.HeapStateBytes), mib(r.HeapDesiredBytes))
+	line("live Go heap: tenants loaded / + desired entries / + fingerprints, MiB", func(r *Result) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f", mib(r.HeapStateBytes), mib(r.HeapDesiredBytes), mib(r.HeapFingerprintBytes))
 	})
 	line("bbolt file, MiB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.StoreFileBytes)/(1<<20)) })
 	line("validate all tenants, ms", func(r *Result) string { return msf(r.ValidateMS) })

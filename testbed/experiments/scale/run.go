@@ -69,7 +69,10 @@ type Result struct {
 	HeapBaseBytes    uint64 // live heap before building anything
 	HeapStateBytes   uint64 // live heap with model and views loaded (before compiling)
 	HeapDesiredBytes uint64 // live heap with model, views and every bridge's desired entries
-	StoreFileBytes   int64  // bbolt file size after storing tenants and bindings
+	// HeapFingerprintBytes adds the fingerprints of every bridge, which
+	// the hypervisor keeps beside the desired entries.
+	HeapFingerprintBytes uint64
+	StoreFileBytes       int64 // bbolt file size after storing tenants and bindings
 
 	// Apply of one more tenant with the Config's tenants present.
 	Apply *ApplyResult
@@ -335,6 +338,8 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	r.LearningMS = ms(time.Since(t0))
 	progress("translated the learning entries of %d tenants: %.1f ms", len(s.model.Tenants), r.LearningMS)
+	r.HeapDesiredBytes = liveHeap()
+	runtime.KeepAlive(s)
 	t0 = time.Now()
 	fps := make(map[pipeline.DPID]string, len(desired))
 	for d, es := range desired {
@@ -344,7 +349,8 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	r.FingerprintMS = ms(time.Since(t0))
 	progress("fingerprinted %d bridges: %.1f ms", len(desired), r.FingerprintMS)
-	r.HeapDesiredBytes = liveHeap()
+	r.HeapFingerprintBytes = liveHeap()
+	runtime.KeepAlive(s)
 
 	gateways := map[pipeline.DPID]bool{}
 	for _, site := range f.Sites {
@@ -369,8 +375,8 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	r.Edge, r.Gateway, r.TenantEntries = MakeStats(edgeN), MakeStats(gwN), MakeStats(tenN)
 	progress("%d flow entries: per edge bridge min/median/max %d/%d/%d, per gateway %d/%d/%d",
 		r.Entries, r.Edge.Min, r.Edge.Median, r.Edge.Max, r.Gateway.Min, r.Gateway.Median, r.Gateway.Max)
-	progress("live Go heap: %.1f MiB at start, %.1f MiB with tenants loaded, %.1f MiB with every bridge's entries",
-		mib(r.HeapBaseBytes), mib(r.HeapStateBytes), mib(r.HeapDesiredBytes))
+	progress("live Go heap: %.1f MiB at start, %.1f MiB with tenants loaded, %.1f MiB with every bridge's entries, %.1f MiB with their fingerprints",
+		mib(r.HeapBaseBytes), mib(r.HeapStateBytes), mib(r.HeapDesiredBytes), mib(r.HeapFingerprintBytes))
 
 	// The bridges' flow tables, in sync with desired.
 	actual := make(map[pipeline.DPID][]ofwire.FlowStats, len(desired))
