@@ -72,7 +72,7 @@ type Config struct {
 	// WGFirst (default) or WGAll.
 	WireGuard string
 	// Reps is the number of (plain, virtualized) pairs measured per point,
-	// interleaved plain, virtualized, plain, ... on the same lab.
+	// on the same lab in ABBA order (Order).
 	Reps int
 	// PingCount echo requests every PingInterval per measurement.
 	PingCount    int
@@ -102,14 +102,14 @@ const (
 )
 
 // DefaultConfig is the default run: 3 tunnel types x delays 0, 10, 50 ms,
-// WireGuard on the first tunnel type at delay 0, 2 repetitions, 20 pings
+// WireGuard on the first tunnel type at delay 0, 3 repetitions, 20 pings
 // at 0.1 s, 3 s of iperf3.
 func DefaultConfig() Config {
 	return Config{
 		Tunnels:      []string{lab.TunnelVXLAN, lab.TunnelGRE, lab.TunnelGeneve},
 		DelaysMS:     []float64{0, 10, 50},
 		WireGuard:    WGFirst,
-		Reps:         2,
+		Reps:         3,
 		PingCount:    20,
 		PingInterval: 100 * time.Millisecond,
 		IperfTime:    3 * time.Second,

@@ -71,7 +71,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Cfg.Reps != 2 || f.Cfg.PingCount != 20 || f.Cfg.IperfTime != 3*time.Second || f.Out != "docs/results/dataplane.csv" ||
+	if f.Cfg.Reps != 3 || f.Cfg.PingCount != 20 || f.Cfg.IperfTime != 3*time.Second || f.Out != "docs/results/dataplane.csv" ||
 		f.SummaryOut != "docs/results/dataplane-summary.csv" || f.PlotOut != "docs/results/dataplane.png" || f.Cfg.Prefix != "skq" {
 		t.Fatalf("defaults: %+v", f)
 	}
@@ -105,6 +105,17 @@ func TestParseFlags(t *testing.T) {
 	}
 	if d := Estimate(DefaultConfig()); d <= 0 || d > 10*time.Minute {
 		t.Errorf("default estimate %v: want under 10 minutes", d)
+	}
+}
+
+func TestOrder(t *testing.T) {
+	got := Order(3)
+	want := []Step{{ModePlain, 1}, {ModeVirtualized, 1}, {ModeVirtualized, 2}, {ModePlain, 2}, {ModePlain, 3}, {ModeVirtualized, 3}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Order(3) = %v", got)
+	}
+	if len(Order(1)) != 2 || Order(1)[0].Mode != ModePlain {
+		t.Fatalf("Order(1) = %v", Order(1))
 	}
 }
 

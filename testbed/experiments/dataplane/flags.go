@@ -22,7 +22,7 @@ type Flags struct {
 
 // Sizes of --full.
 const (
-	FullReps      = 3
+	FullReps      = 5
 	FullPings     = 50
 	FullIperfTime = 10 * time.Second
 )
@@ -37,7 +37,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	tun := fs.String("tunnels", strings.Join(c.Tunnels, ","), "comma-separated tunnel types (vxlan, gre, geneve)")
 	delays := fs.String("delays", "0,10,50", "comma-separated WAN one-way delays in `ms` (0: Linux bridge WAN; > 0: userspace delay relay)")
 	fs.StringVar(&c.WireGuard, "wg", c.WireGuard, "points also run over wireguard-go: none, first (first tunnel at first delay) or all")
-	fs.IntVar(&c.Reps, "reps", c.Reps, "(plain, virtualized) pairs per point, interleaved on the same lab")
+	fs.IntVar(&c.Reps, "reps", c.Reps, "(plain, virtualized) pairs per point, ABBA order on the same lab")
 	fs.IntVar(&c.PingCount, "pings", c.PingCount, "echo requests per measurement")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "interval between echo requests")
 	fs.DurationVar(&c.IperfTime, "iperf-time", c.IperfTime, "iperf3 test duration (whole seconds)")
@@ -77,10 +77,18 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 }
 
 // Estimate is a rough duration of cfg on an idle 2-core machine: per
-// measurement the pings, iperf3 and about 3 s of warm-up and process
-// starts, plus about 4 s per skyvisor start and 3 s per lab.
+// measurement the pings, iperf3 and about 2 s of warm-up and process
+// starts, plus about 3 s per skyvisor start (Order) and 4 s per lab
+// (including the 1 s iperf3 warm-up).
 func Estimate(cfg Config) time.Duration {
 	pts := len(cfg.Matrix())
-	per := time.Duration(cfg.PingCount)*cfg.PingInterval + cfg.IperfTime + 3*time.Second
-	return time.Duration(pts) * (time.Duration(2*cfg.Reps)*per + time.Duration(cfg.Reps)*4*time.Second + 3*time.Second)
+	per := time.Duration(cfg.PingCount)*cfg.PingInterval + cfg.IperfTime + 2*time.Second
+	starts, mode := 0, ModePlain
+	for _, st := range Order(cfg.Reps) {
+		if st.Mode == ModeVirtualized && mode != ModeVirtualized {
+			starts++
+		}
+		mode = st.Mode
+	}
+	return time.Duration(pts) * (time.Duration(2*cfg.Reps)*per + time.Duration(starts)*3*time.Second + 4*time.Second)
 }

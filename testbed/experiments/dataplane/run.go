@@ -181,44 +181,77 @@ func (r *runner) point(ctx context.Context, report func(Measurement)) (out []Mea
 	if err := os.WriteFile(r.docPath, TenantDoc(), 0o644); err != nil {
 		return nil, err
 	}
-	for rep := 1; rep <= cfg.Reps; rep++ {
-		// plain
-		if err := r.plain(ctx); err != nil {
-			return out, fmt.Errorf("plain flows: %w", err)
+	// Warm-up (discarded): plain flows, first echo reply, 1 s of iperf3,
+	// so that the first measurement does not pay for cold caches.
+	if err := r.plain(ctx); err != nil {
+		return out, fmt.Errorf("plain flows: %w", err)
+	}
+	if err := r.firstReply(ctx); err != nil {
+		return out, fmt.Errorf("warm-up: %w", err)
+	}
+	if _, _, err := r.iperf(ctx, time.Second); err != nil {
+		return out, fmt.Errorf("warm-up: %w", err)
+	}
+	mode := ModePlain // flows in place
+	for _, st := range Order(cfg.Reps) {
+		if st.Mode != mode {
+			switch st.Mode {
+			case ModePlain:
+				if err := d.Stop(); err != nil {
+					return out, err
+				}
+				d = nil
+				if err := r.plain(ctx); err != nil {
+					return out, fmt.Errorf("plain flows: %w", err)
+				}
+			case ModeVirtualized:
+				ts := time.Now()
+				if err := r.clearFlows(ctx); err != nil {
+					return out, err
+				}
+				if d, err = demo.StartDaemon(ctx, inv, cfg.StateDir, demo.DaemonConfig{BinDir: cfg.BinDir, APIListen: cfg.APIListen, Timeout: cfg.Timeout}); err != nil {
+					return out, err
+				}
+				if err := d.WaitHealthy(ctx); err != nil {
+					return out, err
+				}
+				if err := d.Apply(ctx, r.docPath, TenantDoc()); err != nil {
+					return out, err
+				}
+				r.step(fmt.Sprintf("skyvisor pid %d healthy, tenant %s active in %s", d.PID(), TenantName, time.Since(ts).Round(time.Millisecond)))
+			}
+			mode = st.Mode
 		}
-		m, err := r.measure(ctx, ModePlain, rep)
+		m, err := r.measure(ctx, st.Mode, st.Rep)
 		if err != nil {
-			return out, fmt.Errorf("plain rep %d: %w", rep, err)
+			return out, fmt.Errorf("%s rep %d: %w", st.Mode, st.Rep, err)
 		}
 		out = append(out, m)
 		report(m)
-		// virtualized
-		ts := time.Now()
-		if err := r.clearFlows(ctx); err != nil {
-			return out, err
-		}
-		if d, err = demo.StartDaemon(ctx, inv, cfg.StateDir, demo.DaemonConfig{BinDir: cfg.BinDir, APIListen: cfg.APIListen, Timeout: cfg.Timeout}); err != nil {
-			return out, err
-		}
-		if err := d.WaitHealthy(ctx); err != nil {
-			return out, err
-		}
-		if err := d.Apply(ctx, r.docPath, TenantDoc()); err != nil {
-			return out, err
-		}
-		r.step(fmt.Sprintf("skyvisor pid %d healthy, tenant %s active in %s", d.PID(), TenantName, time.Since(ts).Round(time.Millisecond)))
-		m, err = r.measure(ctx, ModeVirtualized, rep)
-		if err != nil {
-			return out, fmt.Errorf("virtualized rep %d: %w", rep, err)
-		}
-		out = append(out, m)
-		report(m)
-		if err := d.Stop(); err != nil {
-			return out, err
-		}
-		d = nil
 	}
 	return out, nil
+}
+
+// Step is one measurement of the schedule: mode and repetition.
+type Step struct {
+	Mode string
+	Rep  int
+}
+
+// Order is the measurement schedule of reps repetitions on one lab, in
+// ABBA order so that neither mode always goes first: plain, virtualized
+// (rep 1), virtualized, plain (rep 2), plain, virtualized (rep 3), ...
+// Consecutive virtualized steps share one skyvisor process.
+func Order(reps int) []Step {
+	var out []Step
+	for rep := 1; rep <= reps; rep++ {
+		if rep%2 == 1 {
+			out = append(out, Step{ModePlain, rep}, Step{ModeVirtualized, rep})
+		} else {
+			out = append(out, Step{ModeVirtualized, rep}, Step{ModePlain, rep})
+		}
+	}
+	return out
 }
 
 // tunnels provisions the gateways' tunnel ports exactly as skyvisor does
@@ -331,16 +364,8 @@ func (r *runner) plain(ctx context.Context) error {
 // then pings and runs iperf3 h1 -> h2.
 func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement, error) {
 	m := Measurement{Point: r.p, Mode: mode, Rep: rep}
-	deadline := time.Now().Add(r.cfg.Timeout)
-	for {
-		if _, err := r.host(ctx, hostNames[0], "ping", "-n", "-c", "1", "-W", "1", hostIPs[1]); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return m, fmt.Errorf("no echo reply from %s within %s: %w", hostIPs[1], r.cfg.Timeout, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return m, err
-		}
+	if err := r.firstReply(ctx); err != nil {
+		return m, err
 	}
 	r.host(ctx, hostNames[0], "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", hostIPs[1])
 	m.Load1 = Load1()
@@ -359,7 +384,7 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 	for _, v := range rtts {
 		m.RTTMinMS = min(m.RTTMinMS, v)
 	}
-	if m.Mbps, m.Retransmits, err = r.iperf(ctx); err != nil {
+	if m.Mbps, m.Retransmits, err = r.iperf(ctx, r.cfg.IperfTime); err != nil {
 		return m, err
 	}
 	// Evidence that the measured traffic took the mode's path.
@@ -414,10 +439,28 @@ func SumPackets(dump string, keep func(string) bool) int {
 	return n
 }
 
+// firstReply pings h1 -> h2 (one echo, 1 s wait) until a reply comes or
+// cfg.Timeout passes.
+func (r *runner) firstReply(ctx context.Context) error {
+	deadline := time.Now().Add(r.cfg.Timeout)
+	for {
+		_, err := r.host(ctx, hostNames[0], "ping", "-n", "-c", "1", "-W", "1", hostIPs[1])
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no echo reply from %s within %s: %w", hostIPs[1], r.cfg.Timeout, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
 // iperf runs an iperf3 server (one test) on h2 and the client on h1 for
-// cfg.IperfTime, single TCP stream; retries the client while the server
+// dur (whole seconds), single TCP stream; retries the client while the server
 // is not listening yet. The server is ended by its PID.
-func (r *runner) iperf(ctx context.Context) (float64, int, error) {
+func (r *runner) iperf(ctx context.Context, dur time.Duration) (float64, int, error) {
 	srv, err := lab.HostCommand(ctx, r.cfg.StateDir, hostNames[1], "iperf3", "-s", "-1", "-B", hostIPs[1], "-p", strconv.Itoa(iperfPort))
 	if err != nil {
 		return 0, 0, err
@@ -437,7 +480,7 @@ func (r *runner) iperf(ctx context.Context) (float64, int, error) {
 			<-done
 		}
 	}()
-	secs := strconv.Itoa(int(r.cfg.IperfTime / time.Second))
+	secs := strconv.Itoa(int(dur / time.Second))
 	var last error
 	for attempt := 0; attempt < 50; attempt++ {
 		c, err := lab.HostCommand(ctx, r.cfg.StateDir, hostNames[0], "iperf3", "-c", hostIPs[1], "-p", strconv.Itoa(iperfPort),
