@@ -139,6 +139,14 @@ func FlowFromStats(fs *ofwire.FlowStats) (Flow, error) {
 	}, nil
 }
 
+// FlowFromEntry encodes a flow entry with zero counters and duration
+// (for snapshots built by hand, e.g. in tests).
+func FlowFromEntry(e pipeline.Entry) (Flow, error) {
+	return FlowFromStats(&ofwire.FlowStats{Table: ofp.Table(e.Table), Priority: e.Priority, Cookie: e.Cookie,
+		IdleTimeout: e.IdleTimeout, HardTimeout: e.HardTimeout, Flags: e.Flags,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: e.Match}, Instructions: e.Instructions})
+}
+
 // Entry decodes the flow into a pipeline.Entry (what a FlowMod ADD
 // installs). Errors name the part that does not decode.
 func (f *Flow) Entry() (pipeline.Entry, error) {

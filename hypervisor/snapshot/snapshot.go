@@ -281,9 +281,37 @@ func install(ctx context.Context, sw Switch, add []pipeline.Entry) error {
 		}
 	}
 	if err := sw.Barrier(ctx); err != nil {
-		return fmt.Errorf("install %d flows: switch refused: %w", len(add), err)
+		return fmt.Errorf("install %d flows: switch refused%s: %w", len(add), refused(ctx, sw, add), err)
 	}
 	return nil
+}
+
+// refused names the entries of add that are not in sw's table after a
+// failed install (the ones the switch rejected), as " flow X, flow Y", or
+// "" when the table cannot be read.
+func refused(ctx context.Context, sw Switch, add []pipeline.Entry) string {
+	after, err := sw.FlowStats(ctx, nil)
+	if err != nil {
+		return ""
+	}
+	have := map[string]bool{}
+	for i := range after {
+		e := pipeline.FromFlowStats(&after[i])
+		c, err := e.Canonical()
+		if err == nil {
+			have[c] = true
+		}
+	}
+	var names []string
+	for i := range add {
+		if c, err := add[i].Canonical(); err == nil && !have[c] {
+			names = append(names, "flow "+add[i].String())
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return " " + strings.Join(names, ", ")
 }
 
 // verify reads the table back and compares it, normalized, with entries.
