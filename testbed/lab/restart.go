@@ -35,8 +35,11 @@ const (
 // datapath_id again: an ephemeral column, written by ovs-vswitchd). A restarted
 // ovs-vswitchd rebuilds every bridge and port from the database with empty
 // flow tables; the state the lab keeps outside the database is put back:
-// br-phy's underlay address, its link state (and the WireGuard route) and the
-// seeded tunnel neighbour cache. Errors name the step at fault.
+// the seeded tunnel neighbour cache (lost with the process: without it the
+// first tunnelled packets wait for ARP) and, should the device have been
+// recreated, br-phy's underlay address, link state and WireGuard route (OVS
+// 3.1 keeps the tap device and its address; both steps are idempotent).
+// Errors name the step at fault.
 func Restart(ctx context.Context, stateDir, site string, d Daemon) (int, error) {
 	if d != VSwitchd && d != OVSDBServer {
 		return 0, fmt.Errorf("restart %s: unknown daemon %q (want %s or %s)", site, d, VSwitchd, OVSDBServer)
@@ -172,8 +175,8 @@ func startVSwitchd(ctx context.Context, stateDir string, i int, ns string) error
 }
 
 // restoreUnderlay puts back what Up set outside the OVS database and a new
-// ovs-vswitchd does not have: br-phy's address and link state (the device is
-// recreated), the WireGuard route and the tunnel neighbour seeds.
+// ovs-vswitchd may not have: br-phy's address and link state, the WireGuard
+// route and the tunnel neighbour seeds.
 func restoreUnderlay(ctx context.Context, s *Spec, i int, ns string) error {
 	bits := s.WAN.Subnet[strings.IndexByte(s.WAN.Subnet, '/'):]
 	if s.WireGuard {

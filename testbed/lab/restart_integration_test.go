@@ -14,8 +14,8 @@ import (
 
 // TestRestartDaemons restarts one site's ovs-vswitchd and then its
 // ovsdb-server in a 2-site lab: each gets a new PID that Status reports,
-// the bridges and their DPIDs come back from the database, br-phy has its
-// underlay address again (the underlay check passes) and after the
+// the bridges and their DPIDs come back from the database, the tunnel
+// neighbour cache is seeded again, br-phy has its underlay address (the underlay check passes) and after the
 // ovsdb-server restart ovs-vswitchd has reconnected (a new port gets an
 // OpenFlow port number).
 func TestRestartDaemons(t *testing.T) {
@@ -61,6 +61,13 @@ func TestRestartDaemons(t *testing.T) {
 		}
 		if out := siteCmd(t, dir, "b", "ip", "-br", "addr", "show", UnderlayBridge); !strings.Contains(out, inv.Sites[1].UnderlayCIDR) {
 			t.Errorf("after %s restart: br-phy %q lacks %s", d, out, inv.Sites[1].UnderlayCIDR)
+		}
+		if d == VSwitchd {
+			// the seeded tunnel neighbour cache is back (lost with the process)
+			if out := siteCmd(t, dir, "b", "ovs-appctl", "tnl/neigh/show"); !strings.Contains(out, inv.Sites[0].UnderlayIP) ||
+				!strings.Contains(out, inv.Sites[0].UnderlayMAC) {
+				t.Errorf("tunnel neighbour cache after the restart lacks %s %s:\n%s", inv.Sites[0].UnderlayIP, inv.Sites[0].UnderlayMAC, out)
+			}
 		}
 		if lines, err := CheckUnderlay(ctx, dir); err != nil {
 			t.Errorf("after %s restart: %v %v", d, lines, err)
