@@ -110,7 +110,7 @@ func TestSnapshotRestoreOnFreshOVS(t *testing.T) {
 
 	// The current OVS; the Service's Targets resolve to it.
 	var endpoint string
-	svc := &Service{Store: st, Targets: func(ctx context.Context, tenant string, bridges []string) ([]Target, error) {
+	svc := &Service{Store: st, Targets: func(ctx context.Context, tenant string, refs []Ref) ([]Target, error) {
 		db, err := DialOVSDB(ctx, endpoint, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			return nil, err

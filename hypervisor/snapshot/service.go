@@ -11,6 +11,12 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 )
 
+// Ref names a switch: its bridge name and, when known, its datapath ID.
+type Ref struct {
+	Bridge string
+	DPID   uint64
+}
+
 // Info is a stored snapshot's summary (what "skyctl snapshot list" shows).
 type Info struct {
 	ID       string    `json:"id"`
@@ -30,9 +36,10 @@ type Info struct {
 type Service struct {
 	Store *store.Store
 	// Targets resolves the bridges to capture or restore: for a tenant
-	// ("" = not a tenant) and bridge names (empty = all the tenant's
-	// bridges) it returns one Target per bridge.
-	Targets func(ctx context.Context, tenant string, bridges []string) ([]Target, error)
+	// ("" = not a tenant) and switches (empty = all the tenant's bridges;
+	// DPID 0 when only the name is known) it returns one Target per
+	// bridge, with Target.DPID set when bridge names may repeat.
+	Targets func(ctx context.Context, tenant string, switches []Ref) ([]Target, error)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
@@ -50,7 +57,11 @@ func (s *Service) now() time.Time {
 // Create captures the bridges Targets returns for tenant/bridges, stores
 // the snapshot and returns its summary.
 func (s *Service) Create(ctx context.Context, tenant string, bridges []string) (Info, error) {
-	tg, err := s.Targets(ctx, tenant, bridges)
+	refs := make([]Ref, 0, len(bridges))
+	for _, b := range bridges {
+		refs = append(refs, Ref{Bridge: b})
+	}
+	tg, err := s.Targets(ctx, tenant, refs)
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: targets: %w", err)
 	}
@@ -127,11 +138,12 @@ func (s *Service) Restore(ctx context.Context, id string, opt RestoreOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var refs []Ref
 	for _, sw := range snap.Switches {
-		names = append(names, sw.Bridge.Name)
+		d, _ := parseDPID(sw.DPID)
+		refs = append(refs, Ref{Bridge: sw.Bridge.Name, DPID: d})
 	}
-	tg, err := s.Targets(ctx, snap.Tenant, names)
+	tg, err := s.Targets(ctx, snap.Tenant, refs)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: targets: %w", id, err)
 	}

@@ -36,6 +36,10 @@ type Switch = reconcile.SyncSwitch
 type Target struct {
 	// Bridge is the bridge name in the target's Open_vSwitch database.
 	Bridge string
+	// DPID is the bridge's datapath ID when known; Restore then matches
+	// the snapshot's switch by DPID rather than by bridge name (names
+	// repeat across VMs, e.g. "br-int" on every one).
+	DPID uint64
 	// Config reads and writes that database (e.g. *OVSDB).
 	Config Config
 	// Connect returns the OpenFlow session of the bridge with datapath ID
@@ -51,12 +55,8 @@ type Target struct {
 // other, not atomically.
 func Take(ctx context.Context, tenant string, targets []Target, now time.Time) (*Snapshot, error) {
 	s := &Snapshot{Version: FormatVersion, ID: NewID(now), Time: now.UTC().Truncate(time.Millisecond), Tenant: tenant}
-	seen := map[string]bool{}
+	seen := map[uint64]bool{}
 	for _, tg := range targets {
-		if seen[tg.Bridge] {
-			return nil, fmt.Errorf("snapshot: bridge %q listed twice", tg.Bridge)
-		}
-		seen[tg.Bridge] = true
 		bc, err := tg.Config.ReadBridge(ctx, tg.Bridge)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: take bridge %q: %w", tg.Bridge, err)
@@ -65,6 +65,10 @@ func Take(ctx context.Context, tenant string, targets []Target, now time.Time) (
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: take bridge %q: %w", tg.Bridge, err)
 		}
+		if seen[dpid] {
+			return nil, fmt.Errorf("snapshot: take bridge %q: datapath ID %s listed twice", tg.Bridge, bc.DatapathID)
+		}
+		seen[dpid] = true
 		sw, err := tg.Connect(ctx, dpid)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: take bridge %q (dpid %s): session: %w", tg.Bridge, bc.DatapathID, err)
@@ -164,19 +168,18 @@ type RestoreOptions struct {
 // Offsets.Apply. The report is returned also on error.
 func Restore(ctx context.Context, s *Snapshot, targets []Target, opt RestoreOptions) (*Report, error) {
 	rep := &Report{ID: s.ID, Offsets: &Offsets{}}
-	byName := map[string]Target{}
-	for _, tg := range targets {
-		byName[tg.Bridge] = tg
-	}
+	matched := make([]Target, len(s.Switches))
 	for i := range s.Switches {
-		if _, ok := byName[s.Switches[i].Bridge.Name]; !ok {
-			return rep, fmt.Errorf("snapshot %s: restore: no target for bridge %q", s.ID, s.Switches[i].Bridge.Name)
+		tg, err := matchTarget(&s.Switches[i], targets)
+		if err != nil {
+			return rep, fmt.Errorf("snapshot %s: restore: %w", s.ID, err)
 		}
+		matched[i] = tg
 	}
 	for i := range s.Switches {
 		st := &s.Switches[i]
 		sr := SwitchReport{Bridge: st.Bridge.Name, DPID: st.DPID, Config: "not applied"}
-		err := restoreSwitch(ctx, st, byName[st.Bridge.Name], opt, &sr)
+		err := restoreSwitch(ctx, st, matched[i], opt, &sr)
 		rep.Switches = append(rep.Switches, sr)
 		if err != nil {
 			return rep, fmt.Errorf("snapshot %s: restore: %w (done: %s)", s.ID, err, rep.String())
@@ -184,6 +187,31 @@ func Restore(ctx context.Context, s *Snapshot, targets []Target, opt RestoreOpti
 		rep.Offsets.Add(st)
 	}
 	return rep, nil
+}
+
+// matchTarget finds the target of st: the one with st's DPID, else the
+// only one with st's bridge name and no DPID.
+func matchTarget(st *SwitchState, targets []Target) (Target, error) {
+	dpid, err := ovsdb.ParseDatapathID(st.DPID)
+	if err != nil {
+		return Target{}, fmt.Errorf("bridge %q: %w", st.Bridge.Name, err)
+	}
+	var byName []Target
+	for _, tg := range targets {
+		if tg.DPID == dpid {
+			return tg, nil
+		}
+		if tg.DPID == 0 && tg.Bridge == st.Bridge.Name {
+			byName = append(byName, tg)
+		}
+	}
+	switch len(byName) {
+	case 0:
+		return Target{}, fmt.Errorf("no target for bridge %q (dpid %s)", st.Bridge.Name, st.DPID)
+	case 1:
+		return byName[0], nil
+	}
+	return Target{}, fmt.Errorf("bridge %q (dpid %s): %d targets of that name and none with its DPID", st.Bridge.Name, st.DPID, len(byName))
 }
 
 func restoreSwitch(ctx context.Context, st *SwitchState, tg Target, opt RestoreOptions, sr *SwitchReport) error {

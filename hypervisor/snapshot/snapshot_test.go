@@ -380,7 +380,7 @@ func TestServiceStoresListsDeletes(t *testing.T) {
 	stats := testFlows(t)
 	cfg := &fakeConfig{bridges: map[string]BridgeConfig{"sknbr": testBridge()}}
 	svc := &Service{Store: st, Now: func() time.Time { return time.Date(2026, 11, 22, 5, 30, 0, 0, time.UTC) },
-		Targets: func(_ context.Context, tenant string, bridges []string) ([]Target, error) {
+		Targets: func(_ context.Context, tenant string, refs []Ref) ([]Target, error) {
 			return []Target{{Bridge: "sknbr", Config: cfg, Connect: func(context.Context, uint64) (Switch, error) {
 				return statsSwitch{sw, stats}, nil
 			}}}, nil
@@ -408,5 +408,49 @@ func TestServiceStoresListsDeletes(t *testing.T) {
 	}
 	if _, err := svc.Get(in.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
+	}
+}
+
+func TestTenantSnapshotWithRepeatedBridgeNames(t *testing.T) {
+	// Two VMs, each with a bridge "sknbr" (different DPIDs).
+	mk := func(dpid string) (*fakeConfig, *fakeSwitch) {
+		b := testBridge()
+		b.DatapathID = dpid
+		return &fakeConfig{bridges: map[string]BridgeConfig{"sknbr": b}}, &fakeSwitch{}
+	}
+	c1, s1 := mk("00000000000000a1")
+	c2, s2 := mk("00000000000000a2")
+	stats := testFlows(t)
+	tgs := []Target{
+		{Bridge: "sknbr", Config: c1, Connect: func(context.Context, uint64) (Switch, error) { return statsSwitch{s1, stats}, nil }},
+		{Bridge: "sknbr", Config: c2, Connect: func(context.Context, uint64) (Switch, error) { return statsSwitch{s2, stats[:1]}, nil }},
+	}
+	snap, err := Take(context.Background(), "acme", tgs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Switches) != 2 || len(snap.Switches[1].Flows) != 1 {
+		t.Fatalf("switches %d", len(snap.Switches))
+	}
+	if _, err := Take(context.Background(), "acme", []Target{tgs[0], tgs[0]}, time.Now()); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("duplicate: %v", err)
+	}
+	// Restore onto fresh VMs: by name alone it is ambiguous...
+	n1, n2 := &fakeConfig{bridges: map[string]BridgeConfig{}}, &fakeConfig{bridges: map[string]BridgeConfig{}}
+	f1, f2 := &fakeSwitch{}, &fakeSwitch{}
+	fresh := []Target{
+		{Bridge: "sknbr", Config: n1, Connect: func(context.Context, uint64) (Switch, error) { return f1, nil }},
+		{Bridge: "sknbr", Config: n2, Connect: func(context.Context, uint64) (Switch, error) { return f2, nil }},
+	}
+	if _, err := Restore(context.Background(), snap, fresh, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "2 targets of that name") {
+		t.Fatalf("ambiguous restore: %v", err)
+	}
+	// ...and with DPIDs each switch lands on its own VM.
+	fresh[0].DPID, fresh[1].DPID = 0xa2, 0xa1
+	if _, err := Restore(context.Background(), snap, fresh, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f1.table) != 1 || len(f2.table) != 2 || n1.bridges["sknbr"].OtherConfig["datapath-id"] != "00000000000000a2" {
+		t.Errorf("tables %d/%d, n1 dpid %q", len(f1.table), len(f2.table), n1.bridges["sknbr"].OtherConfig["datapath-id"])
 	}
 }
