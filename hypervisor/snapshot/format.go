@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -197,7 +198,14 @@ func Encode(s *Snapshot) ([]byte, error) {
 	if s.Version != FormatVersion {
 		return nil, fmt.Errorf("snapshot %s: version %d, want %d", s.ID, s.Version, FormatVersion)
 	}
-	return json.MarshalIndent(s, "", " ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "->" readable in flow texts
+	enc.SetIndent("", " ")
+	if err := enc.Encode(s); err != nil {
+		return nil, fmt.Errorf("snapshot %s: encode: %w", s.ID, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // Decode parses a snapshot document, checks its version and that every
