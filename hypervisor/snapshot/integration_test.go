@@ -188,6 +188,14 @@ func TestSnapshotRestoreOnFreshOVS(t *testing.T) {
 	if counted == 0 {
 		t.Error("snapshot counters are all zero after a ping")
 	}
+	var resubmit, timeouts bool
+	for _, f := range s0.Flows {
+		resubmit = resubmit || strings.Contains(f.Text, "resubmit(,1)")
+		timeouts = timeouts || f.IdleTimeout == 3000 && f.HardTimeout == 6000
+	}
+	if !resubmit || !timeouts || len(s0.Flows) != 4 {
+		t.Errorf("captured flows lack the resubmit action or the timeouts: %+v", s0.Flows)
+	}
 
 	inst := ovstest.Start(t, "skn-b")
 	endpoint = inst.DBEndpoint()
