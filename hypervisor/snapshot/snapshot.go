@@ -140,6 +140,12 @@ type RestoreOptions struct {
 	// bridge (the controller may live elsewhere after a VM moved); nil
 	// restores the captured targets.
 	Controllers []ControllerConfig
+	// Tolerate, when non-nil, accepts entries already on the switch that
+	// are not in the snapshot, by cookie (e.g. pipeline.IsInfraCookie for
+	// the hypervisor's own entries, re-installed by its reconcile when the
+	// bridge connects): they neither stop the restore nor fail the
+	// verification, and are left alone. nil: the table must be clean.
+	Tolerate func(cookie uint64) bool
 }
 
 // Restore re-creates snapshot s on targets, matched to the snapshot's
@@ -241,8 +247,8 @@ func restoreSwitch(ctx context.Context, st *SwitchState, tg Target, opt RestoreO
 	if err != nil {
 		return fmt.Errorf("bridge %q: read flow table: %w", name, err)
 	}
-	all := func(uint64) bool { return true }
-	plan0, err := reconcile.Diff(entries, before, reconcile.Options{Owns: all})
+	owns := func(c uint64) bool { return opt.Tolerate == nil || !opt.Tolerate(c) }
+	plan0, err := reconcile.Diff(entries, before, reconcile.Options{Owns: owns})
 	if err != nil {
 		return fmt.Errorf("bridge %q: %w", name, err)
 	}
@@ -266,7 +272,7 @@ func restoreSwitch(ctx context.Context, st *SwitchState, tg Target, opt RestoreO
 	installErr := install(ctx, sw, plan0.Add)
 	sr.FlowsAdded = len(plan0.Add)
 	if installErr == nil {
-		installErr = verify(ctx, sw, entries)
+		installErr = verify(ctx, sw, entries, owns)
 	}
 	if installErr != nil {
 		if rbErr := rollback(ctx, sw, plan0.Add); rbErr != nil {
@@ -343,12 +349,12 @@ func refused(ctx context.Context, sw Switch, add []pipeline.Entry) string {
 }
 
 // verify reads the table back and compares it, normalized, with entries.
-func verify(ctx context.Context, sw Switch, entries []pipeline.Entry) error {
+func verify(ctx context.Context, sw Switch, entries []pipeline.Entry, owns func(uint64) bool) error {
 	after, err := sw.FlowStats(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("verify: read flow table: %w", err)
 	}
-	d, err := reconcile.Diff(entries, after, reconcile.Options{Owns: func(uint64) bool { return true }})
+	d, err := reconcile.Diff(entries, after, reconcile.Options{Owns: owns})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

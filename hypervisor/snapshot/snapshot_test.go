@@ -352,6 +352,13 @@ func TestRestoreRefusesForeignFlows(t *testing.T) {
 	if len(sw.mods) != 0 || len(sw.table) != 1 {
 		t.Errorf("flow mods sent %v, table %v", sw.mods, sw.table)
 	}
+	// Tolerated by cookie: the restore adds the snapshot's entries and
+	// leaves the foreign one.
+	rep, err := Restore(context.Background(), s, restoreTargets(&fakeConfig{bridges: map[string]BridgeConfig{}}, sw),
+		RestoreOptions{Tolerate: func(c uint64) bool { return c == 1 }})
+	if err != nil || rep.Switches[0].FlowsAdded != 2 || len(sw.table) != 3 {
+		t.Errorf("tolerated: %v, %s, table %d", err, rep.String(), len(sw.table))
+	}
 }
 
 func TestRestoreConfigErrorNamesBridgeAndSendsNoFlows(t *testing.T) {
