@@ -68,6 +68,8 @@ func (r *Result) Rows() []Row {
 		add("apply_learning_ms", a.LearningMS, "ms")
 		add("apply_fingerprint_ms", a.FingerprintMS, "ms")
 		add("apply_diff_ms", a.DiffMS, "ms")
+		add("apply_scoped_diff_ms", a.ScopedDiffMS, "ms")
+		add("apply_scoped_added_entries", float64(a.ScopedAdded), "entries")
 		add("apply_affected_bridges", float64(a.AffectedBridges), "bridges")
 		add("apply_added_entries", float64(a.AddedEntries), "entries")
 		add("apply_deleted_entries", float64(a.DeletedEntries), "entries")
@@ -166,6 +168,9 @@ func MarkdownTable(results []*Result) string {
 	}))
 	line("apply: bridges changed, entries added", apply(func(a *ApplyResult) string {
 		return fmt.Sprintf("%d, %d", a.AffectedBridges, a.AddedEntries)
+	}))
+	line("not done today: diff scoped to the tenant's cookies, ms (adds)", apply(func(a *ApplyResult) string {
+		return fmt.Sprintf("%.1f (%d)", a.ScopedDiffMS, a.ScopedAdded)
 	}))
 	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
@@ -181,7 +182,8 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	a := r.Apply
-	if a == nil || a.Runs != 2 || a.Clouds != 3 || a.AffectedBridges == 0 || a.AddedEntries == 0 || a.DeletedEntries != 0 || a.MinMS > a.TotalMS || a.TotalMS > a.MaxMS {
+	if a == nil || a.Runs != 2 || a.Clouds != 3 || a.AffectedBridges == 0 || a.AddedEntries == 0 || a.DeletedEntries != 0 || a.MinMS > a.TotalMS || a.TotalMS > a.MaxMS ||
+		a.ScopedAdded != a.AddedEntries {
 		t.Fatalf("apply: %+v", a)
 	}
 	for _, want := range []string{"scale 3x2: validated 5 tenants", "stored 20 bindings", "apply run 2/2: 6-host tenant over 3 clouds"} {
@@ -247,5 +249,29 @@ func TestWriteCSV(t *testing.T) {
 		if rec[0] == "x" && strings.HasPrefix(rec[6], "apply_") {
 			t.Fatalf("variant without apply has %v", rec)
 		}
+	}
+}
+
+func TestOfTenant(t *testing.T) {
+	const id = addr.TenantID(0x0201)
+	es := []pipeline.Entry{
+		{Cookie: pipeline.InfraCookie(0, 0)},
+		{Cookie: pipeline.InfraCookie(id, 3)},
+		{Cookie: pipeline.InfraCookie(id, 0)},
+		{Cookie: pipeline.InfraCookie(0x0200, 3)},
+		{Cookie: pipeline.TenantCookie(id, 0x42)},
+		{Cookie: pipeline.TenantCookie(0x0200, 0x42)},
+		{Cookie: 0},
+	}
+	got := OfTenant(es, id)
+	if len(got) != 3 || got[0].Cookie != es[1].Cookie || got[1].Cookie != es[2].Cookie || got[2].Cookie != es[4].Cookie {
+		t.Fatalf("%+v", got)
+	}
+	fs, _, err := AsFlowStats(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := OfTenantStats(fs, id); len(got) != 3 || got[2].Cookie != es[4].Cookie {
+		t.Fatalf("%+v", got)
 	}
 }
