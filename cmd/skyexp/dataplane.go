@@ -49,6 +49,21 @@ func runDataplane(args []string, stdout, stderr io.Writer) int {
 	if f.DryRun {
 		return 0
 	}
+	if f.Report != "" {
+		fh, err := os.Open(f.Report)
+		if err != nil {
+			fmt.Fprintln(stderr, "skyexp dataplane:", err)
+			return 1
+		}
+		ms, err := dataplane.ReadMeasurements(fh)
+		fh.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "skyexp dataplane: %s: %v\n", f.Report, err)
+			return 1
+		}
+		f.Out = ""
+		return dataplaneReport(f, ms, stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
@@ -56,10 +71,33 @@ func runDataplane(args []string, stdout, stderr io.Writer) int {
 	ms, runErr := dataplane.Run(ctx, cfg)
 	fmt.Fprintf(stdout, "dataplane: %d measurements in %v; load average at end: %s\n", len(ms), time.Since(start).Round(time.Second), loadavg())
 	if len(ms) > 0 {
+		if code := dataplaneReport(f, ms, stdout, stderr); code != 0 {
+			return code
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintln(stderr, "skyexp dataplane:", runErr)
+		return 1
+	}
+	return 0
+}
+
+// dataplaneReport prints the summary table and the pooled figures of ms
+// and writes the files of f.
+func dataplaneReport(f *dataplane.Flags, ms []dataplane.Measurement, stdout, stderr io.Writer) int {
+	{
 		ss := dataplane.Summarize(ms)
 		fmt.Fprintln(stdout)
 		fmt.Fprint(stdout, dataplane.MarkdownTable(ss))
-		caption := fmt.Sprintf("%d reps", cfg.Reps)
+		fmt.Fprintln(stdout)
+		for _, l := range dataplane.Pool(ms, ss).Lines() {
+			fmt.Fprintln(stdout, "dataplane:", l)
+		}
+		reps := 0
+		for _, s := range ss {
+			reps = max(reps, s.Reps)
+		}
+		caption := fmt.Sprintf("median of %d reps", reps)
 		files := []struct {
 			path string
 			fn   func(io.Writer) error
@@ -78,10 +116,6 @@ func runDataplane(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "dataplane: wrote %s\n", fl.path)
 		}
-	}
-	if runErr != nil {
-		fmt.Fprintln(stderr, "skyexp dataplane:", runErr)
-		return 1
 	}
 	return 0
 }

@@ -302,3 +302,32 @@ func TestPlot(t *testing.T) {
 		t.Fatal(Label(Point{"gre", 50, true}))
 	}
 }
+
+func TestPool(t *testing.T) {
+	p := Point{"vxlan", 0, false}
+	q := Point{"gre", 10, false}
+	ms := []Measurement{
+		{Point: p, Mode: ModePlain, Rep: 1, RTTMedMS: 0.5, Mbps: 400},
+		{Point: p, Mode: ModePlain, Rep: 2, RTTMedMS: 0.5, Mbps: 600},
+		{Point: p, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 0.7, Mbps: 250},
+		{Point: q, Mode: ModePlain, Rep: 1, RTTMedMS: 21, Mbps: 100},
+		{Point: q, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 20.9, Mbps: 400},
+	}
+	o := Pool(ms, Summarize(ms))
+	// ratios 0.5 and 4: geometric mean sqrt(2)
+	if o.Points != 2 || math.Abs(o.TputRatioGeo-math.Sqrt2) > 1e-9 || o.VirtSlower != 1 {
+		t.Fatalf("%+v", o)
+	}
+	if math.Abs(o.RTTDiffMedMS-0.05) > 1e-9 || math.Abs(o.RTTDiffMaxAbsMS-0.2) > 1e-9 {
+		t.Fatalf("rtt %+v", o)
+	}
+	if math.Abs(o.PlainSpreadPct-40) > 1e-9 { // (600-400)/500
+		t.Fatalf("spread %v", o.PlainSpreadPct)
+	}
+	if l := o.Lines(); len(l) != 3 || !strings.Contains(l[1], "1.414 (+41.4 %)") {
+		t.Fatalf("%q", l)
+	}
+	if o := Pool(nil, nil); o.Points != 0 || !math.IsNaN(o.TputRatioGeo) {
+		t.Fatalf("empty %+v", o)
+	}
+}

@@ -14,6 +14,9 @@ type Flags struct {
 	// Out, SummaryOut and PlotOut are the per-measurement CSV, the summary
 	// CSV and the PNG ("" = not written).
 	Out, SummaryOut, PlotOut string
+	// Report, if set, is a per-measurement CSV of an earlier run to
+	// summarize again (no lab runs; Out is not written).
+	Report string
 	// Verbose logs the lab's details; DryRun prints the matrix only.
 	Verbose, DryRun bool
 	// CommandLine is the command as typed (printed with the results).
@@ -51,6 +54,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.Out, "out", "docs/results/dataplane.csv", "per-measurement CSV `file` (\"\" = none)")
 	fs.StringVar(&f.SummaryOut, "summary", "docs/results/dataplane-summary.csv", "summary CSV `file` with the overheads (\"\" = none)")
 	fs.StringVar(&f.PlotOut, "plot", "docs/results/dataplane.png", "PNG plot `file` (\"\" = none)")
+	fs.StringVar(&f.Report, "report", "", "summarize the per-measurement CSV `file` of an earlier run again (table, overall figures, --summary, --plot); runs nothing")
 	fs.BoolVar(&f.Verbose, "v", false, "log lab and OVSDB details to stderr")
 	fs.BoolVar(&f.DryRun, "n", false, "print the configuration and the points, run nothing")
 	if err := fs.Parse(args); err != nil {

@@ -55,6 +55,11 @@ func Plot(w io.Writer, ss []Summary, caption string) error {
 		p.Add(ba, bb)
 		p.Legend.Add(an, ba)
 		p.Legend.Add(bn, bb)
+		lo, hi := 0.0, 0.0
+		for _, v := range append(values(a), values(b)...) {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		p.Y.Min, p.Y.Max = lo*1.15, hi*1.35+1e-9 // headroom for the legend
 		p.Legend.Top, p.Legend.Left = true, true
 		p.NominalX(names...)
 		p.X.Tick.Label.Rotation = math.Pi / 6

@@ -283,3 +283,67 @@ func g(v float64) string  { return strconv.FormatFloat(v, 'g', -1, 64) }
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+// Overall pools the points of one run.
+type Overall struct {
+	// Points is the number of points with both modes measured.
+	Points int
+	// RTTDiffMedMS and RTTDiffMaxAbsMS are the median and the largest
+	// absolute per-point difference virt - plain of the median RTTs (ms).
+	RTTDiffMedMS, RTTDiffMaxAbsMS float64
+	// TputRatioGeo is the geometric mean over the points of virt / plain
+	// median throughput (1 = no overhead); VirtSlower counts the points
+	// where the virtualized median is the lower one.
+	TputRatioGeo float64
+	VirtSlower   int
+	// PlainSpreadPct is the noise floor: the median over the points of the
+	// plain mode's own spread (max - min) / median over its repetitions,
+	// in percent.
+	PlainSpreadPct float64
+}
+
+// Pool computes Overall from the measurements and their summaries.
+func Pool(ms []Measurement, ss []Summary) Overall {
+	var o Overall
+	var diffs, spreads []float64
+	logSum := 0.0
+	for _, s := range ss {
+		if math.IsNaN(s.PlainRTTMS+s.VirtRTTMS+s.PlainMbps+s.VirtMbps) || s.PlainMbps <= 0 || s.VirtMbps <= 0 {
+			continue
+		}
+		o.Points++
+		d := s.VirtRTTMS - s.PlainRTTMS
+		diffs = append(diffs, d)
+		o.RTTDiffMaxAbsMS = math.Max(o.RTTDiffMaxAbsMS, math.Abs(d))
+		logSum += math.Log(s.VirtMbps / s.PlainMbps)
+		if s.VirtMbps < s.PlainMbps {
+			o.VirtSlower++
+		}
+		var plain []float64
+		for _, m := range ms {
+			if m.Point == s.Point && m.Mode == ModePlain {
+				plain = append(plain, m.Mbps)
+			}
+		}
+		if len(plain) > 1 {
+			spreads = append(spreads, (slices.Max(plain)-slices.Min(plain))/Median(plain)*100)
+		}
+	}
+	if o.Points == 0 {
+		return Overall{TputRatioGeo: math.NaN(), RTTDiffMedMS: math.NaN(), PlainSpreadPct: math.NaN()}
+	}
+	o.RTTDiffMedMS = Median(diffs)
+	o.TputRatioGeo = math.Exp(logSum / float64(o.Points))
+	o.PlainSpreadPct = Median(spreads)
+	return o
+}
+
+// Lines describes o in a few lines for the command's output.
+func (o Overall) Lines() []string {
+	return []string{
+		fmt.Sprintf("RTT: virtualized - plain over %d points: median %+.3f ms, largest |difference| %.3f ms", o.Points, o.RTTDiffMedMS, o.RTTDiffMaxAbsMS),
+		fmt.Sprintf("throughput: geometric mean of virtualized/plain %.3f (%+.1f %%); virtualized lower at %d of %d points",
+			o.TputRatioGeo, (o.TputRatioGeo-1)*100, o.VirtSlower, o.Points),
+		fmt.Sprintf("noise: the plain mode's own throughput spread (max-min)/median over its repetitions, median over the points: %.0f %%", o.PlainSpreadPct),
+	}
+}
