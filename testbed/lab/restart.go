@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Daemon names one of a site's Open vSwitch daemons.
@@ -41,34 +43,96 @@ const (
 // 3.1 keeps the tap device and its address; both steps are idempotent).
 // Errors name the step at fault.
 func Restart(ctx context.Context, stateDir, site string, d Daemon) (int, error) {
-	if d != VSwitchd && d != OVSDBServer {
-		return 0, fmt.Errorf("restart %s: unknown daemon %q (want %s or %s)", site, d, VSwitchd, OVSDBServer)
-	}
-	st, err := loadState(stateDir)
+	s, i, err := siteOf(stateDir, site, d)
 	if err != nil {
-		return 0, err
-	}
-	s := &st.Spec
-	i := s.siteIndex(site)
-	if i == 0 {
-		return 0, fmt.Errorf("no site %q in the lab at %s", site, stateDir)
+		return 0, fmt.Errorf("restart: %w", err)
 	}
 	unlock, err := lockDir(stateDir)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	pidfile := daemonPidfile(stateDir, i, d)
-	if err := stopDaemon(pidfile, stateDir, d); err != nil {
+	if err := stopDaemon(daemonPidfile(stateDir, i, d), stateDir, d, false); err != nil {
 		return 0, fmt.Errorf("restart %s of site %s: %w", d, site, err)
 	}
+	pid, err := startDaemon(ctx, s, i, d)
+	if err != nil {
+		return 0, fmt.Errorf("restart %s of site %s: %w", d, site, err)
+	}
+	return pid, nil
+}
+
+// Kill ends site's daemon d with SIGKILL, as a crash would: the daemon
+// cleans nothing up (its pid file and sockets stay, ovs-vswitchd's flow
+// tables are gone). The same ownership check as Restart applies; a daemon
+// that is not running is not an error. Start brings it back.
+func Kill(_ context.Context, stateDir, site string, d Daemon) error {
+	s, i, err := siteOf(stateDir, site, d)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockDir(s.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := stopDaemon(daemonPidfile(stateDir, i, d), stateDir, d, true); err != nil {
+		return fmt.Errorf("kill %s of site %s: %w", d, site, err)
+	}
+	return nil
+}
+
+// Start starts site's daemon d the way Up started it (after Kill, or after
+// it died) and returns its PID, with the same restoration as Restart. It
+// fails if the daemon is running.
+func Start(ctx context.Context, stateDir, site string, d Daemon) (int, error) {
+	s, i, err := siteOf(stateDir, site, d)
+	if err != nil {
+		return 0, err
+	}
+	unlock, err := lockDir(stateDir)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if pid := livePID(daemonPidfile(stateDir, i, d), stateDir+"/"); pid != 0 {
+		return 0, fmt.Errorf("start %s of site %s: already running as pid %d", d, site, pid)
+	}
+	pid, err := startDaemon(ctx, s, i, d)
+	if err != nil {
+		return 0, fmt.Errorf("start %s of site %s: %w", d, site, err)
+	}
+	return pid, nil
+}
+
+// siteOf loads the lab at stateDir and returns its spec and site's index.
+func siteOf(stateDir, site string, d Daemon) (*Spec, int, error) {
+	if d != VSwitchd && d != OVSDBServer {
+		return nil, 0, fmt.Errorf("%s: unknown daemon %q (want %s or %s)", site, d, VSwitchd, OVSDBServer)
+	}
+	st, err := loadState(stateDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	i := st.Spec.siteIndex(site)
+	if i == 0 {
+		return nil, 0, fmt.Errorf("no site %q in the lab at %s", site, stateDir)
+	}
+	return &st.Spec, i, nil
+}
+
+// startDaemon starts site i's daemon d, restores what it needs and returns
+// its PID.
+func startDaemon(ctx context.Context, s *Spec, i int, d Daemon) (int, error) {
+	stateDir := s.StateDir
 	ns := SiteNetns(s.Prefix, i)
+	var err error
 	switch d {
 	case OVSDBServer:
 		err = startOVSDBServer(ctx, stateDir, i, ns)
 		if err == nil {
-			// wait until ovs-vswitchd has reconnected and reconfigured (it
-			// rewrites the ephemeral columns: datapath_id, ofport, ...)
+			// wait until ovs-vswitchd has reconnected (it rewrites the
+			// ephemeral columns: datapath_id, ofport, ...)
 			args := []string{"--", "wait-until", "bridge", GatewayBridge, "datapath_id!=[]"}
 			for _, vm := range s.Sites[i-1].VMs.List() {
 				args = append(args, "--", "wait-until", "bridge", vm, "datapath_id!=[]")
@@ -84,11 +148,12 @@ func Restart(ctx context.Context, stateDir, site string, d Daemon) (int, error) 
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("restart %s of site %s: %w", d, site, err)
+		return 0, err
 	}
+	pidfile := daemonPidfile(stateDir, i, d)
 	pid := livePID(pidfile, stateDir+"/")
 	if pid == 0 {
-		return 0, fmt.Errorf("restart %s of site %s: no live process in %s after start", d, site, pidfile)
+		return 0, fmt.Errorf("no live process in %s after start", pidfile)
 	}
 	return pid, nil
 }
@@ -103,9 +168,10 @@ func daemonPidfile(stateDir string, i int, d Daemon) string {
 var errNotOwned = errors.New("not the lab's process")
 
 // stopDaemon ends the process named by pidfile if it is daemon d of the lab
-// at stateDir (argv[0]'s base name is d and an argument names stateDir/). A
-// missing pid file or a dead process is not an error (nothing to stop).
-func stopDaemon(pidfile, stateDir string, d Daemon) error {
+// at stateDir (argv[0]'s base name is d and an argument names stateDir/):
+// SIGTERM then SIGKILL after 3 s, or with hard SIGKILL at once. A missing
+// pid file or a dead process is not an error (nothing to stop).
+func stopDaemon(pidfile, stateDir string, d Daemon, hard bool) error {
 	pid := readPID(pidfile)
 	if pid == 0 || !alive(pid) {
 		return nil
@@ -113,7 +179,18 @@ func stopDaemon(pidfile, stateDir string, d Daemon) error {
 	if err := ownedDaemon(pid, stateDir, d); err != nil {
 		return err
 	}
-	return killPID(pid)
+	if !hard {
+		return killPID(pid)
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill %d: %w", pid, err)
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if !alive(pid) {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d survived SIGKILL", pid)
 }
 
 // ownedDaemon checks /proc/PID/cmdline: argv[0] must be daemon d (by base

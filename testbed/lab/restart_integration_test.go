@@ -17,7 +17,7 @@ import (
 // the bridges and their DPIDs come back from the database, the tunnel
 // neighbour cache is seeded again, br-phy has its underlay address (the underlay check passes) and after the
 // ovsdb-server restart ovs-vswitchd has reconnected (a new port gets an
-// OpenFlow port number).
+// OpenFlow port number). Then a crash: Kill (SIGKILL) and Start.
 func TestRestartDaemons(t *testing.T) {
 	needLab(t)
 	dir := filepath.Join(t.TempDir(), "lab")
@@ -72,6 +72,29 @@ func TestRestartDaemons(t *testing.T) {
 		if lines, err := CheckUnderlay(ctx, dir); err != nil {
 			t.Errorf("after %s restart: %v %v", d, lines, err)
 		}
+	}
+	// A crash: Kill (SIGKILL, pid file left behind), Status reports no
+	// daemon, Start brings it back (over the stale pid file); a second
+	// Start fails.
+	old := inv.Sites[1].VSwitchdPID
+	if err := Kill(ctx, dir, "b", VSwitchd); err != nil {
+		t.Fatal(err)
+	}
+	if alive(old) {
+		t.Errorf("ovs-vswitchd %d alive after Kill", old)
+	}
+	if inv, err = Status(dir); err != nil || inv.Sites[1].VSwitchdPID != 0 {
+		t.Fatalf("Status after Kill: pid %d, %v", inv.Sites[1].VSwitchdPID, err)
+	}
+	pid, err := Start(ctx, dir, "b", VSwitchd)
+	if err != nil || pid == 0 || pid == old {
+		t.Fatalf("Start after Kill: pid %d (was %d), %v", pid, old, err)
+	}
+	if lines, err := CheckUnderlay(ctx, dir); err != nil {
+		t.Errorf("after crash and start: %v %v", lines, err)
+	}
+	if _, err := Start(ctx, dir, "b", VSwitchd); err == nil {
+		t.Error("a second Start of a running ovs-vswitchd succeeded")
 	}
 	// ovs-vswitchd is back on the new ovsdb-server: a new port gets an ofport.
 	siteCmd(t, dir, "b", "ovs-vsctl", "--timeout=10", "add-port", "vm1", "skrp", "--", "set", "interface", "skrp", "type=internal")

@@ -11,7 +11,7 @@ import (
 
 // TestRestartRefusesForeignPID: a pid file naming a process that is not the
 // lab's daemon (here the test itself: wrong name, no state dir in its
-// command line) makes Restart fail without signalling anything.
+// command line) makes Restart and Kill fail without signalling anything.
 func TestRestartRefusesForeignPID(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "lab")
 	s, err := Parse([]byte(`{"prefix":"skrx","state_dir":"` + dir + `","sites":[{"name":"a","vms":1},{"name":"b","vms":1}]}`))
@@ -35,6 +35,9 @@ func TestRestartRefusesForeignPID(t *testing.T) {
 		_, err := Restart(context.Background(), dir, "a", d)
 		if !errors.Is(err, errNotOwned) {
 			t.Errorf("Restart %s over a foreign pid: %v, want errNotOwned", d, err)
+		}
+		if err := Kill(context.Background(), dir, "a", d); !errors.Is(err, errNotOwned) {
+			t.Errorf("Kill %s over a foreign pid: %v, want errNotOwned", d, err)
 		}
 	}
 	if _, err := Restart(context.Background(), dir, "nope", VSwitchd); err == nil {
