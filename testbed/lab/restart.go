@@ -32,8 +32,8 @@ const (
 // with the lab's state directory, else Restart fails and ends nothing.
 //
 // ovsdb-server restarts over the same database file (nothing is lost;
-// ovs-vswitchd and OVSDB clients reconnect by themselves); Restart returns
-// once ovs-vswitchd has reconnected (every gateway and VM bridge has its
+// ovs-vswitchd and OVSDB clients reconnect by themselves); Restart (and
+// Start) return once a running ovs-vswitchd has reconnected (every gateway and VM bridge has its
 // datapath_id again: an ephemeral column, written by ovs-vswitchd). A restarted
 // ovs-vswitchd rebuilds every bridge and port from the database with empty
 // flow tables; the state the lab keeps outside the database is put back:
@@ -130,9 +130,9 @@ func startDaemon(ctx context.Context, s *Spec, i int, d Daemon) (int, error) {
 	switch d {
 	case OVSDBServer:
 		err = startOVSDBServer(ctx, stateDir, i, ns)
-		if err == nil {
-			// wait until ovs-vswitchd has reconnected (it rewrites the
-			// ephemeral columns: datapath_id, ofport, ...)
+		if err == nil && livePID(daemonPidfile(stateDir, i, VSwitchd), stateDir+"/") != 0 {
+			// wait until a running ovs-vswitchd has reconnected (it
+			// rewrites the ephemeral columns: datapath_id, ofport, ...)
 			args := []string{"--", "wait-until", "bridge", GatewayBridge, "datapath_id!=[]"}
 			for _, vm := range s.Sites[i-1].VMs.List() {
 				args = append(args, "--", "wait-until", "bridge", vm, "datapath_id!=[]")

@@ -76,6 +76,8 @@ func TestRestartDaemons(t *testing.T) {
 	// A crash: Kill (SIGKILL, pid file left behind), Status reports no
 	// daemon, Start brings it back (over the stale pid file); a second
 	// Start fails.
+	// Both daemons at once: ovsdb-server starts without waiting for a
+	// vswitchd that is not there.
 	old := inv.Sites[1].VSwitchdPID
 	if err := Kill(ctx, dir, "b", VSwitchd); err != nil {
 		t.Fatal(err)
@@ -85,6 +87,16 @@ func TestRestartDaemons(t *testing.T) {
 	}
 	if inv, err = Status(dir); err != nil || inv.Sites[1].VSwitchdPID != 0 {
 		t.Fatalf("Status after Kill: pid %d, %v", inv.Sites[1].VSwitchdPID, err)
+	}
+	oldDB := inv.Sites[1].OVSDBServerPID
+	if err := Kill(ctx, dir, "b", OVSDBServer); err != nil {
+		t.Fatal(err)
+	}
+	if alive(oldDB) {
+		t.Errorf("ovsdb-server %d alive after Kill", oldDB)
+	}
+	if _, err := Start(ctx, dir, "b", OVSDBServer); err != nil {
+		t.Fatal(err)
 	}
 	pid, err := Start(ctx, dir, "b", VSwitchd)
 	if err != nil || pid == 0 || pid == old {
