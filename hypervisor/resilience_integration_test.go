@@ -338,7 +338,8 @@ func reconverge(t *testing.T, dir string, t0 time.Time, d time.Duration, pairs [
 // cross-site pings work again, with nothing left to repair. Then gcp's
 // ovsdb-server is restarted: Skyvisor's OVSDB client reconnects, so a host
 // plugged afterwards on gcp is bound (interface watch) and pings, and a
-// Converge afterwards succeeds.
+// Converge afterwards succeeds. Finally azure's two daemons crash (SIGKILL)
+// and are started again: its bridges reconnect and traffic resumes.
 func TestReconvergeAfterOVSRestart(t *testing.T) {
 	l := startSkrLab(t, "r", "vxlan")
 	ctx := context.Background()
@@ -451,6 +452,39 @@ func TestReconvergeAfterOVSRestart(t *testing.T) {
 		}
 	}
 	poll(t, "OVSDB health ok", 20*time.Second, func() bool { return checkOK(l.inst.h, "ovsdb") })
+	resync(t, ctx, l.inst.h, len(l.inv.Switches))
+
+	// 3. Crashes: azure's ovsdb-server and ovs-vswitchd die by SIGKILL
+	// (pid files and sockets left behind) and are started again.
+	azSite := l.site(t, "azure")
+	azDPIDs := []uint64{azSite.GatewayDPID, l.inv.Switch("azure", "vm1").DPID}
+	for _, d := range azDPIDs {
+		if n := ups(d); n != 1 {
+			t.Fatalf("dpid %#x: %d SwitchUp before the crash, want 1", d, n)
+		}
+	}
+	t0 = time.Now()
+	for _, d := range []lab.Daemon{lab.OVSDBServer, lab.VSwitchd} {
+		if err := lab.Kill(ctx, l.dir, "azure", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []lab.Daemon{lab.OVSDBServer, lab.VSwitchd} {
+		if _, err := lab.Start(ctx, l.dir, "azure", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took = reconverge(t, l.dir, t0, 45*time.Second, [][2]skrHost{{aws, azure}, {azure, gcp}, {h4, azure}})
+	t.Logf("azure's ovsdb-server and ovs-vswitchd crashed (SIGKILL) and started: cross-site pings back %v after the kill", took)
+	for _, d := range azDPIDs {
+		if n := ups(d); n < 2 {
+			t.Errorf("dpid %#x: %d SwitchUp, want a reconnection (2)", d, n)
+		}
+	}
+	if err := l.inst.h.Converge(ctx); err != nil {
+		t.Errorf("Converge after the crash: %v", err)
+	}
+	poll(t, "OVSDB health ok after the crash", 20*time.Second, func() bool { return checkOK(l.inst.h, "ovsdb") })
 	resync(t, ctx, l.inst.h, len(l.inv.Switches))
 }
 
