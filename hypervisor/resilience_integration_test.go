@@ -261,8 +261,10 @@ func (l *skrLab) site(t *testing.T, name string) lab.SiteInfo {
 
 // TestTunnelTypes: for each tunnel type the lab's infrastructure names,
 // Skyvisor provisions the MST between the three gateways as ports of that
-// OVS interface type (2 tunnels = 4 ports, none of another type) and a
-// tenant with a host in each cloud pings between every pair of hosts.
+// OVS interface type (2 tunnels = 4 ports, none of another type, key=flow,
+// remote_ip = the peer's underlay address) and a tenant with a host in each
+// cloud pings between every pair of hosts, through every tunnel port (its
+// rx and tx packet counters grew).
 func TestTunnelTypes(t *testing.T) {
 	all := []string{"vxlan", "gre", "geneve"}
 	for k, tt := range all {
@@ -303,6 +305,22 @@ func TestTunnelTypes(t *testing.T) {
 			hs := threeHosts(1)
 			l.tenant(t, "ta", hs)
 			l.allPairs(t, hs)
+			// every tunnel port carried the tenant's traffic both ways
+			for _, s := range l.inv.Sites {
+				for _, peer := range h.Plan().Peers(s.Name) {
+					// (the Interface statistics column lags by up to 5 s;
+					// the OpenFlow port counters are live)
+					port := tunnels.PortName(peer)
+					ofport := siteCmd(t, l.dir, s.Name, "ovs-vsctl", "get", "Interface", port, "ofport")
+					out := siteCmd(t, l.dir, s.Name, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports", s.GatewayBridge, ofport)
+					for _, dir := range []string{"rx", "tx"} {
+						m := regexp.MustCompile(dir + ` pkts=(\d+)`).FindStringSubmatch(out)
+						if m == nil || m[1] == "0" {
+							t.Errorf("%s %s (%s, ofport %s): no %s packets after the pings:\n%s", s.Name, port, tt, ofport, dir, out)
+						}
+					}
+				}
+			}
 			resync(t, context.Background(), h, len(l.inv.Switches))
 		})
 	}
