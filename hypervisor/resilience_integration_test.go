@@ -750,6 +750,18 @@ func TestBadTopologyLeavesNetworkUntouched(t *testing.T) {
 			t.Errorf("POST document: error in the valid tenant: %+v", d)
 		}
 	}
+	// A bad topology with a wrong token is refused before it is read.
+	req, _ := http.NewRequest("PUT", srv.URL+"/v1/tenants/ta", strings.NewReader(tenantDoc("ta", bad)))
+	req.Header.Set("Authorization", "Bearer wrong")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("PUT with a wrong token: %d, want 401", resp.StatusCode)
+	}
 	// Not JSON at all.
 	if code, _ := send("PUT", "/v1/tenants/ta", `{"tenant":"ta","switches":[`); code != http.StatusBadRequest {
 		t.Errorf("PUT truncated JSON: %d, want 400", code)
@@ -765,7 +777,7 @@ func TestBadTopologyLeavesNetworkUntouched(t *testing.T) {
 	for _, v := range before {
 		entries += strings.Count(v, "\n") + 1
 	}
-	t.Logf("%d bridges, %d flow entries identical after 3 refused requests", len(before), entries)
+	t.Logf("%d bridges, %d flow entries identical after 4 refused requests", len(before), entries)
 	if len(after) != len(before) {
 		t.Errorf("%d bridges after, %d before", len(after), len(before))
 	}
@@ -776,6 +788,10 @@ func TestBadTopologyLeavesNetworkUntouched(t *testing.T) {
 		}
 		if now.Generation != rec.Generation || !bytes.Equal(now.Topology, rec.Topology) || now.ID != rec.ID {
 			t.Errorf("store: tenant %s is generation %d (%s), want %d (%s)", n, now.Generation, now.Topology, rec.Generation, rec.Topology)
+		}
+		d, err := l.inst.h.Tenant(context.Background(), n)
+		if err != nil || d.Generation != rec.Generation || d.State != api.TenantActive {
+			t.Errorf("tenant %s after the refused requests: generation %d state %s (%v), want %d active", n, d.Generation, d.State, err, rec.Generation)
 		}
 	}
 	l.allPairs(t, ha)
