@@ -73,7 +73,7 @@ func Plot(w io.Writer, ss []Summary, caption string) error {
 		pmb, vmb = append(pmb, s.PlainMbps), append(vmb, s.VirtMbps)
 		ortt, otp = append(ortt, s.RTTOverheadPct), append(otp, s.TputOverheadPct)
 	}
-	title := "Ping RTT across clouds, median"
+	title := "Ping RTT across clouds"
 	if caption != "" {
 		title += " (" + caption + ")"
 	}
@@ -81,7 +81,7 @@ func Plot(w io.Writer, ss []Summary, caption string) error {
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	p2, err := panel("iperf3 TCP throughput across clouds, one stream, median", "Mbit/s", pmb, vmb, "not virtualized (plain)", "virtualized (Skyvisor)", plain, virt)
+	p2, err := panel("iperf3 TCP throughput across clouds, one stream", "Mbit/s", pmb, vmb, "not virtualized (plain)", "virtualized (Skyvisor)", plain, virt)
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}

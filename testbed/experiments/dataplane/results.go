@@ -181,18 +181,17 @@ func Summarize(ms []Measurement) []Summary {
 	return out
 }
 
-// MeasurementHeader is the header of the per-measurement CSV.
-var measurementHeader = []string{"tunnel", "delay_ms", "wg", "mode", "rep", "ping_sent", "ping_recv",
-	"rtt_min_ms", "rtt_avg_ms", "rtt_median_ms", "mbps", "retransmits", "path_packets", "load1"}
-
 // MeasurementHeader returns the header of the per-measurement CSV.
-func MeasurementHeader() []string { return slices.Clone(measurementHeader) }
+func MeasurementHeader() []string {
+	return []string{"tunnel", "delay_ms", "wg", "mode", "rep", "ping_sent", "ping_recv",
+		"rtt_min_ms", "rtt_avg_ms", "rtt_median_ms", "mbps", "retransmits", "path_packets", "load1"}
+}
 
 // WriteMeasurements writes ms as CSV (MeasurementHeader; wg is on/off;
 // RTTs in ms with 3 decimals, Mbit/s with 1).
 func WriteMeasurements(w io.Writer, ms []Measurement) error {
 	cw := csv.NewWriter(w)
-	cw.Write(measurementHeader)
+	cw.Write(MeasurementHeader())
 	for _, m := range ms {
 		cw.Write([]string{m.Tunnel, g(m.DelayMS), onOff(m.WireGuard), m.Mode, strconv.Itoa(m.Rep),
 			strconv.Itoa(m.PingSent), strconv.Itoa(m.PingRecv), f3(m.RTTMinMS), f3(m.RTTAvgMS), f3(m.RTTMedMS),
@@ -209,6 +208,7 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 	if err != nil {
 		return nil, err
 	}
+	measurementHeader := MeasurementHeader()
 	if len(recs) == 0 || !slices.Equal(recs[0], measurementHeader) {
 		return nil, fmt.Errorf("line 1: want header %s", strings.Join(measurementHeader, ","))
 	}
@@ -248,16 +248,18 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 	return out, nil
 }
 
-// SummaryHeader is the header of the summary CSV.
-var summaryHeader = []string{"tunnel", "delay_ms", "wg", "reps", "plain_rtt_ms", "virt_rtt_ms", "rtt_overhead_pct",
-	"plain_mbps", "virt_mbps", "tput_overhead_pct", "load1"}
+// SummaryHeader returns the header of the summary CSV.
+func SummaryHeader() []string {
+	return []string{"tunnel", "delay_ms", "wg", "reps", "plain_rtt_ms", "virt_rtt_ms", "rtt_overhead_pct",
+		"plain_mbps", "virt_mbps", "tput_overhead_pct", "load1"}
+}
 
 // WriteSummaries writes ss as CSV: medians over the repetitions, RTT
 // overhead (virt - plain)/plain and throughput overhead (plain -
 // virt)/plain, both in percent.
 func WriteSummaries(w io.Writer, ss []Summary) error {
 	cw := csv.NewWriter(w)
-	cw.Write(summaryHeader)
+	cw.Write(SummaryHeader())
 	for _, s := range ss {
 		cw.Write([]string{s.Tunnel, g(s.DelayMS), onOff(s.WireGuard), strconv.Itoa(s.Reps), f3(s.PlainRTTMS), f3(s.VirtRTTMS),
 			f1(s.RTTOverheadPct), f1(s.PlainMbps), f1(s.VirtMbps), f1(s.TputOverheadPct), f2(s.Load1)})

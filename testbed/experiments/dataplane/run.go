@@ -21,13 +21,19 @@ import (
 	"github.com/skyvisor/skyvisor/tunnels"
 )
 
-// The two clouds, their VM and hosts. Host i (1-based) is on site Sites[i-1].
-var (
-	siteNames = [2]string{"c1", "c2"}
-	hostNames = [2]string{"h1", "h2"}
-	hostMACs  = [2]string{"02:00:00:00:00:01", "02:00:00:00:00:02"}
-	hostIPs   = [2]string{"10.0.0.1", "10.0.0.2"}
+// The two clouds and their hosts: host i (0 or 1) is hostName(i) on site
+// siteName(i), with MAC hostMAC(i) and address hostIP(i).
+const (
+	site1, site2 = "c1", "c2"
+	host1, host2 = "h1", "h2"
+	mac1, mac2   = "02:00:00:00:00:01", "02:00:00:00:00:02"
+	ip1, ip2     = "10.0.0.1", "10.0.0.2"
 )
+
+func siteName(i int) string { return [2]string{site1, site2}[i] }
+func hostName(i int) string { return [2]string{host1, host2}[i] }
+func hostMAC(i int) string  { return [2]string{mac1, mac2}[i] }
+func hostIP(i int) string   { return [2]string{ip1, ip2}[i] }
 
 const (
 	vmName = "vm1"
@@ -48,9 +54,9 @@ func LabSpec(cfg Config, p Point) *lab.Spec {
 	s := &lab.Spec{Name: "dataplane-" + strings.ReplaceAll(p.String(), " ", "-"), Prefix: cfg.Prefix, StateDir: cfg.StateDir,
 		TunnelType: p.Tunnel, WireGuard: p.WireGuard, WAN: lab.WANSpec{DelayMS: p.DelayMS}}
 	for i := range 2 {
-		s.Sites = append(s.Sites, lab.SiteSpec{Name: siteNames[i], VMs: lab.VMList{Count: 1}})
-		s.Hosts = append(s.Hosts, lab.HostSpec{Name: hostNames[i], Site: siteNames[i], VM: vmName, MAC: hostMACs[i],
-			IP: hostIPs[i] + "/24", IfaceID: TenantName + "/" + hostNames[i]})
+		s.Sites = append(s.Sites, lab.SiteSpec{Name: siteName(i), VMs: lab.VMList{Count: 1}})
+		s.Hosts = append(s.Hosts, lab.HostSpec{Name: hostName(i), Site: siteName(i), VM: vmName, MAC: hostMAC(i),
+			IP: hostIP(i) + "/24", IfaceID: TenantName + "/" + hostName(i)})
 	}
 	return s
 }
@@ -69,7 +75,7 @@ func TenantDoc() []byte {
 	}
 	var hs []host
 	for i := range 2 {
-		hs = append(hs, host{hostNames[i], hostMACs[i], hostIPs[i] + "/24", "big", i + 1, siteNames[i]})
+		hs = append(hs, host{hostName(i), hostMAC(i), hostIP(i) + "/24", "big", i + 1, siteName(i)})
 	}
 	doc := map[string]any{"tenants": []any{map[string]any{
 		"tenant": TenantName, "apps": []string{"learning"},
@@ -90,8 +96,8 @@ func PlainFlows(i, hostPort, gwPatch, tunnelPort int) (vm, gw []string) {
 		fmt.Sprintf("table=0,priority=100,in_port=%d,actions=output:%d", lab.VMUplinkOFPort, hostPort),
 	}
 	gw = []string{
-		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=output:%d", hostMACs[i], gwPatch),
-		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=set_field:%d->tun_id,output:%d", hostMACs[1-i], PlainTunID, tunnelPort),
+		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=output:%d", hostMAC(i), gwPatch),
+		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=set_field:%d->tun_id,output:%d", hostMAC(1-i), PlainTunID, tunnelPort),
 	}
 	return vm, gw
 }
@@ -275,10 +281,10 @@ func (r *runner) tunnels(ctx context.Context) error {
 	for i := range 2 {
 		c, err := ovsdb.Dial(ctx, r.inv.Sites[i].OVSDB, ovsdb.WithLogger(r.cfg.Logger))
 		if err != nil {
-			return fmt.Errorf("site %s: %w", siteNames[i], err)
+			return fmt.Errorf("site %s: %w", siteName(i), err)
 		}
 		defer c.Close()
-		gws[siteNames[i]] = tunnels.Gateway{Bridge: inf.Gateway(siteNames[i]).Bridge, Ports: c}
+		gws[siteName(i)] = tunnels.Gateway{Bridge: inf.Gateway(siteName(i)).Bridge, Ports: c}
 	}
 	prov, err := tunnels.NewProvisioner(inf.TunnelSites(), gws, inf.Encap())
 	if err != nil {
@@ -289,9 +295,9 @@ func (r *runner) tunnels(ctx context.Context) error {
 		return fmt.Errorf("provision tunnels: %w", err)
 	}
 	for i := range 2 {
-		tp, ok := rep[siteNames[i]].Ports[siteNames[1-i]]
+		tp, ok := rep[siteName(i)].Ports[siteName(1-i)]
 		if !ok || tp.OFPort <= 0 {
-			return fmt.Errorf("site %s: no OpenFlow port for the tunnel to %s", siteNames[i], siteNames[1-i])
+			return fmt.Errorf("site %s: no OpenFlow port for the tunnel to %s", siteName(i), siteName(1-i))
 		}
 		r.tunPort[i] = tp.OFPort
 	}
@@ -302,15 +308,15 @@ func (r *runner) tunnels(ctx context.Context) error {
 // modes: no ARP in the measurements) and checks TX checksum offload is off.
 func (r *runner) hostSetup(ctx context.Context) error {
 	for i := range 2 {
-		if _, err := r.host(ctx, hostNames[i], "ip", "neigh", "replace", hostIPs[1-i], "lladdr", hostMACs[1-i], "dev", lab.HostIface, "nud", "permanent"); err != nil {
+		if _, err := r.host(ctx, hostName(i), "ip", "neigh", "replace", hostIP(1-i), "lladdr", hostMAC(1-i), "dev", lab.HostIface, "nud", "permanent"); err != nil {
 			return err
 		}
-		out, err := r.host(ctx, hostNames[i], "ethtool", "-k", lab.HostIface)
+		out, err := r.host(ctx, hostName(i), "ethtool", "-k", lab.HostIface)
 		if err != nil {
 			return err
 		}
 		if !strings.Contains(out, "tx-checksumming: off") {
-			if _, err := r.host(ctx, hostNames[i], "ethtool", "-K", lab.HostIface, "tx", "off"); err != nil {
+			if _, err := r.host(ctx, hostName(i), "ethtool", "-K", lab.HostIface, "tx", "off"); err != nil {
 				return err
 			}
 		}
@@ -320,7 +326,7 @@ func (r *runner) hostSetup(ctx context.Context) error {
 
 // bridges returns (site, bridge) of the four switches.
 func bridges() [][2]string {
-	return [][2]string{{siteNames[0], vmName}, {siteNames[0], lab.GatewayBridge}, {siteNames[1], vmName}, {siteNames[1], lab.GatewayBridge}}
+	return [][2]string{{siteName(0), vmName}, {siteName(0), lab.GatewayBridge}, {siteName(1), vmName}, {siteName(1), lab.GatewayBridge}}
 }
 
 // clearFlows deletes every flow entry of the four bridges.
@@ -339,21 +345,21 @@ func (r *runner) plain(ctx context.Context) error {
 		return err
 	}
 	for i := range 2 {
-		h := r.inv.Host(hostNames[i])
+		h := r.inv.Host(hostName(i))
 		gwPatch := -1
-		for _, p := range r.inv.Switch(siteNames[i], lab.GatewayBridge).PatchPorts {
+		for _, p := range r.inv.Switch(siteName(i), lab.GatewayBridge).PatchPorts {
 			if p.Name == lab.GatewayPatch(vmName) {
 				gwPatch = p.OFPort
 			}
 		}
 		if h == nil || h.OFPort <= 0 || gwPatch <= 0 {
-			return fmt.Errorf("site %s: host or gateway patch port without OpenFlow port", siteNames[i])
+			return fmt.Errorf("site %s: host or gateway patch port without OpenFlow port", siteName(i))
 		}
 		vm, gw := PlainFlows(i, h.OFPort, gwPatch, r.tunPort[i])
-		if _, err := r.site(ctx, siteNames[i], strings.Join(vm, "\n")+"\n", "ovs-ofctl", "-O", "OpenFlow13", "add-flows", vmName, "-"); err != nil {
+		if _, err := r.site(ctx, siteName(i), strings.Join(vm, "\n")+"\n", "ovs-ofctl", "-O", "OpenFlow13", "add-flows", vmName, "-"); err != nil {
 			return err
 		}
-		if _, err := r.site(ctx, siteNames[i], strings.Join(gw, "\n")+"\n", "ovs-ofctl", "-O", "OpenFlow13", "add-flows", lab.GatewayBridge, "-"); err != nil {
+		if _, err := r.site(ctx, siteName(i), strings.Join(gw, "\n")+"\n", "ovs-ofctl", "-O", "OpenFlow13", "add-flows", lab.GatewayBridge, "-"); err != nil {
 			return err
 		}
 	}
@@ -367,10 +373,10 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 	if err := r.firstReply(ctx); err != nil {
 		return m, err
 	}
-	r.host(ctx, hostNames[0], "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", hostIPs[1])
+	r.host(ctx, hostName(0), "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", hostIP(1))
 	m.Load1 = Load1()
 	interval := strconv.FormatFloat(r.cfg.PingInterval.Seconds(), 'f', 3, 64)
-	out, err := r.host(ctx, hostNames[0], "ping", "-n", "-c", strconv.Itoa(r.cfg.PingCount), "-i", interval, "-W", "2", hostIPs[1])
+	out, err := r.host(ctx, hostName(0), "ping", "-n", "-c", strconv.Itoa(r.cfg.PingCount), "-i", interval, "-W", "2", hostIP(1))
 	sent, recv, rtts, perr := PingStats(out)
 	if perr != nil {
 		return m, fmt.Errorf("ping: %w (%v)", perr, err)
@@ -389,11 +395,11 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 	}
 	// Evidence that the measured traffic took the mode's path.
 	if mode == ModePlain {
-		m.PathPackets, err = r.flowPackets(ctx, siteNames[0], lab.GatewayBridge, func(l string) bool {
-			return strings.Contains(l, "dl_dst="+hostMACs[1]) && strings.Contains(l, "->tun_id")
+		m.PathPackets, err = r.flowPackets(ctx, siteName(0), lab.GatewayBridge, func(l string) bool {
+			return strings.Contains(l, "dl_dst="+hostMAC(1)) && strings.Contains(l, "->tun_id")
 		})
 	} else {
-		m.PathPackets, err = r.flowPackets(ctx, siteNames[0], vmName, func(l string) bool {
+		m.PathPackets, err = r.flowPackets(ctx, siteName(0), vmName, func(l string) bool {
 			return strings.Contains(l, "table=0,") && strings.Contains(l, "->eth_src")
 		})
 	}
@@ -401,7 +407,7 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 		return m, err
 	}
 	if m.PathPackets < r.cfg.PingCount {
-		return m, fmt.Errorf("only %d packets matched the %s path's flow entries at %s, want at least %d", m.PathPackets, mode, siteNames[0], r.cfg.PingCount)
+		return m, fmt.Errorf("only %d packets matched the %s path's flow entries at %s, want at least %d", m.PathPackets, mode, siteName(0), r.cfg.PingCount)
 	}
 	return m, nil
 }
@@ -444,12 +450,12 @@ func SumPackets(dump string, keep func(string) bool) int {
 func (r *runner) firstReply(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	for {
-		_, err := r.host(ctx, hostNames[0], "ping", "-n", "-c", "1", "-W", "1", hostIPs[1])
+		_, err := r.host(ctx, hostName(0), "ping", "-n", "-c", "1", "-W", "1", hostIP(1))
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no echo reply from %s within %s: %w", hostIPs[1], r.cfg.Timeout, err)
+			return fmt.Errorf("no echo reply from %s within %s: %w", hostIP(1), r.cfg.Timeout, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -461,7 +467,7 @@ func (r *runner) firstReply(ctx context.Context) error {
 // dur (whole seconds), single TCP stream; retries the client while the server
 // is not listening yet. The server is ended by its PID.
 func (r *runner) iperf(ctx context.Context, dur time.Duration) (float64, int, error) {
-	srv, err := lab.HostCommand(ctx, r.cfg.StateDir, hostNames[1], "iperf3", "-s", "-1", "-B", hostIPs[1], "-p", strconv.Itoa(iperfPort))
+	srv, err := lab.HostCommand(ctx, r.cfg.StateDir, hostName(1), "iperf3", "-s", "-1", "-B", hostIP(1), "-p", strconv.Itoa(iperfPort))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -483,7 +489,7 @@ func (r *runner) iperf(ctx context.Context, dur time.Duration) (float64, int, er
 	secs := strconv.Itoa(int(dur / time.Second))
 	var last error
 	for attempt := 0; attempt < 50; attempt++ {
-		c, err := lab.HostCommand(ctx, r.cfg.StateDir, hostNames[0], "iperf3", "-c", hostIPs[1], "-p", strconv.Itoa(iperfPort),
+		c, err := lab.HostCommand(ctx, r.cfg.StateDir, hostName(0), "iperf3", "-c", hostIP(1), "-p", strconv.Itoa(iperfPort),
 			"-t", secs, "-J", "--connect-timeout", "3000")
 		if err != nil {
 			return 0, 0, err
