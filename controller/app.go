@@ -23,7 +23,7 @@ type App interface {
 // the features reply and the port description multipart reply
 // (OpenFlow 1.3.5 spec section 6.3.3 "Connection Setup").
 type SwitchUpHandler interface {
-	SwitchUp(ctx context.Context, sw *Switch)
+	SwitchUp(ctx context.Context, sw Switch)
 }
 
 // SwitchDownHandler is called once when a session that reached SwitchUp
@@ -31,30 +31,30 @@ type SwitchUpHandler interface {
 // session with the same DPID, or controller shutdown). sw.Done() is
 // already closed and sends on sw fail.
 type SwitchDownHandler interface {
-	SwitchDown(ctx context.Context, sw *Switch)
+	SwitchDown(ctx context.Context, sw Switch)
 }
 
 // PortStatusHandler receives OFPT_PORT_STATUS (spec 7.4.3). The switch's
 // port snapshot (Switch.Ports) is already updated when it is called.
 type PortStatusHandler interface {
-	PortStatus(ctx context.Context, sw *Switch, ev *PortStatus)
+	PortStatus(ctx context.Context, sw Switch, ev *PortStatus)
 }
 
 // PacketInHandler receives OFPT_PACKET_IN (spec 7.4.1). Returning Stop
 // hides the packet-in from apps registered after this one.
 type PacketInHandler interface {
-	PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition
+	PacketIn(ctx context.Context, sw Switch, ev *PacketIn) Disposition
 }
 
 // FlowRemovedHandler receives OFPT_FLOW_REMOVED (spec 7.4.2).
 type FlowRemovedHandler interface {
-	FlowRemoved(ctx context.Context, sw *Switch, ev *ofp.FlowRemoved)
+	FlowRemoved(ctx context.Context, sw Switch, ev *ofp.FlowRemoved)
 }
 
 // ErrorHandler receives OFPT_ERROR messages (spec 7.4.4) that no waiting
 // Request, Multipart or Barrier claimed.
 type ErrorHandler interface {
-	SwitchError(ctx context.Context, sw *Switch, ev *ErrorEvent)
+	SwitchError(ctx context.Context, sw Switch, ev *ErrorEvent)
 }
 
 // Disposition tells the controller whether later apps see a packet-in.

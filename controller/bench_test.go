@@ -22,7 +22,7 @@ import (
 // PacketOut encode before returning), as a hot-path app should.
 type benchApp struct {
 	mu  sync.Mutex
-	per map[*Switch]*benchState
+	per map[Switch]*benchState
 }
 
 type benchState struct {
@@ -38,7 +38,7 @@ type benchState struct {
 
 func (a *benchApp) Name() string { return "skc-bench" }
 
-func (a *benchApp) state(sw *Switch) *benchState {
+func (a *benchApp) state(sw Switch) *benchState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.per[sw]
@@ -56,7 +56,7 @@ func (a *benchApp) state(sw *Switch) *benchState {
 	return st
 }
 
-func (a *benchApp) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition {
+func (a *benchApp) PacketIn(ctx context.Context, sw Switch, ev *PacketIn) Disposition {
 	st := a.state(sw)
 	if len(ev.Data) < 14 {
 		return Continue
@@ -155,7 +155,7 @@ func benchConn(b *testing.B, c *Controller, ctx context.Context, transport strin
 }
 
 func benchPacketIn(b *testing.B, transport string, switches int) {
-	app := &benchApp{per: make(map[*Switch]*benchState)}
+	app := &benchApp{per: make(map[Switch]*benchState)}
 	c, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
 	if err != nil {
 		b.Fatal(err)
@@ -266,7 +266,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // outstanding at a time over loopback TCP; ns/op is the round trip from
 // writing the packet-in to reading both the flow mod and the packet out.
 func BenchmarkPacketInRoundTrip(b *testing.B) {
-	app := &benchApp{per: make(map[*Switch]*benchState)}
+	app := &benchApp{per: make(map[Switch]*benchState)}
 	c, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
 	if err != nil {
 		b.Fatal(err)

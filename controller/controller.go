@@ -23,12 +23,12 @@ import (
 type Controller struct {
 	cfg   Config
 	log   *slog.Logger
-	hooks hooks
+	chain *Chain
 
 	mu       sync.Mutex
 	ln       net.Listener
-	switches map[DPID]*Switch // sessions past the handshake, by DPID
-	wg       sync.WaitGroup   // sessions started by Serve
+	switches map[DPID]*Session // sessions past the handshake, by DPID
+	wg       sync.WaitGroup    // sessions started by Serve
 }
 
 // hook pairs a handler with its app's name for logs.
@@ -53,40 +53,12 @@ type hooks struct {
 // implements no handler interface, or the TLS files cannot be loaded.
 func New(cfg Config, apps ...App) (*Controller, error) {
 	cfg = cfg.withDefaults()
-	c := &Controller{cfg: cfg, log: cfg.Logger, switches: make(map[DPID]*Switch)}
-	names := make(map[string]bool)
-	for i, a := range apps {
-		if a == nil {
-			return nil, fmt.Errorf("controller: app %d is nil", i)
-		}
-		name := a.Name()
-		if names[name] {
-			return nil, fmt.Errorf("controller: two apps named %q", name)
-		}
-		names[name] = true
-		found := false
-		if h, ok := a.(SwitchUpHandler); ok {
-			c.hooks.up, found = append(c.hooks.up, hook[SwitchUpHandler]{name, h}), true
-		}
-		if h, ok := a.(SwitchDownHandler); ok {
-			c.hooks.down, found = append(c.hooks.down, hook[SwitchDownHandler]{name, h}), true
-		}
-		if h, ok := a.(PortStatusHandler); ok {
-			c.hooks.portStatus, found = append(c.hooks.portStatus, hook[PortStatusHandler]{name, h}), true
-		}
-		if h, ok := a.(PacketInHandler); ok {
-			c.hooks.packetIn, found = append(c.hooks.packetIn, hook[PacketInHandler]{name, h}), true
-		}
-		if h, ok := a.(FlowRemovedHandler); ok {
-			c.hooks.flowRemoved, found = append(c.hooks.flowRemoved, hook[FlowRemovedHandler]{name, h}), true
-		}
-		if h, ok := a.(ErrorHandler); ok {
-			c.hooks.errs, found = append(c.hooks.errs, hook[ErrorHandler]{name, h}), true
-		}
-		if !found {
-			return nil, fmt.Errorf("controller: app %q implements no handler interface (SwitchUpHandler, PacketInHandler, ...)", name)
-		}
+	c := &Controller{cfg: cfg, log: cfg.Logger, switches: make(map[DPID]*Session)}
+	ch, err := NewChain(apps...)
+	if err != nil {
+		return nil, err
 	}
+	c.chain = ch
 	if cfg.TLS != nil {
 		if _, err := cfg.tlsConfig(); err != nil {
 			return nil, err
@@ -244,16 +216,16 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // Switches returns the connected switches whose handshake completed,
 // sorted by DPID.
-func (c *Controller) Switches() []*Switch {
+func (c *Controller) Switches() []*Session {
 	c.mu.Lock()
-	out := make([]*Switch, 0, len(c.switches))
+	out := make([]*Session, 0, len(c.switches))
 	for _, s := range c.switches {
 		if s.Err() == nil { // not yet unlisted but already ended
 			out = append(out, s)
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b *Switch) int {
+	slices.SortFunc(out, func(a, b *Session) int {
 		switch {
 		case a.DPID() < b.DPID():
 			return -1
@@ -267,7 +239,7 @@ func (c *Controller) Switches() []*Switch {
 
 // Switch returns the connected switch with the given DPID (handshake
 // completed, session not ended).
-func (c *Controller) Switch(dpid DPID) (*Switch, bool) {
+func (c *Controller) Switch(dpid DPID) (*Session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.switches[dpid]
@@ -280,7 +252,7 @@ func (c *Controller) Switch(dpid DPID) (*Switch, bool) {
 // register publishes s under its DPID. An older session with the same
 // DPID is closed, and register waits (bounded by HandshakeTimeout) until
 // its SwitchDown handlers ran, so apps see Down(old) before Up(new).
-func (c *Controller) register(s *Switch) {
+func (c *Controller) register(s *Session) {
 	c.mu.Lock()
 	old := c.switches[s.DPID()]
 	c.switches[s.DPID()] = s
@@ -300,7 +272,7 @@ func (c *Controller) register(s *Switch) {
 }
 
 // unregister removes s unless a newer session replaced it.
-func (c *Controller) unregister(s *Switch) {
+func (c *Controller) unregister(s *Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.switches[s.DPID()] == s {

@@ -257,7 +257,7 @@ func attach(t testing.TB, c *Controller, sink *logSink) *harness {
 }
 
 // waitSwitch polls until the controller lists dpid.
-func waitSwitch(t testing.TB, c *Controller, dpid DPID) *Switch {
+func waitSwitch(t testing.TB, c *Controller, dpid DPID) *Session {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -287,39 +287,39 @@ func (h *harness) sessionErr(t testing.TB) error {
 type recorder struct {
 	name   string
 	mu     sync.Mutex
-	ups    []*Switch
-	downs  []*Switch
+	ups    []*Session
+	downs  []*Session
 	pis    []*PacketIn
 	ports  []*PortStatus
 	frs    []*ofp.FlowRemoved
 	errs   []*ErrorEvent
-	upCh   chan *Switch
-	downCh chan *Switch
+	upCh   chan *Session
+	downCh chan *Session
 	piCh   chan *PacketIn
 	errCh  chan *ErrorEvent
 	dispFn func(*PacketIn) Disposition
-	onPI   func(ctx context.Context, sw *Switch, ev *PacketIn)
+	onPI   func(ctx context.Context, sw Switch, ev *PacketIn)
 }
 
 func newRecorder(name string) *recorder {
-	return &recorder{name: name, upCh: make(chan *Switch, 16), downCh: make(chan *Switch, 16),
+	return &recorder{name: name, upCh: make(chan *Session, 16), downCh: make(chan *Session, 16),
 		piCh: make(chan *PacketIn, 1024), errCh: make(chan *ErrorEvent, 64)}
 }
 
 func (r *recorder) Name() string { return r.name }
-func (r *recorder) SwitchUp(ctx context.Context, sw *Switch) {
+func (r *recorder) SwitchUp(ctx context.Context, sw Switch) {
 	r.mu.Lock()
-	r.ups = append(r.ups, sw)
+	r.ups = append(r.ups, sw.(*Session))
 	r.mu.Unlock()
-	r.upCh <- sw
+	r.upCh <- sw.(*Session)
 }
-func (r *recorder) SwitchDown(ctx context.Context, sw *Switch) {
+func (r *recorder) SwitchDown(ctx context.Context, sw Switch) {
 	r.mu.Lock()
-	r.downs = append(r.downs, sw)
+	r.downs = append(r.downs, sw.(*Session))
 	r.mu.Unlock()
-	r.downCh <- sw
+	r.downCh <- sw.(*Session)
 }
-func (r *recorder) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition {
+func (r *recorder) PacketIn(ctx context.Context, sw Switch, ev *PacketIn) Disposition {
 	if r.onPI != nil {
 		r.onPI(ctx, sw, ev)
 	}
@@ -332,17 +332,17 @@ func (r *recorder) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Dispo
 	}
 	return Continue
 }
-func (r *recorder) PortStatus(ctx context.Context, sw *Switch, ev *PortStatus) {
+func (r *recorder) PortStatus(ctx context.Context, sw Switch, ev *PortStatus) {
 	r.mu.Lock()
 	r.ports = append(r.ports, ev)
 	r.mu.Unlock()
 }
-func (r *recorder) FlowRemoved(ctx context.Context, sw *Switch, ev *ofp.FlowRemoved) {
+func (r *recorder) FlowRemoved(ctx context.Context, sw Switch, ev *ofp.FlowRemoved) {
 	r.mu.Lock()
 	r.frs = append(r.frs, ev)
 	r.mu.Unlock()
 }
-func (r *recorder) SwitchError(ctx context.Context, sw *Switch, ev *ErrorEvent) {
+func (r *recorder) SwitchError(ctx context.Context, sw Switch, ev *ErrorEvent) {
 	r.mu.Lock()
 	r.errs = append(r.errs, ev)
 	r.mu.Unlock()

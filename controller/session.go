@@ -53,9 +53,7 @@ func (c *Controller) ServeConn(ctx context.Context, conn net.Conn) error {
 		up = true
 		c.register(s)
 		s.Logger().Info("switch connected", "n_tables", s.NTables(), "ports", len(s.Ports()))
-		for _, h := range c.hooks.up {
-			s.callUp(h)
-		}
+		c.chain.SwitchUp(s.ctx, s)
 		s.eventLoop()
 	}
 	<-s.done
@@ -63,9 +61,11 @@ func (c *Controller) ServeConn(ctx context.Context, conn net.Conn) error {
 	<-readerDone
 	if up {
 		c.unregister(s)
-		for _, h := range c.hooks.down {
-			s.callDown(h)
-		}
+		// SwitchDown gets a fresh context bounded by RequestTimeout (the
+		// session context is already cancelled).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.RequestTimeout)
+		c.chain.SwitchDown(ctx, s)
+		cancel()
 		s.Logger().Info("switch disconnected", "reason", s.closeErr)
 	} else {
 		s.Logger().Warn("openflow handshake failed", "err", s.closeErr)
@@ -79,7 +79,7 @@ func (c *Controller) ServeConn(ctx context.Context, conn net.Conn) error {
 
 // close ends the session once: records err, closes Done and the
 // connection, wakes every goroutine and fails pending requests.
-func (s *Switch) close(err error) {
+func (s *Session) close(err error) {
 	s.once.Do(func() {
 		if err == nil {
 			err = errors.New("session closed")
@@ -115,7 +115,7 @@ func (s *Switch) close(err error) {
 
 // flushThenClose lets the writer send what is queued (e.g. a
 // HELLO_FAILED error), then closes the session; bounded by one second.
-func (s *Switch) flushThenClose(err error) {
+func (s *Session) flushThenClose(err error) {
 	s.smu.Lock()
 	s.flushExit = true
 	s.flushErr = err
@@ -135,7 +135,7 @@ func (s *Switch) flushThenClose(err error) {
 
 // handshake waits for the hello negotiation, then requests features and
 // the port description (spec 6.3.3), bounded by HandshakeTimeout.
-func (s *Switch) handshake() error {
+func (s *Session) handshake() error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	select {
@@ -179,7 +179,7 @@ func (s *Switch) handshake() error {
 
 // writeLoop is the session's only writer: it takes everything queued,
 // writes it with one Write, and repeats.
-func (s *Switch) writeLoop() {
+func (s *Session) writeLoop() {
 	var out []byte
 	for {
 		select {
@@ -219,7 +219,7 @@ func (s *Switch) writeLoop() {
 
 // keepalive sends echo requests when the switch is idle (spec 6.3.7) and
 // closes the session after DeadPeerTimeout without input.
-func (s *Switch) keepalive() {
+func (s *Session) keepalive() {
 	period := min(s.cfg.EchoInterval, s.cfg.DeadPeerTimeout) / 4
 	period = max(period, time.Millisecond)
 	t := time.NewTicker(period)
@@ -249,7 +249,7 @@ func (s *Switch) keepalive() {
 
 // readLoop reads and handles messages until the connection fails or a
 // message is malformed. It never panics on input.
-func (s *Switch) readLoop() (err error) {
+func (s *Session) readLoop() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error handling switch input: %v\n%s", r, debug.Stack())
@@ -295,7 +295,7 @@ func (s *Switch) readLoop() (err error) {
 // handleHello negotiates the version (spec 6.3.1). On failure it sends
 // OFPET_HELLO_FAILED/OFPHFC_INCOMPATIBLE with an ASCII reason, flushes
 // and returns the reason.
-func (s *Switch) handleHello(msg []byte) error {
+func (s *Session) handleHello(msg []byte) error {
 	xid := uint32(msg[4])<<24 | uint32(msg[5])<<16 | uint32(msg[6])<<8 | uint32(msg[7])
 	var err error
 	if of.Type(msg[1]) != of.TypeHello {
@@ -317,7 +317,7 @@ func (s *Switch) handleHello(msg []byte) error {
 // handle processes one message after the hello. msg aliases the read
 // buffer: anything kept must be copied. A returned error closes the
 // session.
-func (s *Switch) handle(msg []byte) error {
+func (s *Session) handle(msg []byte) error {
 	t := of.Type(msg[1])
 	xid := uint32(msg[4])<<24 | uint32(msg[5])<<16 | uint32(msg[6])<<8 | uint32(msg[7])
 	body := msg[ofwire.HeaderLen:]
@@ -380,7 +380,7 @@ func (s *Switch) handle(msg []byte) error {
 }
 
 // handleReply hands a reply to the request waiting for its xid.
-func (s *Switch) handleReply(msg []byte, t of.Type, xid uint32) {
+func (s *Session) handleReply(msg []byte, t of.Type, xid uint32) {
 	s.pmu.Lock()
 	p, ok := s.pending[xid]
 	if ok {
@@ -405,7 +405,7 @@ func (s *Switch) handleReply(msg []byte, t of.Type, xid uint32) {
 }
 
 // handleMultipart reassembles OFPMPF_REPLY_MORE parts (spec 7.3.5).
-func (s *Switch) handleMultipart(msg []byte, xid uint32, mp ofwire.MultipartReply) {
+func (s *Session) handleMultipart(msg []byte, xid uint32, mp ofwire.MultipartReply) {
 	s.pmu.Lock()
 	p, ok := s.pending[xid]
 	if !ok {
@@ -447,7 +447,7 @@ func (s *Switch) handleMultipart(msg []byte, xid uint32, mp ofwire.MultipartRepl
 // handleError routes an OFPT_ERROR: to the request with its xid, else to
 // the barrier whose range holds the xid, else to the ErrorHandler apps
 // (and the recent-error ring a later Barrier can claim).
-func (s *Switch) handleError(e *OFPError) {
+func (s *Session) handleError(e *OFPError) {
 	s.pmu.Lock()
 	if p, ok := s.pending[e.Xid]; ok {
 		delete(s.pending, e.Xid)
@@ -471,7 +471,7 @@ func (s *Switch) handleError(e *OFPError) {
 
 // claimRecentLocked moves recent unclaimed errors in p's range to p.
 // Caller holds pmu.
-func (s *Switch) claimRecentLocked(p *pending) {
+func (s *Session) claimRecentLocked(p *pending) {
 	for i := range s.recentErrs {
 		r := &s.recentErrs[i]
 		if r.valid && xidBetween(p.rangeStart, r.err.Xid, p.xid) {
@@ -491,7 +491,7 @@ func xidBetween(lo, x, hi uint32) bool {
 // a request is pending: then the reader must keep reading to deliver its
 // reply. Other events never wait. Any event beyond 16x SendQueueLen
 // queued events is dropped (logged at powers of two).
-func (s *Switch) push(ev any, packetIn bool) {
+func (s *Session) push(ev any, packetIn bool) {
 	s.emu.Lock()
 	limit := s.cfg.SendQueueLen
 	if packetIn {
@@ -520,7 +520,7 @@ func (s *Switch) push(ev any, packetIn bool) {
 }
 
 // eventLoop dispatches queued events to the apps until the session ends.
-func (s *Switch) eventLoop() {
+func (s *Session) eventLoop() {
 	for {
 		s.emu.Lock()
 		for len(s.events) == 0 && !s.eclosed {
@@ -560,72 +560,15 @@ func (s *Switch) eventLoop() {
 }
 
 // dispatch calls the handlers for one event in registration order.
-func (s *Switch) dispatch(ev any) {
-	h := &s.c.hooks
+func (s *Session) dispatch(ev any) {
 	switch ev := ev.(type) {
 	case *PacketIn:
-		for _, k := range h.packetIn {
-			if s.callPacketIn(k, ev) == Stop {
-				return
-			}
-		}
+		s.c.chain.PacketIn(s.ctx, s, ev)
 	case *PortStatus:
-		for _, k := range h.portStatus {
-			s.callPortStatus(k, ev)
-		}
+		s.c.chain.PortStatus(s.ctx, s, ev)
 	case *ofp.FlowRemoved:
-		for _, k := range h.flowRemoved {
-			s.callFlowRemoved(k, ev)
-		}
+		s.c.chain.FlowRemoved(s.ctx, s, ev)
 	case *ErrorEvent:
-		if len(h.errs) == 0 {
-			s.Logger().Warn("unclaimed OpenFlow error from switch", "xid", ev.Xid, "type", ev.Type, "code", ev.Code,
-				"text", ofp.Error{Type: ev.Type, Code: ev.Code}.String())
-		}
-		for _, k := range h.errs {
-			s.callError(k, ev)
-		}
+		s.c.chain.SwitchError(s.ctx, s, ev)
 	}
-}
-
-// recovered logs a handler panic; the session goes on.
-func (s *Switch) recovered(app, handler string) {
-	if r := recover(); r != nil {
-		s.Logger().Error("app handler panicked", "app", app, "handler", handler, "dpid", s.DPID().String(),
-			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	}
-}
-
-func (s *Switch) callPacketIn(k hook[PacketInHandler], ev *PacketIn) (d Disposition) {
-	defer s.recovered(k.name, "PacketIn")
-	return k.h.PacketIn(s.ctx, s, ev)
-}
-
-func (s *Switch) callPortStatus(k hook[PortStatusHandler], ev *PortStatus) {
-	defer s.recovered(k.name, "PortStatus")
-	k.h.PortStatus(s.ctx, s, ev)
-}
-
-func (s *Switch) callFlowRemoved(k hook[FlowRemovedHandler], ev *ofp.FlowRemoved) {
-	defer s.recovered(k.name, "FlowRemoved")
-	k.h.FlowRemoved(s.ctx, s, ev)
-}
-
-func (s *Switch) callError(k hook[ErrorHandler], ev *ErrorEvent) {
-	defer s.recovered(k.name, "SwitchError")
-	k.h.SwitchError(s.ctx, s, ev)
-}
-
-func (s *Switch) callUp(k hook[SwitchUpHandler]) {
-	defer s.recovered(k.name, "SwitchUp")
-	k.h.SwitchUp(s.ctx, s)
-}
-
-// callDown runs a SwitchDown handler with a fresh context bounded by
-// RequestTimeout (the session context is already cancelled).
-func (s *Switch) callDown(k hook[SwitchDownHandler]) {
-	defer s.recovered(k.name, "SwitchDown")
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.RequestTimeout)
-	defer cancel()
-	k.h.SwitchDown(ctx, s)
 }

@@ -197,7 +197,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 }
 
-func upSession(t *testing.T, cfg *Config, apps ...App) (*harness, *Switch) {
+func upSession(t *testing.T, cfg *Config, apps ...App) (*harness, *Session) {
 	t.Helper()
 	h := startSession(t, cfg, apps...)
 	h.sw.handshake(0x1)
@@ -428,7 +428,7 @@ func TestWrongVersionAfterHandshakeGetsBadVersion(t *testing.T) {
 type panicApp struct{ n int }
 
 func (p *panicApp) Name() string { return "skc-panicky" }
-func (p *panicApp) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition {
+func (p *panicApp) PacketIn(ctx context.Context, sw Switch, ev *PacketIn) Disposition {
 	p.n++
 	panic("skc boom")
 }
@@ -472,7 +472,7 @@ func TestOrderOfApps(t *testing.T) {
 	var order []string
 	mk := func(name string) *recorder {
 		r := newRecorder(name)
-		r.onPI = func(ctx context.Context, sw *Switch, ev *PacketIn) { order = append(order, name) }
+		r.onPI = func(ctx context.Context, sw Switch, ev *PacketIn) { order = append(order, name) }
 		return r
 	}
 	a, b, c := mk("a"), mk("b"), mk("c")
@@ -675,7 +675,7 @@ func TestRequestFromHandlerWithFullEventQueue(t *testing.T) {
 	rec := newRecorder("rec")
 	barrierErr := make(chan error, 1)
 	first := true
-	rec.onPI = func(ctx context.Context, sw *Switch, ev *PacketIn) {
+	rec.onPI = func(ctx context.Context, sw Switch, ev *PacketIn) {
 		if first {
 			first = false
 			barrierErr <- sw.Barrier(ctx)
@@ -783,7 +783,7 @@ type slowApp struct {
 }
 
 func (a *slowApp) Name() string { return "skc-slow" }
-func (a *slowApp) PacketIn(ctx context.Context, sw *Switch, ev *PacketIn) Disposition {
+func (a *slowApp) PacketIn(ctx context.Context, sw Switch, ev *PacketIn) Disposition {
 	if sw.DPID() == a.block {
 		<-a.release
 	}
@@ -842,7 +842,7 @@ func TestFirstMessageNotHello(t *testing.T) {
 func TestSendDuringSlowHandlerNotHeldByCork(t *testing.T) {
 	release := make(chan struct{})
 	rec := newRecorder("rec")
-	rec.onPI = func(ctx context.Context, sw *Switch, ev *PacketIn) { <-release }
+	rec.onPI = func(ctx context.Context, sw Switch, ev *PacketIn) { <-release }
 	h, sw := upSession(t, nil, rec)
 	defer close(release)
 	h.sw.send(of.TypePacketIn, 0, packetInBody(1, []byte("x")))

@@ -37,11 +37,11 @@ const maxCorkDelay = 500 * time.Microsecond
 // maxMultipartBytes bounds a reassembled multipart reply.
 const maxMultipartBytes = 256 << 20
 
-// Switch is the handle apps use for one connected switch: one OpenFlow
-// session on one connection. All methods are safe for concurrent use.
+// Session is the Switch of one connected OVS or other OpenFlow switch: one
+// OpenFlow session on one connection. All methods are safe for concurrent use.
 // After the session ends (Done is closed) sends fail with an error
 // wrapping ErrClosed; the handle stays valid for reads (DPID, Ports).
-type Switch struct {
+type Session struct {
 	c      *Controller
 	cfg    *Config
 	conn   net.Conn
@@ -130,8 +130,8 @@ type Reply struct {
 	Body   []byte    // everything after the 8-byte header; owned by the caller
 }
 
-func newSwitch(c *Controller, conn net.Conn, ctx context.Context) *Switch {
-	s := &Switch{
+func newSwitch(c *Controller, conn net.Conn, ctx context.Context) *Session {
+	s := &Session{
 		c: c, cfg: &c.cfg, conn: conn, remote: conn.RemoteAddr(),
 		done: make(chan struct{}), finished: make(chan struct{}),
 		helloCh: make(chan error, 1), wake: make(chan struct{}, 1),
@@ -148,15 +148,15 @@ func newSwitch(c *Controller, conn net.Conn, ctx context.Context) *Switch {
 }
 
 // DPID returns the datapath ID from the features reply (spec 7.3.1).
-func (s *Switch) DPID() DPID { return DPID(s.dpid.Load()) }
+func (s *Session) DPID() DPID { return DPID(s.dpid.Load()) }
 
 // NTables returns n_tables from the features reply (spec 7.3.1).
-func (s *Switch) NTables() uint8 { return uint8(s.ntab.Load()) }
+func (s *Session) NTables() uint8 { return uint8(s.ntab.Load()) }
 
 // Ports returns a snapshot of the switch ports sorted by port number,
 // from the port description reply at handshake, kept current from
 // OFPT_PORT_STATUS (spec 7.4.3).
-func (s *Switch) Ports() []ofp.Port {
+func (s *Session) Ports() []ofp.Port {
 	s.portMu.RLock()
 	out := make([]ofp.Port, 0, len(s.ports))
 	for _, p := range s.ports {
@@ -168,7 +168,7 @@ func (s *Switch) Ports() []ofp.Port {
 }
 
 // Port returns one port by number from the snapshot Ports describes.
-func (s *Switch) Port(no ofp.PortNo) (ofp.Port, bool) {
+func (s *Session) Port(no ofp.PortNo) (ofp.Port, bool) {
 	s.portMu.RLock()
 	defer s.portMu.RUnlock()
 	p, ok := s.ports[no]
@@ -176,16 +176,16 @@ func (s *Switch) Port(no ofp.PortNo) (ofp.Port, bool) {
 }
 
 // RemoteAddr returns the switch's address.
-func (s *Switch) RemoteAddr() net.Addr { return s.remote }
+func (s *Session) RemoteAddr() net.Addr { return s.remote }
 
 // Logger returns a logger tagged with the remote address and DPID.
-func (s *Switch) Logger() *slog.Logger { return s.logger.Load() }
+func (s *Session) Logger() *slog.Logger { return s.logger.Load() }
 
 // Done is closed when the session ends.
-func (s *Switch) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended, or nil while it runs.
-func (s *Switch) Err() error {
+func (s *Session) Err() error {
 	select {
 	case <-s.done:
 		return s.closeErr
@@ -205,7 +205,7 @@ type SwitchStats struct {
 }
 
 // Stats returns the session's counters.
-func (s *Switch) Stats() SwitchStats {
+func (s *Session) Stats() SwitchStats {
 	return SwitchStats{
 		RxMessages: s.rx.Load(), RxBytes: s.rxBytes.Load(),
 		TxMessages: s.tx.Load(), TxBytes: s.txBytes.Load(),
@@ -214,7 +214,7 @@ func (s *Switch) Stats() SwitchStats {
 }
 
 // String returns the DPID and remote address, for logs.
-func (s *Switch) String() string {
+func (s *Session) String() string {
 	return fmt.Sprintf("switch %s (%s)", s.DPID(), addrString(s.remote))
 }
 
@@ -230,7 +230,7 @@ const flowModMatchOffset = 40
 // FlowMod returns, so the caller may reuse or modify it afterwards (a
 // hot-path app can keep one FlowMod per switch). It waits while the send
 // queue is full and fails when ctx is done or the session ends.
-func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
+func (s *Session) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
 	if fm == nil {
 		return errors.New("controller: FlowMod: nil *ofp.FlowMod")
 	}
@@ -240,7 +240,7 @@ func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
 
 // GroupMod queues an OFPT_GROUP_MOD (spec 7.3.4.2); see FlowMod for
 // queueing and errors.
-func (s *Switch) GroupMod(ctx context.Context, gm *ofp.GroupMod) error {
+func (s *Session) GroupMod(ctx context.Context, gm *ofp.GroupMod) error {
 	if gm == nil {
 		return errors.New("controller: GroupMod: nil *ofp.GroupMod")
 	}
@@ -250,7 +250,7 @@ func (s *Switch) GroupMod(ctx context.Context, gm *ofp.GroupMod) error {
 
 // MeterMod queues an OFPT_METER_MOD (spec 7.3.4.4); see FlowMod for
 // queueing and errors.
-func (s *Switch) MeterMod(ctx context.Context, mm *ofp.MeterMod) error {
+func (s *Session) MeterMod(ctx context.Context, mm *ofp.MeterMod) error {
 	if mm == nil {
 		return errors.New("controller: MeterMod: nil *ofp.MeterMod")
 	}
@@ -260,7 +260,7 @@ func (s *Switch) MeterMod(ctx context.Context, mm *ofp.MeterMod) error {
 
 // PacketOut queues an OFPT_PACKET_OUT (spec 7.3.7), encoded without
 // reflection; see FlowMod for queueing, reuse of po and errors.
-func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
+func (s *Session) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
 	if po == nil {
 		return errors.New("controller: PacketOut: nil *ofp.PacketOut")
 	}
@@ -273,7 +273,7 @@ func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
 // bodies use the fast encoders; other bodies are written with their
 // WriteTo before the queue lock is taken. Replies to it are not waited
 // for (use Request); an OFPT_ERROR for it goes where FlowMod's would.
-func (s *Switch) Send(ctx context.Context, t of.Type, body io.WriterTo) (uint32, error) {
+func (s *Session) Send(ctx context.Context, t of.Type, body io.WriterTo) (uint32, error) {
 	return s.enqueue(ctx, uint8(t), body, nil)
 }
 
@@ -284,7 +284,7 @@ func (s *Switch) Send(ctx context.Context, t of.Type, body io.WriterTo) (uint32,
 // shortly before Barrier was called are included; they were also given
 // to the ErrorHandler apps). It fails when ctx is done (RequestTimeout
 // applies when ctx has no deadline) or the session ends.
-func (s *Switch) Barrier(ctx context.Context) error {
+func (s *Session) Barrier(ctx context.Context) error {
 	ctx, cancel := s.requestCtx(ctx)
 	defer cancel()
 	p := &pending{barrier: true, ch: make(chan res, 1)}
@@ -305,7 +305,7 @@ func (s *Switch) Barrier(ctx context.Context) error {
 // is done (RequestTimeout applies when ctx has no deadline) or the
 // session ends. For a multipart request it returns only the first part;
 // use Multipart to reassemble.
-func (s *Switch) Request(ctx context.Context, t of.Type, body io.WriterTo) (*Reply, error) {
+func (s *Session) Request(ctx context.Context, t of.Type, body io.WriterTo) (*Reply, error) {
 	ctx, cancel := s.requestCtx(ctx)
 	defer cancel()
 	p := &pending{ch: make(chan res, 1)}
@@ -334,7 +334,7 @@ func (b rawBody) WriteTo(w io.Writer) (int64, error) {
 // OFPMPF_REPLY_MORE. It returns *OFPError when the switch answers with
 // OFPT_ERROR, and an error when a part has a different multipart type,
 // the reply exceeds 256 MiB, ctx is done or the session ends.
-func (s *Switch) Multipart(ctx context.Context, t ofp.MultipartType, body io.WriterTo) ([]byte, error) {
+func (s *Session) Multipart(ctx context.Context, t ofp.MultipartType, body io.WriterTo) ([]byte, error) {
 	msg := ofwire.AppendMultipartRequest(make([]byte, 0, 64), t, 0)
 	if body != nil {
 		var err error
@@ -361,7 +361,7 @@ func (s *Switch) Multipart(ctx context.Context, t ofp.MultipartType, body io.Wri
 // resubmit, learn, ct, ...) are kept as *ExperimenterAction, so no entry
 // is lost. A nil req asks for all flows in all tables. A Match.Type of
 // 0 is sent as OFPMT_OXM (see FlowMod).
-func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]FlowStats, error) {
+func (s *Session) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]FlowStats, error) {
 	if req == nil {
 		req = &ofp.FlowStatsRequest{Table: ofp.TableAll, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny}
 	}
@@ -383,7 +383,7 @@ func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]Fl
 
 // GroupDesc sends an OFPMP_GROUP_DESC request (spec 7.3.5.10) and
 // decodes every group with its buckets.
-func (s *Switch) GroupDesc(ctx context.Context) ([]GroupDesc, error) {
+func (s *Session) GroupDesc(ctx context.Context) ([]GroupDesc, error) {
 	body, err := s.Multipart(ctx, ofp.MultipartTypeGroupDescription, nil)
 	if err != nil {
 		return nil, err
@@ -397,7 +397,7 @@ func (s *Switch) GroupDesc(ctx context.Context) ([]GroupDesc, error) {
 
 // MeterConfig sends an OFPMP_METER_CONFIG request for all meters (spec
 // 7.3.5.13) and decodes every meter with its bands.
-func (s *Switch) MeterConfig(ctx context.Context) ([]MeterConfig, error) {
+func (s *Session) MeterConfig(ctx context.Context) ([]MeterConfig, error) {
 	body, err := s.Multipart(ctx, ofp.MultipartTypeMeterConfig, &ofp.MeterConfigRequest{Meter: ofp.MeterAll})
 	if err != nil {
 		return nil, err
@@ -412,7 +412,7 @@ func (s *Switch) MeterConfig(ctx context.Context) ([]MeterConfig, error) {
 // PortDesc sends an OFPMP_PORT_DESC request (spec 7.3.5.7) and returns
 // the ports (names without NUL padding). It does not change the Ports
 // snapshot.
-func (s *Switch) PortDesc(ctx context.Context) ([]ofp.Port, error) {
+func (s *Session) PortDesc(ctx context.Context) ([]ofp.Port, error) {
 	body, err := s.Multipart(ctx, ofp.MultipartTypePortDescription, nil)
 	if err != nil {
 		return nil, err
@@ -425,7 +425,7 @@ func (s *Switch) PortDesc(ctx context.Context) ([]ofp.Port, error) {
 }
 
 // requestCtx applies RequestTimeout when ctx has no deadline.
-func (s *Switch) requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (s *Session) requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
@@ -433,7 +433,7 @@ func (s *Switch) requestCtx(ctx context.Context) (context.Context, context.Cance
 }
 
 // wait blocks until p is answered, ctx is done or the session ends.
-func (s *Switch) wait(ctx context.Context, p *pending, xid uint32, what string) (res, error) {
+func (s *Session) wait(ctx context.Context, p *pending, xid uint32, what string) (res, error) {
 	select {
 	case r := <-p.ch:
 		return r, nil
@@ -452,7 +452,7 @@ func (s *Switch) wait(ctx context.Context, p *pending, xid uint32, what string) 
 // enqueue appends one message to the send queue and returns its xid. p,
 // when not nil, is registered as pending under the xid before the
 // message can reach the switch. It waits while the queue is full.
-func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pending) (uint32, error) {
+func (s *Session) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pending) (uint32, error) {
 	// Bodies without a fast encoder run their WriteTo outside the lock.
 	switch body.(type) {
 	case nil, *ofp.FlowMod, *ofp.PacketOut, rawBody:
@@ -555,7 +555,7 @@ func (s *Switch) enqueue(ctx context.Context, t uint8, body io.WriterTo, p *pend
 // error) without waiting for space: the reader must not block on a
 // switch that does not read. It is dropped when the session is closed or
 // the queue holds maxQueueBytes already.
-func (s *Switch) enqueueRaw(msg []byte) {
+func (s *Session) enqueueRaw(msg []byte) {
 	s.smu.Lock()
 	if s.sclosed || len(s.sbuf) >= maxQueueBytes {
 		s.smu.Unlock()
@@ -571,7 +571,7 @@ func (s *Switch) enqueueRaw(msg []byte) {
 }
 
 // kick wakes the writer.
-func (s *Switch) kick() {
+func (s *Session) kick() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -579,7 +579,7 @@ func (s *Switch) kick() {
 }
 
 // nextXid allocates an xid for a message built outside enqueue.
-func (s *Switch) nextXid() uint32 {
+func (s *Session) nextXid() uint32 {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	s.xid++
@@ -590,13 +590,13 @@ func (s *Switch) nextXid() uint32 {
 }
 
 // closedErr wraps ErrClosed with the reason the session ended.
-func (s *Switch) closedErr(op string) error {
+func (s *Session) closedErr(op string) error {
 	<-s.done // sclosed is set only after done is closed
 	return fmt.Errorf("controller: %s to %s: %w: %v", op, s.DPID(), ErrClosed, s.closeErr)
 }
 
 // dropPending forgets a request whose caller gave up.
-func (s *Switch) dropPending(xid uint32) {
+func (s *Session) dropPending(xid uint32) {
 	s.pmu.Lock()
 	if _, ok := s.pending[xid]; ok {
 		delete(s.pending, xid)

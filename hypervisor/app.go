@@ -17,7 +17,7 @@ import (
 // once with its desired entries (reconcile.Sync: only the difference is
 // sent, so a Skyvisor restart does not flush it). Unknown DPIDs are
 // ignored (logged).
-func (h *Hypervisor) SwitchUp(ctx context.Context, sw *controller.Switch) {
+func (h *Hypervisor) SwitchUp(ctx context.Context, sw controller.Switch) {
 	d := uint64(sw.DPID())
 	h.mu.Lock()
 	known := h.inf.SwitchByDPID(d) != nil
@@ -36,7 +36,7 @@ func (h *Hypervisor) SwitchUp(ctx context.Context, sw *controller.Switch) {
 }
 
 // SwitchDown implements controller.SwitchDownHandler.
-func (h *Hypervisor) SwitchDown(_ context.Context, sw *controller.Switch) {
+func (h *Hypervisor) SwitchDown(_ context.Context, sw controller.Switch) {
 	d := uint64(sw.DPID())
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -61,7 +61,7 @@ const lldpType = 0x88cc
 // per tenant (PacketIns) and handed to Config.TenantPacketIn; a host's
 // LLDP goes there too, as a packet-in on the host's virtual port
 // (docs/pipeline.md: tenants see LLDP of their own network only).
-func (h *Hypervisor) PacketIn(_ context.Context, sw *controller.Switch, ev *controller.PacketIn) controller.Disposition {
+func (h *Hypervisor) PacketIn(_ context.Context, sw controller.Switch, ev *controller.PacketIn) controller.Disposition {
 	return h.packetIn(uint64(sw.DPID()), ev)
 }
 

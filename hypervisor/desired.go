@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +67,8 @@ func (h *Hypervisor) loadState(exclude string) (*state, error) {
 	}
 	for d, sw := range h.switches {
 		ci := &connInfo{ports: len(sw.Ports())}
-		if a := sw.RemoteAddr(); a != nil {
+		if ra, ok := sw.(interface{ RemoteAddr() net.Addr }); ok && ra.RemoteAddr() != nil {
+			a := ra.RemoteAddr()
 			ci.addr = a.String()
 		}
 		st.connected[d] = ci

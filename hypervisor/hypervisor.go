@@ -140,7 +140,7 @@ type Hypervisor struct {
 	ofports     map[portKey]uint32            // OpenFlow port of those interfaces
 	packetIns   map[addr.TenantID]uint64      // packet-ins consumed, per tenant
 	views       map[addr.TenantID]*tenantView // of the installed desired state, for packet-ins
-	switches    map[uint64]*controller.Switch
+	switches    map[uint64]controller.Switch
 	desired     map[uint64][]pipeline.Entry
 	fingerprint map[uint64]string // of desired, per DPID
 	synced      map[uint64]string // fingerprint last reconciled on the current session
@@ -207,7 +207,7 @@ func New(cfg Config) (*Hypervisor, error) {
 	h := &Hypervisor{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now(), inf: inf,
 		clients: map[string]OVSDB{}, tunnelPorts: map[string]map[string]uint32{}, down: map[tunnels.Pair]bool{},
-		watching: map[uint64]bool{}, portIDs: map[portKey]string{}, ofports: map[portKey]uint32{}, switches: map[uint64]*controller.Switch{},
+		watching: map[uint64]bool{}, portIDs: map[portKey]string{}, ofports: map[portKey]uint32{}, switches: map[uint64]controller.Switch{},
 		desired: map[uint64][]pipeline.Entry{}, fingerprint: map[uint64]string{}, synced: map[uint64]string{}, swLocks: map[uint64]*sync.Mutex{},
 		kick: make(chan struct{}, 1),
 	}

@@ -50,7 +50,7 @@ type upRecorder struct {
 	tenant    []hypervisor.TenantPacketIn
 }
 
-func (r *upRecorder) PacketIn(_ context.Context, _ *controller.Switch, ev *controller.PacketIn) controller.Disposition {
+func (r *upRecorder) PacketIn(_ context.Context, _ controller.Switch, ev *controller.PacketIn) controller.Disposition {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(ev.Data) < 14 || ev.Data[12] != 0x88 || ev.Data[13] != 0xcc {
@@ -170,7 +170,7 @@ func (a *acceptor) stop() {
 
 func (r *upRecorder) Name() string { return "skg-up" }
 
-func (r *upRecorder) SwitchUp(_ context.Context, sw *controller.Switch) {
+func (r *upRecorder) SwitchUp(_ context.Context, sw controller.Switch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ups[sw.DPID()]++

@@ -59,11 +59,11 @@ func newRecorder() *recorder { return &recorder{ch: make(chan event, 64)} }
 
 func (r *recorder) Name() string { return "skb-recorder" }
 
-func (r *recorder) SwitchUp(_ context.Context, sw *controller.Switch) {
+func (r *recorder) SwitchUp(_ context.Context, sw controller.Switch) {
 	r.put(event{up: true, dpid: sw.DPID()})
 }
 
-func (r *recorder) SwitchDown(_ context.Context, sw *controller.Switch) {
+func (r *recorder) SwitchDown(_ context.Context, sw controller.Switch) {
 	r.put(event{up: false, dpid: sw.DPID()})
 }
 

@@ -27,13 +27,13 @@ import (
 // upRecorder collects SwitchUp events by DPID.
 type upRecorder struct {
 	mu  sync.Mutex
-	sws map[controller.DPID]*controller.Switch
+	sws map[controller.DPID]controller.Switch
 	ch  chan struct{}
 }
 
 func (r *upRecorder) Name() string { return "skh-up" }
 
-func (r *upRecorder) SwitchUp(_ context.Context, sw *controller.Switch) {
+func (r *upRecorder) SwitchUp(_ context.Context, sw controller.Switch) {
 	r.mu.Lock()
 	r.sws[sw.DPID()] = sw
 	r.mu.Unlock()
@@ -43,7 +43,7 @@ func (r *upRecorder) SwitchUp(_ context.Context, sw *controller.Switch) {
 	}
 }
 
-func (r *upRecorder) wait(t *testing.T, dpids ...controller.DPID) map[controller.DPID]*controller.Switch {
+func (r *upRecorder) wait(t *testing.T, dpids ...controller.DPID) map[controller.DPID]controller.Switch {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -53,7 +53,7 @@ func (r *upRecorder) wait(t *testing.T, dpids ...controller.DPID) map[controller
 			ok = ok && r.sws[d] != nil
 		}
 		if ok {
-			out := map[controller.DPID]*controller.Switch{}
+			out := map[controller.DPID]controller.Switch{}
 			for _, d := range dpids {
 				out[d] = r.sws[d]
 			}

@@ -21,7 +21,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
 
-// Switch is what Apply needs of a switch session; *controller.Switch
+// Switch is what Apply needs of a switch session; controller.Switch
 // implements it.
 type Switch interface {
 	FlowMod(ctx context.Context, fm *ofp.FlowMod) error
@@ -130,7 +130,7 @@ func Apply(ctx context.Context, sw Switch, p Plan) error {
 	return nil
 }
 
-// FlowStatser reads a switch's flow table; *controller.Switch implements it.
+// FlowStatser reads a switch's flow table; controller.Switch implements it.
 type FlowStatser interface {
 	FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]ofwire.FlowStats, error)
 }

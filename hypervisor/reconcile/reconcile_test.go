@@ -269,4 +269,4 @@ func TestHostMoveIsMinimal(t *testing.T) {
 }
 
 // The controller's switch handle is what Apply and Sync drive.
-var _ SyncSwitch = (*controller.Switch)(nil)
+var _ SyncSwitch = (controller.Switch)(nil)

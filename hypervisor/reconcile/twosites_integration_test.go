@@ -289,7 +289,7 @@ func TestTwoSitesOverVXLAN(t *testing.T) {
 // cleanup) that waits for Serve to return.
 func startController(t *testing.T, sock string) (*upRecorder, func()) {
 	t.Helper()
-	rec := &upRecorder{sws: map[controller.DPID]*controller.Switch{}, ch: make(chan struct{}, 1)}
+	rec := &upRecorder{sws: map[controller.DPID]controller.Switch{}, ch: make(chan struct{}, 1)}
 	_, stop := controllertest.Start(t, controller.Config{Listen: "unix:" + sock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rec)
 	return rec, stop

@@ -28,7 +28,7 @@ import (
 	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
-// Switch is the OpenFlow session of one bridge; *controller.Switch
+// Switch is the OpenFlow session of one bridge; controller.Switch
 // implements it.
 type Switch = reconcile.SyncSwitch
 

@@ -70,7 +70,7 @@ type App struct {
 
 // prober is the probing goroutine of one connected switch.
 type prober struct {
-	sw   *controller.Switch
+	sw   controller.Switch
 	stop chan struct{}
 	done chan struct{}
 }
@@ -138,7 +138,7 @@ func (a *App) emit(ev []LinkEvent) {
 }
 
 // SwitchUp installs the LLDP flow entry and starts probing the switch.
-func (a *App) SwitchUp(ctx context.Context, sw *controller.Switch) {
+func (a *App) SwitchUp(ctx context.Context, sw controller.Switch) {
 	dpid := uint64(sw.DPID())
 	fm := &ofp.FlowMod{
 		Cookie: a.cfg.Cookie, Table: 0, Command: ofp.FlowAdd, Priority: a.cfg.Priority,
@@ -189,7 +189,7 @@ func (a *App) probeLoop(p *prober) {
 }
 
 // probe sends one probe out of every live port of sw.
-func (a *App) probe(sw *controller.Switch) {
+func (a *App) probe(sw controller.Switch) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ProbeInterval)
 	defer cancel()
 	ttl := uint16(min((a.cfg.LinkTimeout+time.Second-1)/time.Second, 0xffff))
@@ -218,7 +218,7 @@ func probePort(p ofp.Port) bool {
 }
 
 // SwitchDown stops probing the switch and removes its links.
-func (a *App) SwitchDown(_ context.Context, sw *controller.Switch) {
+func (a *App) SwitchDown(_ context.Context, sw controller.Switch) {
 	dpid := uint64(sw.DPID())
 	a.mu.Lock()
 	p := a.switches[dpid]
@@ -238,7 +238,7 @@ func (a *App) SwitchDown(_ context.Context, sw *controller.Switch) {
 }
 
 // PortStatus removes the links of a port that was deleted or went down.
-func (a *App) PortStatus(_ context.Context, sw *controller.Switch, ps *controller.PortStatus) {
+func (a *App) PortStatus(_ context.Context, sw controller.Switch, ps *controller.PortStatus) {
 	if ps.Reason != ofp.PortReasonDelete && ps.Port.Config&ofp.PortConfigDown == 0 &&
 		ps.Port.State&ofp.PortStateLinkDown == 0 {
 		return
@@ -253,7 +253,7 @@ func (a *App) portDown(e Endpoint) {
 
 // PacketIn records the link a returning probe confirms and returns Stop for
 // our probes; every other frame gets Continue.
-func (a *App) PacketIn(_ context.Context, sw *controller.Switch, pi *controller.PacketIn) controller.Disposition {
+func (a *App) PacketIn(_ context.Context, sw controller.Switch, pi *controller.PacketIn) controller.Disposition {
 	return a.packetIn(uint64(sw.DPID()), pi)
 }
 

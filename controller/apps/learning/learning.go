@@ -90,7 +90,7 @@ type App struct {
 
 // session is the MAC table of one switch session.
 type session struct {
-	sw *controller.Switch // the session that owns the table
+	sw controller.Switch // the session that owns the table
 	t  *Table
 }
 
@@ -156,7 +156,7 @@ func (a *App) Table(dpid controller.DPID) *Table {
 
 // SwitchUp gives the switch a fresh MAC table, deletes this app's flow
 // entries from an earlier session and installs the table-miss entry.
-func (a *App) SwitchUp(ctx context.Context, sw *controller.Switch) {
+func (a *App) SwitchUp(ctx context.Context, sw controller.Switch) {
 	a.mu.Lock()
 	a.tables[sw.DPID()] = session{sw: sw, t: NewTable(a.cfg.TableSize)}
 	a.mu.Unlock()
@@ -191,7 +191,7 @@ func (a *App) setup(ctx context.Context, sw switchConn) error {
 
 // SwitchDown drops the switch's MAC table (unless a newer session of the
 // same DPID already replaced it).
-func (a *App) SwitchDown(_ context.Context, sw *controller.Switch) {
+func (a *App) SwitchDown(_ context.Context, sw controller.Switch) {
 	a.mu.Lock()
 	if a.tables[sw.DPID()].sw == sw { // a newer session of the DPID keeps its table
 		delete(a.tables, sw.DPID())
@@ -201,7 +201,7 @@ func (a *App) SwitchDown(_ context.Context, sw *controller.Switch) {
 
 // PortStatus forgets the addresses learned on a port that was deleted or
 // went down. The flow entries pointing at it time out by themselves.
-func (a *App) PortStatus(_ context.Context, sw *controller.Switch, ps *controller.PortStatus) {
+func (a *App) PortStatus(_ context.Context, sw controller.Switch, ps *controller.PortStatus) {
 	if ps.Reason != ofp.PortReasonDelete && ps.Port.Config&ofp.PortConfigDown == 0 &&
 		ps.Port.State&ofp.PortStateLinkDown == 0 {
 		return
@@ -214,11 +214,11 @@ func (a *App) PortStatus(_ context.Context, sw *controller.Switch, ps *controlle
 // PacketIn runs the learning switch for one packet-in. It returns Continue
 // for LLDP and for frames too short to carry an Ethernet header, Stop
 // otherwise.
-func (a *App) PacketIn(ctx context.Context, sw *controller.Switch, pi *controller.PacketIn) controller.Disposition {
+func (a *App) PacketIn(ctx context.Context, sw controller.Switch, pi *controller.PacketIn) controller.Disposition {
 	return a.handle(ctx, sw, a.Table(sw.DPID()), pi)
 }
 
-// switchConn is what the handler needs from a switch: *controller.Switch,
+// switchConn is what the handler needs from a switch: controller.Switch,
 // or a recorder in tests.
 type switchConn interface {
 	FlowMod(ctx context.Context, fm *ofp.FlowMod) error

@@ -114,7 +114,7 @@ type sent struct {
 	body []byte
 }
 
-// recorder stands in for a *controller.Switch: it encodes each message with
+// recorder stands in for a controller.Switch: it encodes each message with
 // netrack's own encoder at call time (the app reuses its structs after the
 // call returns, as the session allows).
 type recorder struct {

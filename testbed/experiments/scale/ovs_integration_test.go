@@ -26,18 +26,18 @@ import (
 // upApp records the switches that connect.
 type upApp struct {
 	mu  sync.Mutex
-	sws map[controller.DPID]*controller.Switch
+	sws map[controller.DPID]controller.Switch
 }
 
 func (a *upApp) Name() string { return "skscl-up" }
 
-func (a *upApp) SwitchUp(_ context.Context, sw *controller.Switch) {
+func (a *upApp) SwitchUp(_ context.Context, sw controller.Switch) {
 	a.mu.Lock()
 	a.sws[sw.DPID()] = sw
 	a.mu.Unlock()
 }
 
-func (a *upApp) get(d controller.DPID) *controller.Switch {
+func (a *upApp) get(d controller.DPID) controller.Switch {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.sws[d]
@@ -118,7 +118,7 @@ func TestFullestBridgesFitRealOVS(t *testing.T) {
 		}
 	}
 
-	app := &upApp{sws: map[controller.DPID]*controller.Switch{}}
+	app := &upApp{sws: map[controller.DPID]controller.Switch{}}
 	sock := filepath.Join(inst.Dir, "run", "skscl.sock")
 	controllertest.Start(t, controller.Config{Listen: "unix:" + sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, app)
 	bridges := []struct {
