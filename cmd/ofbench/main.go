@@ -7,13 +7,20 @@
 //
 //	ofbench [-c HOST:PORT] [-s SWITCHES] [-M MACS] [-m latency|throughput]
 //	        [-d DURATION] [-n RUNS] [-w WARMUP] [-W WINDOW] [-b] [-v]
+//	        [-fabric FILE]
 //	ofbench -serve HOST:PORT [-serve-flowmod]
 //
 // It prints one line per run, then the summary line
 //
 //	ofbench: mode=latency switches=16 median=NNNN resp/s mean=... min=... max=...
 //
-// and exits 1 on error (unreachable controller, failed handshakes), 2 on
+// With -fabric FILE (JSON, ofbench.Fabric) the switches play a network
+// hypervisor's edge bridges: DPIDs, ports, hosts and the packet-ins'
+// table, metadata and addresses come from the file, and flow-mods with the
+// file's ignored cookie (the hypervisor's own entries) are not counted;
+// -s, -M and -p are then ignored.
+//
+// It exits 1 on error (unreachable controller, failed handshakes), 2 on
 // bad flags.
 package main
 
@@ -54,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Buffered, "b", cfg.Buffered, "send packet-ins with buffer ids (cbench style) instead of OFP_NO_BUFFER")
 	fs.DurationVar(&cfg.Timeout, "t", cfg.Timeout, "give up on a packet-in unanswered for this long")
 	fs.DurationVar(&cfg.ConnectInterval, "i", cfg.ConnectInterval, "pause between switch connects")
+	fabric := fs.String("fabric", "", "emulate a network hypervisor's edge bridges described by the JSON `FILE` (ofbench.Fabric; -s, -M, -p ignored)")
 	verbose := fs.Bool("v", false, "verbose: log handshakes, controller errors, timeouts to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of ofbench itself to `FILE` (go tool pprof)")
 	serve := fs.String("serve", "", "instead of benchmarking, run the trivial responder controller on `HOST:PORT` (calibration peer)")
@@ -69,6 +77,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runResponder(*serve, *flowMod, stderr)
 	}
 	cfg.Mode = ofbench.Mode(*mode)
+	if *fabric != "" {
+		fab, err := ofbench.LoadFabric(*fabric)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		cfg.Fabric, cfg.Switches = fab, len(fab.Switches)
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -94,8 +110,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(stdout, "ofbench: %s mode, %d switches, %d MACs each, %d runs of %v after %d warmup, controller %s\n",
-		cfg.Mode, cfg.Switches, cfg.MACs, cfg.Runs, cfg.Duration, cfg.Warmup, cfg.Controller)
+	if cfg.Fabric != nil {
+		fmt.Fprintf(stdout, "ofbench: %s mode, %d fabric edge bridges from %s, %d runs of %v after %d warmup, controller %s\n",
+			cfg.Mode, cfg.Switches, *fabric, cfg.Runs, cfg.Duration, cfg.Warmup, cfg.Controller)
+	} else {
+		fmt.Fprintf(stdout, "ofbench: %s mode, %d switches, %d MACs each, %d runs of %v after %d warmup, controller %s\n",
+			cfg.Mode, cfg.Switches, cfg.MACs, cfg.Runs, cfg.Duration, cfg.Warmup, cfg.Controller)
+	}
 	res, err := ofbench.Run(ctx, cfg)
 	for _, e := range res.SwitchErrors {
 		fmt.Fprintf(stderr, "ofbench: %v\n", e)

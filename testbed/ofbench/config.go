@@ -91,6 +91,11 @@ type Config struct {
 	// slot is reclaimed and counted as a timeout; slots are reclaimed only
 	// after the controller has sent no flow-mod or packet-out for as long.
 	Timeout time.Duration
+	// Fabric, if set, makes the switches emulate a network hypervisor's
+	// edge bridges (see Fabric): their DPIDs, ports, hosts and packet-ins
+	// come from it, and MACs and Ports are ignored. Switches must then be
+	// 0 (taken from the fabric) or len(Fabric.Switches).
+	Fabric *Fabric
 	// Logf, if set, receives verbose progress and diagnostics (handshake
 	// steps, controller errors, unknown messages, timeouts). It may be
 	// called from several goroutines at once.
@@ -128,6 +133,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Switches == 0 {
 		c.Switches = d.Switches
+		if c.Fabric != nil {
+			c.Switches = len(c.Fabric.Switches)
+		}
 	}
 	if c.MACs == 0 {
 		c.MACs = d.MACs
@@ -205,6 +213,13 @@ func (c Config) Validate() error {
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: want >= 0", d.name, d.v))
+		}
+	}
+	if c.Fabric != nil {
+		if err := c.Fabric.Validate(); err != nil {
+			errs = append(errs, err)
+		} else if c.Switches != len(c.Fabric.Switches) {
+			errs = append(errs, fmt.Errorf("switches %d: the fabric has %d", c.Switches, len(c.Fabric.Switches)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -133,7 +133,14 @@ func (s *emuSwitch) handleMultipart(m []byte) error {
 			Datapath:     s.name(),
 		}})
 	case ofp.MultipartTypePortDescription:
-		return s.reply(of.TypeMultipartReply, m, portDescBody(s.idx, s.cfg.Ports))
+		ports := make([]uint32, s.cfg.Ports)
+		for i := range ports {
+			ports[i] = uint32(i + 1)
+		}
+		if s.fab != nil {
+			ports = s.fab.ports
+		}
+		return s.reply(of.TypeMultipartReply, m, portDescBody(s.idx, ports))
 	case ofp.MultipartTypeAggregate:
 		return s.reply(of.TypeMultipartReply, m, bodies{head, &ofp.AggregateStats{}})
 	case ofp.MultipartTypeFlow, ofp.MultipartTypeTable, ofp.MultipartTypePortStats,

@@ -115,6 +115,7 @@ func totals(res Result) RunStats {
 		t.RTTSum += rs.RTTSum
 		t.Timeouts += rs.Timeouts
 		t.Lost += rs.Lost
+		t.IgnoredFlowMods += rs.IgnoredFlowMods
 	}
 	return t
 }

@@ -33,6 +33,10 @@ type RunStats struct {
 	Timeouts, Lost uint64
 	// ControllerErrors counts OFPT_ERROR messages from the controller.
 	ControllerErrors uint64
+	// IgnoredFlowMods counts flow-mods that are not responses (fabric
+	// mode: the hypervisor's own entries, Fabric.IgnoreCookieMask); they
+	// are in neither FlowMods nor PerSwitch.
+	IgnoredFlowMods uint64
 	// SelfCPU is the CPU time (user + system) the calling process used
 	// during the run (getrusage RUSAGE_SELF): ofbench's own cost when run
 	// by cmd/ofbench, so SelfCPU close to Elapsed means ofbench itself
@@ -53,6 +57,7 @@ func newRunStats(prev, cur []snapshot, elapsed time.Duration) RunStats {
 		rs.Timeouts += c.timeouts - p.timeouts
 		rs.Lost += c.lost - p.lost
 		rs.ControllerErrors += c.ctrlErrors - p.ctrlErrors
+		rs.IgnoredFlowMods += c.ignored - p.ignored
 	}
 	return rs
 }
@@ -125,8 +130,9 @@ type Result struct {
 	AnsweredMedian float64
 	// AvgRTT is the mean round trip over every packet-in answered in Runs.
 	AvgRTT time.Duration
-	// Timeouts, Lost and ControllerErrors are totals over Runs.
-	Timeouts, Lost, ControllerErrors uint64
+	// Timeouts, Lost, ControllerErrors and IgnoredFlowMods are totals
+	// over Runs.
+	Timeouts, Lost, ControllerErrors, IgnoredFlowMods uint64
 	// SelfCPU is the share of one core the process used during Runs
 	// (total SelfCPU / total Elapsed), e.g. 0.35.
 	SelfCPU float64
@@ -146,7 +152,7 @@ func (r *Result) finish() {
 	answered := make([]float64, n)
 	var totalAnswered uint64
 	var rttSum, cpu, elapsed time.Duration
-	r.Timeouts, r.Lost, r.ControllerErrors = 0, 0, 0
+	r.Timeouts, r.Lost, r.ControllerErrors, r.IgnoredFlowMods = 0, 0, 0, 0
 	for i, rs := range r.Runs {
 		rates[i] = rs.Rate()
 		answered[i] = rs.AnsweredRate()
@@ -157,6 +163,7 @@ func (r *Result) finish() {
 		r.Timeouts += rs.Timeouts
 		r.Lost += rs.Lost
 		r.ControllerErrors += rs.ControllerErrors
+		r.IgnoredFlowMods += rs.IgnoredFlowMods
 	}
 	r.Median = median(rates)
 	r.AnsweredMedian = median(answered)
@@ -197,14 +204,23 @@ func median(v []float64) float64 {
 // followed by mean, min, max and stddev (responses/s), answered (median
 // answered packet-ins/s), rtt_ms (mean round trip), lost, timeouts, ctrl_errors,
 // switch_errors, self_cpu_pct (ofbench's CPU use, % of one core), runs,
-// duration_ms, window, macs and buffered.
+// duration_ms, window, macs and buffered; in fabric mode (Config.Fabric)
+// also fabric=true and ignored_flow_mods (flow-mods not counted, over the
+// measured runs).
 func (r Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ofbench: mode=%s switches=%d median=%.0f resp/s", r.Config.Mode, r.Switches, r.Median)
 	fmt.Fprintf(&b, " mean=%.0f min=%.0f max=%.0f stddev=%.0f answered=%.0f rtt_ms=%.4f",
 		r.Mean, r.Min, r.Max, r.StdDev, r.AnsweredMedian, ms(r.AvgRTT))
+	macs := r.Config.MACs
+	if f := r.Config.Fabric; f != nil && len(f.Switches) > 0 {
+		macs = len(f.Switches[0].Hosts) // hosts of the first switch
+	}
 	fmt.Fprintf(&b, " lost=%d timeouts=%d ctrl_errors=%d switch_errors=%d self_cpu_pct=%.0f runs=%d duration_ms=%d window=%d macs=%d buffered=%t",
 		r.Lost, r.Timeouts, r.ControllerErrors, len(r.SwitchErrors), 100*r.SelfCPU, len(r.Runs), r.Config.Duration.Milliseconds(),
-		r.Config.window(), r.Config.MACs, r.Config.Buffered)
+		r.Config.window(), macs, r.Config.Buffered)
+	if r.Config.Fabric != nil {
+		fmt.Fprintf(&b, " fabric=true ignored_flow_mods=%d", r.IgnoredFlowMods)
+	}
 	return b.String()
 }

@@ -27,12 +27,13 @@ type counters struct {
 	timeouts   atomic.Uint64
 	lost       atomic.Uint64
 	ctrlErrors atomic.Uint64
-	_          [8]byte // keep neighbouring switches off this cache line
+	ignored    atomic.Uint64 // flow-mods of the fabric's ignored cookies
+	_          [8]byte       // keep neighbouring switches off this cache line
 }
 
 // snapshot is a copy of counters at one instant.
 type snapshot struct {
-	flowMods, packetOuts, answered, rttNanos, timeouts, lost, ctrlErrors uint64
+	flowMods, packetOuts, answered, rttNanos, timeouts, lost, ctrlErrors, ignored uint64
 }
 
 func (c *counters) load() snapshot {
@@ -44,6 +45,7 @@ func (c *counters) load() snapshot {
 		timeouts:   c.timeouts.Load(),
 		lost:       c.lost.Load(),
 		ctrlErrors: c.ctrlErrors.Load(),
+		ignored:    c.ignored.Load(),
 	}
 }
 
@@ -70,6 +72,10 @@ type emuSwitch struct {
 	rbuf []byte
 	out  []byte
 	tmpl []byte
+
+	fab     *fabricSwitch // fabric mode, else nil
+	dataOff int           // offset of the frame in tmpl
+	nhosts  int           // hosts (MACs) of this switch
 
 	handshaken      bool
 	helloSeen       bool
@@ -99,7 +105,7 @@ func newSwitch(idx int, cfg *Config, epoch time.Time) *emuSwitch {
 	if sweep < time.Millisecond {
 		sweep = time.Millisecond
 	}
-	return &emuSwitch{
+	s := &emuSwitch{
 		idx:        idx,
 		dpid:       uint64(idx + 1),
 		cfg:        cfg,
@@ -107,12 +113,22 @@ func newSwitch(idx int, cfg *Config, epoch time.Time) *emuSwitch {
 		rbuf:       make([]byte, readBufSize),
 		out:        make([]byte, 0, 64<<10),
 		tmpl:       packetInTemplate(idx),
+		dataOff:    pinDataOff,
+		nhosts:     cfg.MACs,
 		window:     w,
 		refillAt:   refill,
 		ring:       make([]slot, ringSize),
 		mask:       uint32(ringSize - 1),
 		sweepEvery: sweep,
 	}
+	if cfg.Fabric != nil {
+		s.fab = newFabricSwitch(cfg.Fabric, idx)
+		s.dpid = cfg.Fabric.Switches[idx].DPID
+		s.tmpl = fabricPacketInTemplate(idx, cfg.Fabric)
+		s.dataOff = fabPinDataOff
+		s.nhosts = len(s.fab.hosts)
+	}
+	return s
 }
 
 // name identifies the switch in errors and logs.
@@ -306,10 +322,10 @@ func (s *emuSwitch) fill(now int64) {
 		src := s.host
 		dst := src - 1
 		if dst < 0 {
-			dst = s.cfg.MACs - 1
+			dst = s.nhosts - 1
 		}
 		s.host++
-		if s.host == s.cfg.MACs {
+		if s.host == s.nhosts {
 			s.host = 0
 		}
 
@@ -320,11 +336,15 @@ func (s *emuSwitch) fill(now int64) {
 		if s.cfg.Buffered {
 			binary.BigEndian.PutUint32(m[pinBufferIDOff:], seq&0x7fffffff)
 		}
-		binary.BigEndian.PutUint32(m[pinInPortOff:], hostPort(src, s.cfg.Ports))
-		f := m[pinDataOff:]
-		hostMAC(f[frameDstOff:], s.idx, dst)
-		hostMAC(f[frameSrcOff:], s.idx, src)
-		binary.BigEndian.PutUint32(f[frameSeqOff:], seq)
+		if s.fab != nil {
+			s.fab.fillFabric(m, src, dst)
+		} else {
+			binary.BigEndian.PutUint32(m[pinInPortOff:], hostPort(src, s.cfg.Ports))
+			f := m[pinDataOff:]
+			hostMAC(f[frameDstOff:], s.idx, dst)
+			hostMAC(f[frameSrcOff:], s.idx, src)
+		}
+		binary.BigEndian.PutUint32(m[s.dataOff+frameSeqOff:], seq)
 	}
 }
 
@@ -371,6 +391,10 @@ func (s *emuSwitch) handle(m []byte, now int64) error {
 	t := of.Type(m[1])
 	switch t {
 	case of.TypeFlowMod:
+		if s.fab != nil && s.fab.isIgnoredFlowMod(m) {
+			s.ctr.ignored.Add(1)
+			return nil
+		}
 		s.ctr.flowMods.Add(1)
 		s.lastResp = now
 		if len(m) >= flowModBufferIDOff+4 {

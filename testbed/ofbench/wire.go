@@ -220,15 +220,16 @@ func featuresBody(dpid uint64, buffered bool) io.WriterTo {
 }
 
 // portDescBody is the port description multipart reply body (section
-// 7.3.5.7): ports 1..n named "ofb<switch>-p<port>".
-func portDescBody(sw, n int) io.WriterTo {
+// 7.3.5.7): the given port numbers, named "ofb<switch>-p<port>".
+func portDescBody(sw int, ports []uint32) io.WriterTo {
 	bs := bodies{&ofp.MultipartReply{Type: ofp.MultipartTypePortDescription}}
-	for p := 1; p <= n; p++ {
+	for _, p := range ports {
 		mac := make(net.HardwareAddr, 6)
 		mac[0] = 0x02
 		mac[1] = 0xff
 		mac[2] = byte(sw >> 8)
 		mac[3] = byte(sw)
+		mac[4] = byte(p >> 8)
 		mac[5] = byte(p)
 		bs = append(bs, &ofp.Port{
 			PortNo:     ofp.PortNo(p),
