@@ -96,7 +96,7 @@ func (h *Hypervisor) loadState(exclude string) (*state, error) {
 	}
 	st.topos = map[string]*topology.Topology{}
 	st.views = map[string]*pipeline.View{}
-	m := &pipeline.Model{Tree: st.tree}
+	m := &pipeline.Model{Tree: st.tree, Mesh: h.cfg.TunnelMesh}
 	for _, t := range tenants {
 		if t.Name == exclude {
 			continue

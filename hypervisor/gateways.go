@@ -11,7 +11,8 @@ import (
 )
 
 // provision plans the tunnel tree if it has not been planned yet
-// (tunnels.MST over the infrastructure's costs) and makes every gateway's
+// (planTunnels: the MST over the infrastructure's costs, or the full
+// mesh with Config.TunnelMesh) and makes every gateway's
 // tunnel ports match it (tunnels.Provisioner.Apply), recording the
 // OpenFlow port of every tunnel. clients holds the connections by OVSDB
 // endpoint; gateways without one are reported as errors.
@@ -20,7 +21,7 @@ func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients ma
 	plan, planned := h.plan, h.planned
 	h.mu.Unlock()
 	if !planned {
-		p, err := tunnels.MST(inf.TunnelSites(), inf.TunnelCosts())
+		p, err := h.planTunnels(inf)
 		if err != nil {
 			return fmt.Errorf("plan tunnels: %w", err)
 		}

@@ -106,6 +106,12 @@ type Config struct {
 	SyncTimeout time.Duration
 	// Version is reported by Health.
 	Version string
+	// TunnelMesh joins the gateways with a full mesh of tunnels
+	// (tunnels.FullMesh, N(N-1)/2 tunnels; frames take the direct tunnel)
+	// instead of the minimum spanning tree: the baseline of the paper's
+	// setup-time experiment (Fig. 2). AddSite and TunnelDown still repair
+	// with tunnels.Replan, which keeps a tree.
+	TunnelMesh bool
 	// TenantPacketIn, if set, receives every packet-in of a tenant's
 	// virtual switch (a table miss or controller output of the tenant
 	// tables, demultiplexed by its metadata). It runs on the physical

@@ -29,6 +29,12 @@ type Model struct {
 	// Tree is the tunnel plan joining the gateways (tunnels.MST or Replan):
 	// only Tunnels is read. Frames between sites follow its unique path.
 	Tree tunnels.Plan
+	// Mesh allows cycles in Tree (a full mesh of tunnels, tunnels.FullMesh,
+	// the paper's baseline): frames then take a path with the fewest
+	// tunnels, the direct tunnel in a full mesh. Loop-free because every
+	// hop gets one tunnel closer to the destination and gateways never
+	// flood (broadcast is replicated at the edge).
+	Mesh bool
 	// Tenants are the tenants with their topologies and host indices.
 	Tenants []Tenant
 	// Bindings say where hosts are plugged in (from OVSDB iface-ids).
@@ -199,8 +205,10 @@ func check(m *Model) (*checked, error) {
 const maxPhysPort = 65279
 
 // nextHops returns, per site, the neighbour in the tunnel tree toward each
-// other site reachable through it (BFS over Tree.Tunnels). It fails if the
-// tunnels contain a cycle (not a tree: paths would be ambiguous).
+// other site reachable through it (BFS over Tree.Tunnels: a path with the
+// fewest tunnels, ties to the lexically smallest neighbour). Unless m.Mesh,
+// it fails if the tunnels contain a cycle (not a tree: paths would be
+// ambiguous).
 func nextHops(m *Model) (map[string]map[string]string, error) {
 	adj := map[string][]string{}
 	parent := map[string]string{}
@@ -215,7 +223,7 @@ func nextHops(m *Model) (map[string]map[string]string, error) {
 	}
 	for _, t := range m.Tree.Tunnels {
 		ra, rb := find(t.A), find(t.B)
-		if ra == rb {
+		if ra == rb && !m.Mesh {
 			return nil, fmt.Errorf("pipeline: tree: tunnel %s closes a cycle (the tunnel plan must be a tree)", t)
 		}
 		parent[ra] = rb
