@@ -36,6 +36,7 @@ const usage = `usage:
   skyexp setuptime [flags]   setup time vs number of sites, MST vs full mesh (docs/experiments.md)
   skyexp dataplane [flags]   ping RTT and TCP throughput across clouds, virtualized vs not
   skyexp scale [flags]       tenants at scale: memory, flow entries per switch, apply time
+  skyexp controlplane [flags] control-plane overhead: learning switch bare vs on the hypervisor, and peers
 Run "skyexp EXPERIMENT -h" for the flags.
 `
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDataplane(args[1:], stdout, stderr)
 	case "scale":
 		return runScale(args[1:], stdout, stderr)
+	case "controlplane":
+		return runControlplane(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
