@@ -1,0 +1,320 @@
+package vnet
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
+)
+
+// Switch is one virtual switch of one tenant, as the tenant's apps see it:
+// a controller.Switch whose DPID is the virtual DPID, whose ports are the
+// virtual ports (the tenant's port numbers), with NTables =
+// pipeline.NumTenantTables. What apps send is translated onto the physical
+// edge bridges (see the package documentation).
+type Switch struct {
+	t     *Tenant
+	dpid  controller.DPID
+	name  string
+	index uint16 // in the view the switch was created from (stable while it runs)
+	log   *slog.Logger
+
+	events    chan event
+	done      chan struct{} // closed when the switch goes away
+	exited    chan struct{} // closed when run returned
+	closeOnce sync.Once
+}
+
+var _ controller.Switch = (*Switch)(nil)
+
+// event is one queued app event; exactly one field is set.
+type event struct {
+	pi  *controller.PacketIn
+	fr  *ofp.FlowRemoved
+	ps  *controller.PortStatus
+	err *controller.ErrorEvent
+}
+
+// run delivers the switch's events to the chain, one at a time: SwitchUp
+// first, SwitchDown after Done is closed.
+func (s *Switch) run() {
+	defer close(s.exited)
+	ctx := s.t.ctx
+	ch := s.t.chain
+	ch.SwitchUp(ctx, s)
+	for {
+		select {
+		case <-s.done:
+			ch.SwitchDown(ctx, s)
+			return
+		case ev := <-s.events:
+			switch {
+			case ev.pi != nil:
+				ch.PacketIn(ctx, s, ev.pi)
+			case ev.fr != nil:
+				ch.FlowRemoved(ctx, s, ev.fr)
+			case ev.ps != nil:
+				ch.PortStatus(ctx, s, ev.ps)
+			case ev.err != nil:
+				ch.SwitchError(ctx, s, ev.err)
+			}
+		}
+	}
+}
+
+// enqueue queues ev without blocking; false when the queue is full or the
+// switch is gone.
+func (s *Switch) enqueue(ev event) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.events <- ev:
+		return true
+	default:
+		s.t.dropped.Add(1)
+		return false
+	}
+}
+
+// DPID returns the virtual DPID.
+func (s *Switch) DPID() controller.DPID { return s.dpid }
+
+// Name returns the virtual switch's name in the topology.
+func (s *Switch) Name() string { return s.name }
+
+// NTables returns pipeline.NumTenantTables: the virtual tables 0..3.
+func (s *Switch) NTables() uint8 { return pipeline.NumTenantTables }
+
+// Ports returns the virtual ports by port number (a copy).
+func (s *Switch) Ports() []ofp.Port {
+	snap := s.t.snap.Load()
+	return append([]ofp.Port(nil), snap.ports[s.index-1]...)
+}
+
+// Port looks up virtual port no.
+func (s *Switch) Port(no ofp.PortNo) (ofp.Port, bool) {
+	for _, p := range s.t.snap.Load().ports[s.index-1] {
+		if p.PortNo == no {
+			return p, true
+		}
+	}
+	return ofp.Port{}, false
+}
+
+// Logger carries the tenant, the switch name and virtual DPID.
+func (s *Switch) Logger() *slog.Logger { return s.log }
+
+// Done is closed when the switch goes away (tenant deleted or its
+// topology changed).
+func (s *Switch) Done() <-chan struct{} { return s.done }
+
+// String names the switch for logs: "tenant/switch (vdpid)".
+func (s *Switch) String() string { return fmt.Sprintf("%s/%s (%s)", s.t.name, s.name, s.dpid) }
+
+// closed returns an error wrapping controller.ErrClosed once Done is
+// closed.
+func (s *Switch) closed(what string) error {
+	select {
+	case <-s.done:
+		return fmt.Errorf("vnet: %s on %s: %w", what, s, controller.ErrClosed)
+	default:
+		return nil
+	}
+}
+
+// refuse reports a translation error the way a switch reports OFPT_ERROR:
+// an ErrorEvent to the ErrorHandler apps (asynchronously), and the error
+// itself returned to the caller.
+func (s *Switch) refuse(err error) error {
+	var pe *pipeline.Error
+	if errors.As(err, &pe) {
+		s.enqueue(event{err: &controller.ErrorEvent{Type: pe.Type, Code: pe.Code, Data: []byte(pe.Msg)}})
+	}
+	return err
+}
+
+// FlowMod translates fm (pipeline.Translate) and queues the physical
+// flow-mods on every connected edge bridge of the switch. Translation
+// errors are *pipeline.Error (also delivered to ErrorHandler apps); a
+// bridge that is not connected is skipped (it gets the tenant's entries
+// again only when the app repeats them: reactive apps' entries are soft
+// state).
+func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
+	if err := s.closed("flow-mod"); err != nil {
+		return err
+	}
+	snap := s.t.snap.Load()
+	fms, err := pipeline.Translate(snap.view, topology.DPID(s.dpid), fm)
+	if err != nil {
+		return s.refuse(err)
+	}
+	var errs []error
+	for _, b := range snap.bridges[s.index-1] {
+		psw := s.t.phys.Switch(b)
+		if psw == nil {
+			continue
+		}
+		for _, f := range fms {
+			if err := psw.FlowMod(ctx, f); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %s: %w", b, err))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// GroupMod is refused: tenant groups are not virtualized
+// (OFPET_GROUP_MOD_FAILED / OFPGMFC_EPERM).
+func (s *Switch) GroupMod(context.Context, *ofp.GroupMod) error {
+	return s.refuse(&pipeline.Error{Type: ofp.ErrTypeGroupModFailed, Code: ofp.ErrCode(13), // OFPGMFC_EPERM (spec 7.4.4)
+		Msg: "tenant groups are not virtualized"})
+}
+
+// MeterMod is refused: tenant meters are not virtualized
+// (OFPET_METER_MOD_FAILED / OFPMMFC_UNKNOWN).
+func (s *Switch) MeterMod(context.Context, *ofp.MeterMod) error {
+	return s.refuse(&pipeline.Error{Type: ofp.ErrTypeMeterModFailed, Code: ofp.ErrCodeMeterModFailedUnknown,
+		Msg: "tenant meters are not virtualized"})
+}
+
+// PacketOut sends po (spec 7.3.7). LLDP frames are virtualized (see the
+// package documentation); every other frame is translated with
+// pipeline.TranslatePacketOut and sent to the edge bridge it names.
+// Errors: *pipeline.Error for what cannot be translated (also delivered
+// to ErrorHandler apps), the bridge not connected, or its send error.
+func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
+	if err := s.closed("packet-out"); err != nil {
+		return err
+	}
+	snap := s.t.snap.Load()
+	if isLLDP(po.Data) {
+		return s.lldpOut(ctx, snap, po)
+	}
+	bridge, ppo, err := pipeline.TranslatePacketOut(snap.view, snap.bindings, topology.DPID(s.dpid), po)
+	if err != nil {
+		return s.refuse(err)
+	}
+	psw := s.t.phys.Switch(bridge)
+	if psw == nil {
+		return fmt.Errorf("vnet: packet-out on %s: bridge %s is not connected", s, bridge)
+	}
+	return psw.PacketOut(ctx, ppo)
+}
+
+// Barrier sends a barrier (spec 6.2) to every connected edge bridge of the
+// switch and returns their errors, joined: once it returns, every
+// flow-mod this switch translated before it was processed.
+func (s *Switch) Barrier(ctx context.Context) error {
+	if err := s.closed("barrier"); err != nil {
+		return err
+	}
+	snap := s.t.snap.Load()
+	bs := snap.bridges[s.index-1]
+	errs := make([]error, len(bs))
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		psw := s.t.phys.Switch(b)
+		if psw == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := psw.Barrier(ctx); err != nil {
+				errs[i] = fmt.Errorf("bridge %s: %w", b, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// isLLDP reports whether frame is an LLDP frame (ethertype 0x88cc, also
+// behind one 802.1Q tag).
+func isLLDP(frame []byte) bool {
+	if len(frame) < 14 {
+		return false
+	}
+	et := binary.BigEndian.Uint16(frame[12:14])
+	if et == 0x8100 && len(frame) >= 18 {
+		et = binary.BigEndian.Uint16(frame[16:18])
+	}
+	return et == 0x88cc
+}
+
+// lldpOut virtualizes an LLDP packet-out: every output action names a
+// port of the switch (or FLOOD/ALL: every port but the in-port); out of a
+// link port the frame is handed back as a packet-in (OFPR_ACTION, table
+// 0) on the peer virtual port; out of a host port it goes unchanged to the
+// host's physical port (skipped when the host is not bound: the port is
+// link-down). Actions other than output are refused
+// (OFPET_BAD_ACTION/OFPBAC_BAD_TYPE).
+func (s *Switch) lldpOut(ctx context.Context, snap *snapshot, po *ofp.PacketOut) error {
+	v := snap.view
+	vs := &v.Switches[s.index-1]
+	var targets []uint16 // vport indices
+	for _, a := range po.Actions {
+		o, ok := a.(*ofp.ActionOutput)
+		if !ok {
+			return s.refuse(&pipeline.Error{Type: ofp.ErrTypeBadAction, Code: ofp.ErrCodeBadActionType,
+				Msg: fmt.Sprintf("LLDP packet-out: only output actions are virtualized, got %T", a)})
+		}
+		switch {
+		case o.Port == ofp.PortFlood || o.Port == ofp.PortAll:
+			for _, pi := range vs.Ports {
+				if ofp.PortNo(v.Ports[pi-1].Port) != po.InPort {
+					targets = append(targets, pi)
+				}
+			}
+		case o.Port <= ofp.PortMax:
+			pi, ok := v.PortOf(vs.Index, uint32(o.Port))
+			if !ok {
+				return s.refuse(&pipeline.Error{Type: ofp.ErrTypeBadAction, Code: ofp.ErrCodeBadActionOutPort,
+					Msg: fmt.Sprintf("LLDP packet-out: port %d is not a port of virtual switch %s", o.Port, s.dpid)})
+			}
+			targets = append(targets, pi)
+		default:
+			return s.refuse(&pipeline.Error{Type: ofp.ErrTypeBadAction, Code: ofp.ErrCodeBadActionOutPort,
+				Msg: fmt.Sprintf("LLDP packet-out: output to %#x is not virtualized", uint32(o.Port))})
+		}
+	}
+	var errs []error
+	for _, pi := range targets {
+		p := v.Ports[pi-1]
+		switch {
+		case p.Peer != 0:
+			peer := v.Ports[p.Peer-1]
+			frame := append([]byte(nil), po.Data...)
+			if snap.switches[peer.Switch-1].enqueue(event{pi: newPacketIn(peer.Port, 0, 0, ofp.PacketInReasonAction, frame)}) {
+				s.t.lldpLoop.Add(1)
+			}
+		case p.Host != nil:
+			b, ok := snap.bound[pi]
+			if !ok {
+				continue // host not plugged in: the port is down
+			}
+			psw := s.t.phys.Switch(b.Bridge)
+			if psw == nil {
+				continue
+			}
+			out := &ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController,
+				Actions: ofp.Actions{&ofp.ActionOutput{Port: ofp.PortNo(b.Port), MaxLen: ofp.ContentLenNoBuffer}}, Data: po.Data}
+			if err := psw.PacketOut(ctx, out); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %s: %w", b.Bridge, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
