@@ -150,8 +150,12 @@ func (h Host) ParsedIP() (netip.Prefix, error) { return netip.ParsePrefix(h.IP) 
 // Infra describes the infrastructure a topology is checked against: the
 // known clouds (sites) and, for each, the names of its VMs. A nil Clouds map
 // means "unknown": Validate then checks cloud and VM names only for syntax.
+// A nil Apps likewise leaves app names checked only for syntax; otherwise
+// Validate refuses an app name not in Apps (the tenant app registry of
+// the hypervisor, see package hypervisor/vnet) at its "$.apps[i]" path.
 type Infra struct {
 	Clouds map[string][]string
+	Apps   []string
 }
 
 // DPID is an OpenFlow datapath ID (64 bits; OpenFlow 1.3.5 §7.3.1: the low 48

@@ -138,6 +138,8 @@ func validate(t *Topology, root string, infra Infra, errs *errList) {
 			errs.add(p, "invalid app name %q: want %s", a, identRule)
 		} else if first, dup := apps[a]; dup {
 			errs.add(p, "duplicate app %q (also %s.apps[%d])", a, root, first)
+		} else if infra.Apps != nil && !slices.Contains(infra.Apps, a) {
+			errs.add(p, "unknown app %q (known: %s)", a, strings.Join(infra.Apps, ", "))
 		} else {
 			apps[a] = i
 		}
