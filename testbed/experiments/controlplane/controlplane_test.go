@@ -343,3 +343,19 @@ func TestFabricPacketInsDemultiplexedByHypervisor(t *testing.T) {
 		t.Errorf("fabric table %d", f.Bench.Table)
 	}
 }
+
+func TestSkippedArmsNeedNoController(t *testing.T) {
+	r := &runner{cfg: DefaultConfig(), missing: map[string]string{ArmOSKen: "osken-manager not installed"}}
+	m := r.measure(context.Background(), ArmOVS, OVSTestControllerMaxSwitches+1, 1)
+	if !strings.HasPrefix(m.Err, "skipped: ovs-testcontroller serves at most 16 switches") {
+		t.Errorf("ovs above its limit: %q", m.Err)
+	}
+	m = r.measure(context.Background(), ArmOSKen, 1, 1)
+	if m.Err != "skipped: osken-manager not installed" || m.OK() {
+		t.Errorf("missing os-ken: %q", m.Err)
+	}
+	ss := Summarize([]Measurement{m})
+	if ss[0].Reps != 0 || ss[0].Failed != 1 {
+		t.Errorf("summary of a skipped arm: %+v", ss[0])
+	}
+}
