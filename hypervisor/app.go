@@ -111,7 +111,7 @@ func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disp
 				tv = v
 			}
 		}
-		hook := h.cfg.TenantPacketIn
+		hook := h.deliverTenantPacketIn
 		if tv != nil {
 			h.packetInsLocked(tv.view.ID)
 		}
@@ -137,7 +137,7 @@ func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disp
 	tenant := addr.TenantID(md >> pipeline.MetaTenantShift)
 	h.packetInsLocked(tenant)
 	tv := h.views[tenant]
-	hook := h.cfg.TenantPacketIn
+	hook := h.deliverTenantPacketIn
 	h.mu.Unlock()
 	if !haveMD || tv == nil || hook == nil || ev.TableID < pipeline.TableTenant || ev.TableID >= pipeline.TableTenant+pipeline.NumTenantTables {
 		return controller.Stop

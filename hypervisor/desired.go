@@ -367,6 +367,7 @@ func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.
 		}
 	}
 	h.mu.Unlock()
+	h.updateTenantApps(st) // tenantapps.go: before the reconcile, which asks ownsCookie
 	_, err := h.syncAll(ctx, targets)
 	return err
 }
@@ -418,7 +419,7 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SyncTimeout)
 	defer cancel()
 	t0 := time.Now()
-	p, err := reconcile.Sync(ctx, sw, es, reconcile.Options{})
+	p, err := reconcile.Sync(ctx, sw, es, reconcile.Options{Owns: h.ownsCookie})
 	if err != nil {
 		return p, fmt.Errorf("switch %s: %w", pipeline.DPID(dpid), err)
 	}

@@ -27,8 +27,12 @@
 // Tenant apps: a tenant whose topology lists the "learning" app gets
 // proactive L2 entries on its virtual switches (every host's MAC toward
 // its port, broadcast flooded), compiled with pipeline.AddEntries: the
-// hypervisor knows where every host is, so no packet-in is needed. Tenant
-// app sessions on a virtual OpenFlow view are a follow-up.
+// hypervisor knows where every host is, so no packet-in is needed. Every
+// other app of the list ("learning-reactive", "discovery", ...) runs on
+// the tenant's virtual switches (package hypervisor/vnet, wired in
+// tenantapps.go): packet-ins of the tenant tables go to it, its flow-mods
+// and packet-outs are translated onto the edge bridges, and LLDP is
+// virtualized.
 package hypervisor
 
 import (
@@ -41,6 +45,7 @@ import (
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/apps"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
@@ -118,6 +123,11 @@ type Config struct {
 	// switch's event goroutine and must not block. This is the seam for
 	// tenant apps on a virtual OpenFlow view.
 	TenantPacketIn func(TenantPacketIn)
+	// TenantApps is the registry of the apps tenants may run on their
+	// virtual view (every name of a topology's "apps" but "learning", which
+	// the hypervisor realizes natively); nil means vnet.Builtin()
+	// ("learning-reactive", "discovery"). See tenantapps.go.
+	TenantApps map[string]apps.Factory
 }
 
 // Hypervisor is the core; create it with New, start it with Run, register
@@ -153,6 +163,7 @@ type Hypervisor struct {
 	convergeErr error
 	runCtx      context.Context
 	swLocks     map[uint64]*sync.Mutex
+	tapps       *tenantApps // tenant apps on the virtual view (tenantapps.go)
 
 	running atomic.Bool
 	stats   struct{ syncs, added, deleted atomic.Uint64 }
@@ -215,7 +226,7 @@ func New(cfg Config) (*Hypervisor, error) {
 		clients: map[string]OVSDB{}, tunnelPorts: map[string]map[string]uint32{}, down: map[tunnels.Pair]bool{},
 		watching: map[uint64]bool{}, portIDs: map[portKey]string{}, ofports: map[portKey]uint32{}, switches: map[uint64]controller.Switch{},
 		desired: map[uint64][]pipeline.Entry{}, fingerprint: map[uint64]string{}, synced: map[uint64]string{}, swLocks: map[uint64]*sync.Mutex{},
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), tapps: newTenantApps(cfg.TenantApps),
 	}
 	// The desired state from the store, so the first switch to connect is
 	// reconciled at once (nothing is connected yet: nothing is sent).
@@ -291,6 +302,7 @@ func (h *Hypervisor) Run(ctx context.Context) error {
 	h.runCtx = ctx
 	h.mu.Unlock()
 	defer h.closeClients()
+	defer h.closeTenantApps()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	var auditC <-chan time.Time

@@ -37,7 +37,7 @@ func (h *Hypervisor) Infra(ctx context.Context) (topology.Infra, error) {
 	if err := ctx.Err(); err != nil {
 		return topology.Infra{}, err
 	}
-	return h.Infrastructure().Topology(), nil
+	return h.topologyInfra(), nil
 }
 
 // ApplyTenant implements api.Service.
@@ -67,7 +67,7 @@ func (h *Hypervisor) apply(ctx context.Context, ts []*topology.Topology, root fu
 	if len(ts) == 0 {
 		return nil, fmt.Errorf("no tenants given: %w", api.ErrInvalid)
 	}
-	ti := h.Infrastructure().Topology()
+	ti := h.topologyInfra()
 	var fes []topology.FieldError
 	seen := map[string]int{}
 	for i, t := range ts {

@@ -131,6 +131,7 @@ func (s *server) routes() []route {
 		{"PUT", "/v1/tenants/{name}", write, s.putTenant},
 		{"DELETE", "/v1/tenants/{name}", write, s.deleteTenant},
 		{"GET", "/v1/tenants/{name}/mapping", read, s.getMapping},
+		{"GET", "/v1/tenants/{name}/links", read, s.tenantLinks},
 		{"GET", "/v1/topology/physical", read, s.physicalTopology},
 	}
 }
