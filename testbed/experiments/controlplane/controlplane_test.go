@@ -98,6 +98,11 @@ func TestParseSummaryAndLatency(t *testing.T) {
 	if LatencyMS(3, 0) != 0 {
 		t.Error("latency with nothing answered is not 0")
 	}
+	runs := "warmup 1: 4 switches, 1 responses/s (min/max per switch 0/0), 1000 answered/s, rtt 0.1 ms, 0 lost, 0 timeouts\n" +
+		"run 1: 4 switches, 1 responses/s (min/max per switch 0/0), 3000 answered/s, rtt 0.1 ms, 0 lost, 0 timeouts\n" + out
+	if got := AnsweredTotal(runs, 500*time.Millisecond); got != 2000 {
+		t.Errorf("AnsweredTotal = %v, want (1000 + 3000) x 0.5 s", got)
+	}
 	if _, err := ParseSummary("ofbench: cannot connect\n"); err == nil || !strings.Contains(err.Error(), "no summary line") {
 		t.Errorf("missing summary: %v", err)
 	}
@@ -113,7 +118,7 @@ func sample() []Measurement {
 	var ms []Measurement
 	add := func(arm string, n, rep int, lat float64, err string) {
 		ms = append(ms, Measurement{Arm: arm, Networks: n, Rep: rep, Switches: n, AnsweredPerSec: 1000 * float64(n) / lat,
-			RespPerSec: 2000 * float64(n) / lat, LatencyMS: lat, RTTMS: lat, Load1: 1.5, Start: t0, Err: err})
+			RespPerSec: 2000 * float64(n) / lat, LatencyMS: lat, RTTMS: lat, CPUPerRequestUS: 1000 * lat / 2, Load1: 1.5, Start: t0, Err: err})
 	}
 	for rep, l := range []float64{0.050, 0.060, 0.055} {
 		add(ArmBare, 1, rep+1, l, "")
@@ -155,6 +160,10 @@ func TestSummarizeAndOverheads(t *testing.T) {
 	if math.Abs(o.PairedMinMS-0.004) > 1e-9 || math.Abs(o.PairedMaxMS-0.006) > 1e-9 {
 		t.Errorf("paired range at 1: %v..%v, want 0.004..0.006", o.PairedMinMS, o.PairedMaxMS)
 	}
+	// CPU per request is half the latency in the sample: 30.5 - 27.5 us.
+	if math.Abs(o.BareCPUUS-27.5) > 1e-9 || math.Abs(o.HypervisorCPUUS-30.5) > 1e-9 || math.Abs(o.CPUOverheadUS-3) > 1e-9 {
+		t.Errorf("CPU per request at 1: %+v", o)
+	}
 	if math.Abs(o.OverheadPct-100*0.006/0.055) > 1e-9 {
 		t.Errorf("overhead pct %v", o.OverheadPct)
 	}
@@ -162,7 +171,7 @@ func TestSummarizeAndOverheads(t *testing.T) {
 		t.Errorf("overhead at 8: %+v", o8)
 	}
 	table := MarkdownTable(ss, ohs)
-	for _, want := range []string{"| 1 | 0.0550 (36.4k) | 0.0610", "+0.0060 | yes | yes |", "| 8 |", "skipped", "failed", "+0.2000 | no | no |"} {
+	for _, want := range []string{"| 1 | 0.0550 (36.4k) | 0.0610", "+0.0060 | yes | yes | 27.5, 30.5 (+3.0) |", "| 8 |", "skipped", "failed", "+0.2000 | no | no |"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

@@ -34,7 +34,8 @@ func armStyle(a string) (color.Color, draw.GlyphDrawer) {
 // per request of every arm (ms, log scale), as the paper's Figure 3; (b) the
 // hypervisor's overhead over the bare learning switch (ms) with the paper's
 // 0.1 ms bound and Skyvisor's 0.01 ms target as horizontal lines, and the
-// range of the paired differences as error bars; (c) responses/s of every
+// range of the paired differences as error bars, beside the controller CPU
+// time the hypervisor adds per request (Overhead.CPUOverheadUS, in ms); (c) responses/s of every
 // arm (log scale). caption is appended to the first title.
 func Plot(w io.Writer, ss []Summary, ohs []Overhead, caption string) error {
 	var ns []float64
@@ -156,7 +157,7 @@ func Plot(w io.Writer, ss []Summary, ohs []Overhead, caption string) error {
 		c, g := armStyle(ArmHypervisor)
 		l.Color, pts.Color, pts.Shape = c, c, g
 		pb.Add(l, pts)
-		pb.Legend.Add("overhead (median; bars: range of paired runs)", l, pts)
+		pb.Legend.Add("latency overhead (median; bars: paired runs)", l, pts)
 		eb, err := plotter.NewYErrorBars(struct {
 			plotter.XYer
 			plotter.YErrorer
@@ -165,6 +166,24 @@ func Plot(w io.Writer, ss []Summary, ohs []Overhead, caption string) error {
 			eb.Color = c
 			pb.Add(eb)
 		}
+	}
+	var cpu plotter.XYs
+	for _, o := range ohs {
+		if o.BareCPUUS > 0 && o.HypervisorCPUUS > 0 {
+			cpu = append(cpu, plotter.XY{X: float64(o.Networks), Y: o.CPUOverheadUS / 1000})
+			lo, hi = math.Min(lo, o.CPUOverheadUS/1000), math.Max(hi, o.CPUOverheadUS/1000)
+		}
+	}
+	if len(cpu) > 0 {
+		l, pts, err := plotter.NewLinePoints(cpu)
+		if err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+		c := color.RGBA{R: 148, G: 103, B: 189, A: 255}
+		l.Color, pts.Color, pts.Shape = c, c, draw.RingGlyph{}
+		l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		pb.Add(l, pts)
+		pb.Legend.Add("controller CPU time added per request", l, pts)
 	}
 	pb.Y.Min, pb.Y.Max = math.Min(lo*1.2, -0.005), hi*1.6
 	pb.Legend.Top, pb.Legend.Left = true, true

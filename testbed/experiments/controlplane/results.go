@@ -22,7 +22,7 @@ type Summary struct {
 	Reps, Failed int
 	FailReason   string
 	// Medians over the successful measurements.
-	RespPerSec, AnsweredPerSec, LatencyMS, RTTMS, ControllerCPUPct float64
+	RespPerSec, AnsweredPerSec, LatencyMS, RTTMS, ControllerCPUPct, CPUPerRequestUS float64
 	// LatencyMinMS and LatencyMaxMS bound the measurements' latencies.
 	LatencyMinMS, LatencyMaxMS float64
 	// Lost and Timeouts are totals.
@@ -45,6 +45,11 @@ type Overhead struct {
 	// RTTOverheadMS is the same difference of ofbench's measured round
 	// trips.
 	RTTOverheadMS float64
+	// BareCPUUS and HypervisorCPUUS are the median controller CPU times per
+	// request (Measurement.CPUPerRequestUS) and CPUOverheadUS their
+	// difference, in microseconds: the processing the virtualization adds
+	// to one request, without the time spent waiting for a CPU.
+	BareCPUUS, HypervisorCPUUS, CPUOverheadUS float64
 	// WithinTarget says OverheadMS < TargetOverheadMS; WithinPaper says
 	// OverheadMS < PaperOverheadMS.
 	WithinTarget, WithinPaper bool
@@ -75,7 +80,7 @@ func Summarize(ms []Measurement) []Summary {
 	var out []Summary
 	for _, k := range keys {
 		s := Summary{Arm: k.arm, Networks: k.n}
-		var resp, ans, lat, rtt, cpu, load []float64
+		var resp, ans, lat, rtt, cpu, cpuReq, load []float64
 		for _, m := range groups[k] {
 			load = append(load, m.Load1)
 			if !m.OK() {
@@ -85,14 +90,14 @@ func Summarize(ms []Measurement) []Summary {
 			}
 			s.Reps++
 			resp, ans, lat = append(resp, m.RespPerSec), append(ans, m.AnsweredPerSec), append(lat, m.LatencyMS)
-			rtt, cpu = append(rtt, m.RTTMS), append(cpu, m.ControllerCPUPct)
+			rtt, cpu, cpuReq = append(rtt, m.RTTMS), append(cpu, m.ControllerCPUPct), append(cpuReq, m.CPUPerRequestUS)
 			s.Lost += m.Lost
 			s.Timeouts += m.Timeouts
 		}
 		s.Load1 = Median(load)
 		if s.Reps > 0 {
 			s.RespPerSec, s.AnsweredPerSec, s.LatencyMS = Median(resp), Median(ans), Median(lat)
-			s.RTTMS, s.ControllerCPUPct = Median(rtt), Median(cpu)
+			s.RTTMS, s.ControllerCPUPct, s.CPUPerRequestUS = Median(rtt), Median(cpu), Median(cpuReq)
 			s.LatencyMinMS, s.LatencyMaxMS = slices.Min(lat), slices.Max(lat)
 		}
 		out = append(out, s)
@@ -128,7 +133,8 @@ func Overheads(ms []Measurement, ss []Summary) []Overhead {
 			continue
 		}
 		o := Overhead{Networks: s.Networks, BareMS: s.LatencyMS, HypervisorMS: h.LatencyMS,
-			OverheadMS: h.LatencyMS - s.LatencyMS, RTTOverheadMS: h.RTTMS - s.RTTMS}
+			OverheadMS: h.LatencyMS - s.LatencyMS, RTTOverheadMS: h.RTTMS - s.RTTMS,
+			BareCPUUS: s.CPUPerRequestUS, HypervisorCPUUS: h.CPUPerRequestUS, CPUOverheadUS: h.CPUPerRequestUS - s.CPUPerRequestUS}
 		if s.LatencyMS > 0 {
 			o.OverheadPct = 100 * o.OverheadMS / s.LatencyMS
 		}
@@ -171,7 +177,7 @@ func Median(v []float64) float64 {
 // MeasurementHeader returns the columns of WriteMeasurements.
 func MeasurementHeader() []string {
 	return []string{"arm", "networks", "rep", "switches", "resp_per_s", "answered_per_s", "latency_ms", "rtt_ms", "lost", "timeouts",
-		"ctrl_errors", "switch_errors", "ignored_flow_mods", "controller_cpu_pct", "ofbench_cpu_pct", "load1", "start", "error"}
+		"ctrl_errors", "switch_errors", "ignored_flow_mods", "controller_cpu_pct", "cpu_us_per_request", "ofbench_cpu_pct", "load1", "start", "error"}
 }
 
 // WriteMeasurements writes one CSV row per measurement.
@@ -183,7 +189,7 @@ func WriteMeasurements(w io.Writer, ms []Measurement) error {
 	for _, m := range ms {
 		row := []string{m.Arm, strconv.Itoa(m.Networks), strconv.Itoa(m.Rep), strconv.Itoa(m.Switches), f1(m.RespPerSec), f1(m.AnsweredPerSec),
 			f4(m.LatencyMS), f4(m.RTTMS), u(m.Lost), u(m.Timeouts), u(m.CtrlErrors), u(m.SwitchErrors), u(m.IgnoredFlowMods),
-			f1(m.ControllerCPUPct), f1(m.OfbenchCPUPct), strconv.FormatFloat(m.Load1, 'f', 2, 64), m.Start.Format(time.RFC3339), m.Err}
+			f1(m.ControllerCPUPct), f2(m.CPUPerRequestUS), f1(m.OfbenchCPUPct), strconv.FormatFloat(m.Load1, 'f', 2, 64), m.Start.Format(time.RFC3339), m.Err}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -216,8 +222,9 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 		}
 		m := Measurement{Arm: row[0], Networks: int(num(1)), Rep: int(num(2)), Switches: int(num(3)), RespPerSec: num(4), AnsweredPerSec: num(5),
 			LatencyMS: num(6), RTTMS: num(7), Lost: uint64(num(8)), Timeouts: uint64(num(9)), CtrlErrors: uint64(num(10)),
-			SwitchErrors: uint64(num(11)), IgnoredFlowMods: uint64(num(12)), ControllerCPUPct: num(13), OfbenchCPUPct: num(14), Load1: num(15), Err: row[17]}
-		if t, err := time.Parse(time.RFC3339, row[16]); err == nil {
+			SwitchErrors: uint64(num(11)), IgnoredFlowMods: uint64(num(12)), ControllerCPUPct: num(13), CPUPerRequestUS: num(14),
+			OfbenchCPUPct: num(15), Load1: num(16), Err: row[18]}
+		if t, err := time.Parse(time.RFC3339, row[17]); err == nil {
 			m.Start = t
 		} else {
 			errs = append(errs, fmt.Errorf("line %d, column start: %w", line, err))
@@ -233,8 +240,8 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 // SummaryHeader returns the columns of WriteSummaries.
 func SummaryHeader() []string {
 	return []string{"networks", "arm", "reps", "failed", "resp_per_s", "answered_per_s", "latency_ms", "latency_min_ms", "latency_max_ms",
-		"rtt_ms", "controller_cpu_pct", "lost", "timeouts", "load1", "overhead_ms", "overhead_pct", "paired_min_ms", "paired_max_ms",
-		"within_target_0.01ms", "within_paper_0.1ms", "fail_reason"}
+		"rtt_ms", "controller_cpu_pct", "cpu_us_per_request", "lost", "timeouts", "load1", "overhead_ms", "overhead_pct", "paired_min_ms", "paired_max_ms",
+		"within_target_0.01ms", "within_paper_0.1ms", "cpu_overhead_us", "fail_reason"}
 }
 
 // WriteSummaries writes one CSV row per summary; the hypervisor's rows
@@ -246,13 +253,13 @@ func WriteSummaries(w io.Writer, ss []Summary, ohs []Overhead) error {
 	}
 	for _, s := range ss {
 		row := []string{strconv.Itoa(s.Networks), s.Arm, strconv.Itoa(s.Reps), strconv.Itoa(s.Failed), f1(s.RespPerSec), f1(s.AnsweredPerSec),
-			f4(s.LatencyMS), f4(s.LatencyMinMS), f4(s.LatencyMaxMS), f4(s.RTTMS), f1(s.ControllerCPUPct), u(s.Lost), u(s.Timeouts),
-			strconv.FormatFloat(s.Load1, 'f', 2, 64), "", "", "", "", "", "", s.FailReason}
+			f4(s.LatencyMS), f4(s.LatencyMinMS), f4(s.LatencyMaxMS), f4(s.RTTMS), f1(s.ControllerCPUPct), f2(s.CPUPerRequestUS), u(s.Lost), u(s.Timeouts),
+			strconv.FormatFloat(s.Load1, 'f', 2, 64), "", "", "", "", "", "", "", s.FailReason}
 		if s.Arm == ArmHypervisor {
 			for _, o := range ohs {
 				if o.Networks == s.Networks {
-					row[14], row[15], row[16], row[17] = f4(o.OverheadMS), f1(o.OverheadPct), f4(o.PairedMinMS), f4(o.PairedMaxMS)
-					row[18], row[19] = strconv.FormatBool(o.WithinTarget), strconv.FormatBool(o.WithinPaper)
+					row[15], row[16], row[17], row[18] = f4(o.OverheadMS), f1(o.OverheadPct), f4(o.PairedMinMS), f4(o.PairedMaxMS)
+					row[19], row[20], row[21] = strconv.FormatBool(o.WithinTarget), strconv.FormatBool(o.WithinPaper), f2(o.CPUOverheadUS)
 				}
 			}
 		}
@@ -265,6 +272,7 @@ func WriteSummaries(w io.Writer, ss []Summary, ohs []Overhead) error {
 }
 
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 func f4(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 func u(v uint64) string   { return strconv.FormatUint(v, 10) }
 
@@ -288,11 +296,11 @@ func MarkdownTable(ss []Summary, ohs []Overhead) string {
 	for _, a := range arms {
 		fmt.Fprintf(&b, " %s ms/req (resp/s) |", ArmLabel(a))
 	}
-	b.WriteString(" overhead ms | < 0.01 ms | < 0.1 ms | load1 |\n|---:|")
+	b.WriteString(" overhead ms | < 0.01 ms | < 0.1 ms | CPU us/req bare, Skyvisor (+overhead) | load1 |\n|---:|")
 	for range arms {
 		b.WriteString("---:|")
 	}
-	b.WriteString("---:|:---:|:---:|---:|\n")
+	b.WriteString("---:|:---:|:---:|---:|---:|\n")
 	for _, n := range ns {
 		fmt.Fprintf(&b, "| %d |", n)
 		var load []float64
@@ -313,10 +321,11 @@ func MarkdownTable(ss []Summary, ohs []Overhead) string {
 			}
 			b.WriteString(cell)
 		}
-		ov := " — | | |"
+		ov := " — | | | — |"
 		for _, o := range ohs {
 			if o.Networks == n {
-				ov = fmt.Sprintf(" %+.4f | %s | %s |", o.OverheadMS, yesNo(o.WithinTarget), yesNo(o.WithinPaper))
+				ov = fmt.Sprintf(" %+.4f | %s | %s | %.1f, %.1f (%+.1f) |", o.OverheadMS, yesNo(o.WithinTarget), yesNo(o.WithinPaper),
+					o.BareCPUUS, o.HypervisorCPUUS, o.CPUOverheadUS)
 			}
 		}
 		fmt.Fprintf(&b, "%s %.2f |\n", ov, Median(load))
