@@ -93,9 +93,10 @@ func controlplaneReport(f *controlplane.Flags, ms []controlplane.Measurement, st
 	fmt.Fprint(stdout, controlplane.MarkdownTable(ss, ohs))
 	fmt.Fprintln(stdout)
 	for _, o := range ohs {
-		fmt.Fprintf(stdout, "controlplane: networks=%d overhead %+.4f ms per request (%+.1f%%; paired runs %+.4f..%+.4f; rtt %+.4f): target < %.2f ms %s, paper < %.1f ms %s\n",
+		fmt.Fprintf(stdout, "controlplane: networks=%d overhead %+.4f ms per request (%+.1f%%; paired runs %+.4f..%+.4f; rtt %+.4f): target < %.2f ms %s, paper < %.1f ms %s; controller CPU per request %.1f -> %.1f us (%+.1f us)\n",
 			o.Networks, o.OverheadMS, o.OverheadPct, o.PairedMinMS, o.PairedMaxMS, o.RTTOverheadMS,
-			controlplane.TargetOverheadMS, met(o.WithinTarget), controlplane.PaperOverheadMS, met(o.WithinPaper))
+			controlplane.TargetOverheadMS, met(o.WithinTarget), controlplane.PaperOverheadMS, met(o.WithinPaper),
+			o.BareCPUUS, o.HypervisorCPUUS, o.CPUOverheadUS)
 	}
 	code := 0
 	for _, s := range ss {
