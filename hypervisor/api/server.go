@@ -133,6 +133,9 @@ func (s *server) routes() []route {
 		{"GET", "/v1/tenants/{name}/mapping", read, s.getMapping},
 		{"GET", "/v1/tenants/{name}/links", read, s.tenantLinks},
 		{"GET", "/v1/topology/physical", read, s.physicalTopology},
+		{"POST", "/v1/migrations", write, s.startMigration}, // migrations.go
+		{"GET", "/v1/migrations", read, s.listMigrations},
+		{"GET", "/v1/migrations/{id}", read, s.getMigration},
 	}
 }
 
