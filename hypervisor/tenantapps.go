@@ -36,6 +36,10 @@ type tenantApps struct {
 	// paths (packet-in and flow-removed delivery, reconcile ownership).
 	byName atomic.Pointer[map[string]*vnet.Tenant]
 	byID   atomic.Pointer[map[addr.TenantID]*vnet.Tenant]
+
+	// sessions caches connected edge bridges by DPID
+	// (controller.DPID -> controller.Switch) for physical.Switch.
+	sessions sync.Map
 }
 
 // tenantRun is one tenant's runtime and what it was built from.
@@ -81,11 +85,26 @@ func (h *Hypervisor) topologyInfra() topology.Infra {
 // physical implements vnet.Physical over the connected sessions.
 type physical struct{ h *Hypervisor }
 
-// Switch returns the connected switch with datapath ID d, or nil.
+// Switch returns the connected switch with datapath ID d, or nil. It is
+// on the hot path of every tenant flow-mod and packet-out: sessions are
+// cached outside h.mu and the cache entry is dropped once its session is
+// done (disconnect or replacement by a newer session of the DPID).
 func (p physical) Switch(d controller.DPID) controller.Switch {
+	if v, ok := p.h.tapps.sessions.Load(d); ok {
+		sw := v.(controller.Switch)
+		select {
+		case <-sw.Done():
+			p.h.tapps.sessions.CompareAndDelete(d, v)
+		default:
+			return sw
+		}
+	}
 	p.h.mu.Lock()
 	sw := p.h.switches[uint64(d)]
 	p.h.mu.Unlock()
+	if sw != nil {
+		p.h.tapps.sessions.Store(d, sw)
+	}
 	return sw
 }
 
