@@ -86,152 +86,268 @@ var (
 // Compile returns every flow entry of every bridge of m (edge bridges and
 // gateways), keyed by DPID, each list sorted by (table, priority desc,
 // key). It fails, naming the field, if m is inconsistent (see Model).
+//
+// The result is Fabric.Infra plus Fabric.Tenant of every tenant with its
+// bindings, merged and sorted: a caller that keeps the per-tenant parts
+// can recompile only the tenants that changed and get the same entries.
 func Compile(m *Model) (map[DPID][]Entry, error) {
 	c, err := check(m)
 	if err != nil {
 		return nil, err
 	}
-	out := map[DPID][]Entry{}
-	// Local bindings per edge bridge, in a deterministic order.
-	type local struct {
-		b    Binding
-		v    *View
-		host *HostInfo
+	f := &Fabric{c: c}
+	if err := f.checkGateways(); err != nil {
+		return nil, err
 	}
-	locals := map[DPID][]local{}
+	out := f.Infra()
+	byTenant := map[string][]Binding{}
 	for _, b := range m.Bindings {
-		v := c.views[b.Tenant]
-		h, _ := v.HostByName(b.Host)
-		locals[b.Bridge] = append(locals[b.Bridge], local{b, v, h})
+		byTenant[b.Tenant] = append(byTenant[b.Tenant], b)
 	}
-	for _, s := range m.Sites {
+	for i := range m.Tenants {
+		v := c.views[m.Tenants[i].Topology.Tenant]
+		part, err := f.Tenant(v, byTenant[v.Name])
+		if err != nil {
+			return nil, err
+		}
+		for d, es := range part {
+			out[d] = append(out[d], es...)
+		}
+	}
+	for d, es := range out {
+		out[d] = sortEntries(es)
+	}
+	return out, nil
+}
+
+// Fabric is the tenant-independent part of a Model (sites, gateways, edge
+// bridges, tunnel tree), checked once. It compiles the hypervisor's own
+// entries of every bridge (Infra) and, separately, the entries one tenant
+// adds (Tenant), which depend only on the Fabric, the tenant's View and
+// the tenant's bindings: a caller that keeps each tenant's part can
+// recompile only the tenants that changed (docs/pipeline.md). Compile is
+// Infra plus every tenant's part. A Fabric is immutable and safe for
+// concurrent use.
+type Fabric struct {
+	c *checked
+}
+
+// NewFabric checks the sites, tree and mesh flag of m (Model's rules; its
+// Tenants and Bindings are ignored) and returns the Fabric. Errors name
+// the field at fault, as Compile's.
+func NewFabric(m *Model) (*Fabric, error) {
+	c, err := check(&Model{Sites: m.Sites, Tree: m.Tree, Mesh: m.Mesh})
+	if err != nil {
+		return nil, err
+	}
+	f := &Fabric{c: c}
+	if err := f.checkGateways(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkGateways fails if a gateway DPID is also an edge bridge of another
+// site (check only sees the sites before the edge's).
+func (f *Fabric) checkGateways() error {
+	for _, s := range f.c.m.Sites {
+		if _, dup := f.c.edges[s.Gateway.DPID]; dup {
+			return fmt.Errorf("pipeline: site %q: gateway DPID %s is also an edge bridge", s.Name, s.Gateway.DPID)
+		}
+	}
+	return nil
+}
+
+// Bridges returns the DPID of every bridge of the fabric: each site's
+// edge bridges, then its gateway, in site order.
+func (f *Fabric) Bridges() []DPID {
+	var out []DPID
+	for _, s := range f.c.m.Sites {
 		for _, e := range s.Edges {
-			ls := locals[e.DPID]
-			slices.SortFunc(ls, func(a, b local) int {
-				return cmp.Or(cmp.Compare(a.v.ID, b.v.ID), cmp.Compare(a.host.Index, b.host.Index))
-			})
-			var es []Entry
-			add := func(x Entry) { es = append(es, x) }
-			infra := InfraCookie(0, 0)
-			// Table 0.
-			add(Entry{Table: TableClassify, Priority: PrioLLDP, Cookie: infra, Match: []ofp.XM{EthType(lldpType)},
-				Instructions: ofp.Instructions{Apply(Output(uint32(ofp.PortController)))}})
-			add(Entry{Table: TableClassify, Priority: PrioLinkLocalDrop, Cookie: infra, Match: []ofp.XM{EthDstMasked(linkLocal, linkLocalMsk)}})
-			add(Entry{Table: TableClassify, Priority: PrioMiss, Cookie: infra})
-			tenantsHere := map[addr.TenantID]*View{}
-			for _, l := range ls {
-				t, h, p := l.v.ID, l.host, l.b.Port
-				ck := InfraCookie(t, h.Index)
-				fab := addr.FabricMAC(t, h.Index)
-				sw := l.v.Ports[h.VPort-1].Switch
-				tenantsHere[t] = l.v
-				for _, group := range []bool{true, false} {
-					match := []ofp.XM{InPort(p), EthSrc(h.MAC)}
-					prio := PrioHostUnicast
-					if group {
-						match = append(match, EthDstMasked(groupBit, groupBit))
-						prio = PrioHostGroup
-					}
-					add(Entry{Table: TableClassify, Priority: prio, Cookie: ck, Match: match,
-						Instructions: ofp.Instructions{
-							Apply(SetField(EthSrc(fab))),
-							WriteMetadata(MetadataValue(t, h.VPort, sw, group), ^uint64(0)),
-							Goto(TableDestCheck),
-						}})
-				}
-				add(Entry{Table: TableClassify, Priority: PrioHostDrop, Cookie: ck, Match: []ofp.XM{InPort(p)}})
-				add(Entry{Table: TableClassify, Priority: PrioFromUplink, Cookie: ck,
-					Match:        []ofp.XM{InPort(e.Uplink), EthDstMasked(fab, addr.HostMask)},
-					Instructions: ofp.Instructions{Goto(TableRestoreSrc)}})
-				// Table 20: a local host is delivered here.
-				add(Entry{Table: TableFabricOut, Priority: PrioHost, Cookie: ck,
-					Match:        []ofp.XM{EthDstMasked(fab, addr.HostMask)},
-					Instructions: ofp.Instructions{Goto(TableRestoreSrc)}})
-				// Table 31: deliver, only frames whose source tenant (metadata) is t.
-				md := Metadata(uint64(t)<<MetaTenantShift, MetaTenantMask)
-				add(Entry{Table: TableDeliver, Priority: PrioHost, Cookie: ck,
-					Match:        []ofp.XM{md, EthDst(fab)},
-					Instructions: ofp.Instructions{Apply(SetField(EthDst(h.MAC)), Output(p))}})
-				add(Entry{Table: TableDeliver, Priority: PrioHost, Cookie: ck,
-					Match:        []ofp.XM{md, EthDst(addr.GroupMAC(t, h.Index))},
-					Instructions: ofp.Instructions{Apply(SetField(EthDst(addr.Broadcast)), Output(p))}})
-			}
-			// Table 5: a group destination, or a unicast one that is the
-			// own MAC of a host of the frame's tenant, goes on to the
-			// tenant tables; anything else is dropped (docs/design.md:
-			// passing it on could alias another tenant's address).
-			add(Entry{Table: TableDestCheck, Priority: PrioHost, Cookie: infra, Match: []ofp.XM{EthDstMasked(groupBit, groupBit)},
-				Instructions: ofp.Instructions{Goto(TableTenant)}})
-			add(Entry{Table: TableDestCheck, Priority: PrioMiss, Cookie: infra})
-			for _, v := range tenantsHere {
-				md := Metadata(uint64(v.ID)<<MetaTenantShift, MetaTenantMask)
-				for i := range v.Hosts {
-					h := &v.Hosts[i]
-					add(Entry{Table: TableDestCheck, Priority: PrioHost, Cookie: InfraCookie(v.ID, h.Index),
-						Match: []ofp.XM{md, EthDst(h.MAC)}, Instructions: ofp.Instructions{Goto(TableTenant)}})
-				}
+			out = append(out, e.DPID)
+		}
+		out = append(out, s.Gateway.DPID)
+	}
+	return out
+}
+
+// Infra returns the entries of every bridge that belong to no tenant
+// (cookie InfraCookie(0, 0)): LLDP to the controller, link-local drop and
+// the table-miss entries of the edge bridges; LLDP, downlink and tunnel
+// ingress and table-miss entries of the gateways. Every bridge of the
+// fabric has a list (unsorted).
+func (f *Fabric) Infra() map[DPID][]Entry {
+	out := map[DPID][]Entry{}
+	infra := InfraCookie(0, 0)
+	for _, s := range f.c.m.Sites {
+		for _, e := range s.Edges {
+			out[e.DPID] = []Entry{
+				// Table 0.
+				{Table: TableClassify, Priority: PrioLLDP, Cookie: infra, Match: []ofp.XM{EthType(lldpType)},
+					Instructions: ofp.Instructions{Apply(Output(uint32(ofp.PortController)))}},
+				{Table: TableClassify, Priority: PrioLinkLocalDrop, Cookie: infra, Match: []ofp.XM{EthDstMasked(linkLocal, linkLocalMsk)}},
+				{Table: TableClassify, Priority: PrioMiss, Cookie: infra},
+				// Table 5: a group destination goes on to the tenant
+				// tables; a unicast one only if it is the own MAC of a
+				// host of the frame's tenant (Tenant adds those); anything
+				// else is dropped (docs/design.md: passing it on could
+				// alias another tenant's address).
+				{Table: TableDestCheck, Priority: PrioHost, Cookie: infra, Match: []ofp.XM{EthDstMasked(groupBit, groupBit)},
+					Instructions: ofp.Instructions{Goto(TableTenant)}},
+				{Table: TableDestCheck, Priority: PrioMiss, Cookie: infra},
 			}
 			for tt := TableTenant; tt < TableTenant+NumTenantTables; tt++ {
-				add(Entry{Table: tt, Priority: PrioMiss, Cookie: infra,
+				out[e.DPID] = append(out[e.DPID], Entry{Table: tt, Priority: PrioMiss, Cookie: infra,
 					Instructions: ofp.Instructions{Apply(Output(uint32(ofp.PortController)))}})
 			}
-			add(Entry{Table: TableFabricOut, Priority: PrioMiss, Cookie: infra,
-				Instructions: ofp.Instructions{Apply(Output(e.Uplink))}})
-			// Table 30: restore the source of every host of every tenant
-			// with a host here, and record the source's tenant.
-			for _, v := range tenantsHere {
-				for i := range v.Hosts {
-					h := &v.Hosts[i]
-					add(Entry{Table: TableRestoreSrc, Priority: PrioHost, Cookie: InfraCookie(v.ID, h.Index),
-						Match: []ofp.XM{EthSrc(addr.FabricMAC(v.ID, h.Index))},
-						Instructions: ofp.Instructions{
-							Apply(SetField(EthSrc(h.MAC))),
-							WriteMetadata(uint64(v.ID)<<MetaTenantShift, MetaTenantMask),
-							Goto(TableDeliver),
-						}})
-				}
-			}
-			add(Entry{Table: TableRestoreSrc, Priority: PrioMiss, Cookie: infra})
-			add(Entry{Table: TableDeliver, Priority: PrioMiss, Cookie: infra})
-			out[e.DPID] = sortEntries(es)
+			out[e.DPID] = append(out[e.DPID],
+				Entry{Table: TableFabricOut, Priority: PrioMiss, Cookie: infra,
+					Instructions: ofp.Instructions{Apply(Output(e.Uplink))}},
+				Entry{Table: TableRestoreSrc, Priority: PrioMiss, Cookie: infra},
+				Entry{Table: TableDeliver, Priority: PrioMiss, Cookie: infra})
 		}
 		// Gateway.
 		g := s.Gateway
-		var es []Entry
-		add := func(x Entry) { es = append(es, x) }
-		infra := InfraCookie(0, 0)
-		add(Entry{Table: TableGatewayIngress, Priority: PrioLLDP, Cookie: infra, Match: []ofp.XM{EthType(lldpType)},
-			Instructions: ofp.Instructions{Apply(Output(uint32(ofp.PortController)))}})
-		add(Entry{Table: TableGatewayIngress, Priority: PrioMiss, Cookie: infra})
-		add(Entry{Table: TableGatewayRoute, Priority: PrioMiss, Cookie: infra})
+		es := []Entry{
+			{Table: TableGatewayIngress, Priority: PrioLLDP, Cookie: infra, Match: []ofp.XM{EthType(lldpType)},
+				Instructions: ofp.Instructions{Apply(Output(uint32(ofp.PortController)))}},
+			{Table: TableGatewayIngress, Priority: PrioMiss, Cookie: infra},
+			{Table: TableGatewayRoute, Priority: PrioMiss, Cookie: infra},
+		}
 		for _, p := range sortedPorts(g.Downlinks) {
-			add(Entry{Table: TableGatewayIngress, Priority: PrioHost, Cookie: infra, Match: []ofp.XM{InPort(p)},
+			es = append(es, Entry{Table: TableGatewayIngress, Priority: PrioHost, Cookie: infra, Match: []ofp.XM{InPort(p)},
 				Instructions: ofp.Instructions{Goto(TableGatewayRoute)}})
 		}
-		tids := make([]addr.TenantID, 0, len(c.byID))
-		for id := range c.byID {
-			tids = append(tids, id)
+		for _, peer := range f.c.m.Tree.Peers(s.Name) {
+			es = append(es, Entry{Table: TableGatewayIngress, Priority: PrioTunnelDrop, Cookie: infra, Match: []ofp.XM{InPort(g.Tunnels[peer])}})
 		}
-		slices.Sort(tids)
-		peers := c.m.Tree.Peers(s.Name)
-		for _, peer := range peers {
-			tp := g.Tunnels[peer]
-			add(Entry{Table: TableGatewayIngress, Priority: PrioTunnelDrop, Cookie: infra, Match: []ofp.XM{InPort(tp)}})
-			for _, id := range tids {
-				val, mask := addr.TenantMatch(id)
-				add(Entry{Table: TableGatewayIngress, Priority: PrioHost, Cookie: InfraCookie(id, 0),
-					Match:        []ofp.XM{InPort(tp), TunnelID(uint64(addr.TunnelKey(id))), EthSrcMasked(val, mask)},
-					Instructions: ofp.Instructions{Goto(TableGatewayRoute)}})
+		out[g.DPID] = es
+	}
+	return out
+}
+
+// Tenant returns the entries tenant v adds to the bridges of the fabric,
+// given the tenant's bindings (every one must name v.Name): on each edge
+// bridge with a host of v bound, the host's classify, fabric-out and
+// deliver entries (cookie InfraCookie(v.ID, host)) and the destination
+// check and source restore of every host of v; on every gateway, the
+// tunnel-ingress entry of v per tunnel port (InfraCookie(v.ID, 0)) and a
+// route per bound host. Lists are unsorted; bridges without entries of v
+// are absent. Errors name the binding at fault: another tenant, an
+// unknown host or edge bridge, a port that is not a host port, a host
+// bound twice, two hosts on one port. It does not see other tenants'
+// bindings: a port bound by two tenants is the caller's to refuse
+// (Compile does).
+func (f *Fabric) Tenant(v *View, binds []Binding) (map[DPID][]Entry, error) {
+	c := f.c
+	out := map[DPID][]Entry{}
+	t := v.ID
+	seen := map[string]bool{}
+	ports := map[[2]uint64]string{}
+	here := map[DPID]bool{}
+	for i, b := range binds {
+		if b.Tenant != v.Name {
+			return nil, fmt.Errorf("pipeline: tenant %q: bindings[%d]: binding of tenant %q", v.Name, i, b.Tenant)
+		}
+		id := topology.IfaceID(b.Tenant, b.Host)
+		h, ok := v.HostByName(b.Host)
+		if !ok {
+			return nil, fmt.Errorf("pipeline: bindings[%d] (%s): tenant %q has no host %q", i, id, b.Tenant, b.Host)
+		}
+		ei, ok := c.edges[b.Bridge]
+		if !ok {
+			return nil, fmt.Errorf("pipeline: bindings[%d] (%s): unknown edge bridge %s", i, id, b.Bridge)
+		}
+		if b.Port == 0 || b.Port > uint32(maxPhysPort) || b.Port == ei.uplink {
+			return nil, fmt.Errorf("pipeline: bindings[%d] (%s): port %d is not a host port of bridge %s", i, id, b.Port, b.Bridge)
+		}
+		if seen[b.Host] {
+			return nil, fmt.Errorf("pipeline: bindings[%d]: host %s bound twice", i, id)
+		}
+		seen[b.Host] = true
+		pk := [2]uint64{uint64(b.Bridge), uint64(b.Port)}
+		if other, dup := ports[pk]; dup {
+			return nil, fmt.Errorf("pipeline: bindings[%d] (%s): port %d of bridge %s already bound to %s", i, id, b.Port, b.Bridge, other)
+		}
+		ports[pk] = id
+		here[b.Bridge] = true
+		p, fab, ck := b.Port, addr.FabricMAC(t, h.Index), InfraCookie(t, h.Index)
+		sw := v.Ports[h.VPort-1].Switch
+		es := out[b.Bridge]
+		for _, group := range []bool{true, false} {
+			match := []ofp.XM{InPort(p), EthSrc(h.MAC)}
+			prio := PrioHostUnicast
+			if group {
+				match = append(match, EthDstMasked(groupBit, groupBit))
+				prio = PrioHostGroup
 			}
+			es = append(es, Entry{Table: TableClassify, Priority: prio, Cookie: ck, Match: match,
+				Instructions: ofp.Instructions{
+					Apply(SetField(EthSrc(fab))),
+					WriteMetadata(MetadataValue(t, h.VPort, sw, group), ^uint64(0)),
+					Goto(TableDestCheck),
+				}})
 		}
-		for _, b := range m.Bindings {
-			v := c.views[b.Tenant]
+		es = append(es, Entry{Table: TableClassify, Priority: PrioHostDrop, Cookie: ck, Match: []ofp.XM{InPort(p)}})
+		es = append(es, Entry{Table: TableClassify, Priority: PrioFromUplink, Cookie: ck,
+			Match:        []ofp.XM{InPort(ei.uplink), EthDstMasked(fab, addr.HostMask)},
+			Instructions: ofp.Instructions{Goto(TableRestoreSrc)}})
+		// Table 20: a local host is delivered here.
+		es = append(es, Entry{Table: TableFabricOut, Priority: PrioHost, Cookie: ck,
+			Match:        []ofp.XM{EthDstMasked(fab, addr.HostMask)},
+			Instructions: ofp.Instructions{Goto(TableRestoreSrc)}})
+		// Table 31: deliver, only frames whose source tenant (metadata) is t.
+		md := Metadata(uint64(t)<<MetaTenantShift, MetaTenantMask)
+		es = append(es, Entry{Table: TableDeliver, Priority: PrioHost, Cookie: ck,
+			Match:        []ofp.XM{md, EthDst(fab)},
+			Instructions: ofp.Instructions{Apply(SetField(EthDst(h.MAC)), Output(p))}})
+		es = append(es, Entry{Table: TableDeliver, Priority: PrioHost, Cookie: ck,
+			Match:        []ofp.XM{md, EthDst(addr.GroupMAC(t, h.Index))},
+			Instructions: ofp.Instructions{Apply(SetField(EthDst(addr.Broadcast)), Output(p))}})
+		out[b.Bridge] = es
+	}
+	// Tables 5 and 30 of every edge bridge with a host of t: a unicast
+	// destination that is a host of t goes on to the tenant tables; the
+	// source of every host of t is restored and t recorded as the
+	// source's tenant.
+	for d := range here {
+		es := out[d]
+		md := Metadata(uint64(t)<<MetaTenantShift, MetaTenantMask)
+		for i := range v.Hosts {
+			h := &v.Hosts[i]
+			es = append(es, Entry{Table: TableDestCheck, Priority: PrioHost, Cookie: InfraCookie(t, h.Index),
+				Match: []ofp.XM{md, EthDst(h.MAC)}, Instructions: ofp.Instructions{Goto(TableTenant)}})
+		}
+		for i := range v.Hosts {
+			h := &v.Hosts[i]
+			es = append(es, Entry{Table: TableRestoreSrc, Priority: PrioHost, Cookie: InfraCookie(t, h.Index),
+				Match: []ofp.XM{EthSrc(addr.FabricMAC(t, h.Index))},
+				Instructions: ofp.Instructions{
+					Apply(SetField(EthSrc(h.MAC))),
+					WriteMetadata(uint64(t)<<MetaTenantShift, MetaTenantMask),
+					Goto(TableDeliver),
+				}})
+		}
+		out[d] = es
+	}
+	// Gateways: tunnel ingress of t on every tunnel port, a route per
+	// bound host.
+	val, mask := addr.TenantMatch(t)
+	for _, s := range c.m.Sites {
+		g := s.Gateway
+		es := out[g.DPID]
+		for _, peer := range c.m.Tree.Peers(s.Name) {
+			es = append(es, Entry{Table: TableGatewayIngress, Priority: PrioHost, Cookie: InfraCookie(t, 0),
+				Match:        []ofp.XM{InPort(g.Tunnels[peer]), TunnelID(uint64(addr.TunnelKey(t))), EthSrcMasked(val, mask)},
+				Instructions: ofp.Instructions{Goto(TableGatewayRoute)}})
+		}
+		for _, b := range binds {
 			h, _ := v.HostByName(b.Host)
 			where := c.edges[b.Bridge]
-			match := []ofp.XM{EthDstMasked(addr.FabricMAC(v.ID, h.Index), addr.HostMask)}
-			ck := InfraCookie(v.ID, h.Index)
+			match := []ofp.XM{EthDstMasked(addr.FabricMAC(t, h.Index), addr.HostMask)}
+			ck := InfraCookie(t, h.Index)
 			if where.site == s.Name {
-				add(Entry{Table: TableGatewayRoute, Priority: PrioHost, Cookie: ck, Match: match,
+				es = append(es, Entry{Table: TableGatewayRoute, Priority: PrioHost, Cookie: ck, Match: match,
 					Instructions: ofp.Instructions{Apply(Output(g.Downlinks[b.Bridge]))}})
 				continue
 			}
@@ -239,13 +355,12 @@ func Compile(m *Model) (map[DPID][]Entry, error) {
 			if !ok {
 				continue // site not reachable through the tree: no route
 			}
-			add(Entry{Table: TableGatewayRoute, Priority: PrioHost, Cookie: ck, Match: match,
-				Instructions: ofp.Instructions{Apply(SetField(TunnelID(uint64(addr.TunnelKey(v.ID)))), Output(g.Tunnels[hop]))}})
+			es = append(es, Entry{Table: TableGatewayRoute, Priority: PrioHost, Cookie: ck, Match: match,
+				Instructions: ofp.Instructions{Apply(SetField(TunnelID(uint64(addr.TunnelKey(t)))), Output(g.Tunnels[hop]))}})
 		}
-		if _, dup := out[g.DPID]; dup {
-			return nil, fmt.Errorf("pipeline: site %q: gateway DPID %s is also an edge bridge", s.Name, g.DPID)
+		if len(es) > 0 {
+			out[g.DPID] = es
 		}
-		out[g.DPID] = sortEntries(es)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -160,28 +161,91 @@ func NormalizeInstructions(ins ofp.Instructions) ofp.Instructions {
 // entries with the same Key cannot coexist in a switch (an ADD of one
 // replaces the other, §6.4).
 func (e *Entry) Key() string {
-	b := make([]byte, 0, 64)
+	return string(e.appendKey(make([]byte, 0, 64)))
+}
+
+// appendKey appends the Key encoding to b.
+func (e *Entry) appendKey(b []byte) []byte {
 	b = append(b, e.Table, byte(e.Priority>>8), byte(e.Priority))
 	for _, f := range NormalizeMatch(e.Match) {
 		b = ofwire.AppendXM(b, &f)
 	}
-	return string(b)
+	return b
 }
 
-// Canonical returns the whole entry (Key, normalized instructions, cookie,
-// timeouts, flags) as a string; equal strings mean equal flow entries.
-// It fails only if an instruction cannot be encoded.
-func (e *Entry) Canonical() (string, error) {
-	b := []byte(e.Key())
+// appendRest appends what Canonical adds after the Key: cookie, timeouts,
+// flags and the normalized instructions.
+func (e *Entry) appendRest(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, e.Cookie)
 	b = binary.BigEndian.AppendUint16(b, e.IdleTimeout)
 	b = binary.BigEndian.AppendUint16(b, e.HardTimeout)
 	b = binary.BigEndian.AppendUint16(b, uint16(e.Flags))
 	b, err := ofwire.AppendInstructions(b, NormalizeInstructions(e.Instructions))
 	if err != nil {
-		return "", fmt.Errorf("pipeline: encode instructions of table %d priority %d: %w", e.Table, e.Priority, err)
+		return nil, fmt.Errorf("pipeline: encode instructions of table %d priority %d: %w", e.Table, e.Priority, err)
+	}
+	return b, nil
+}
+
+// Canonical returns the whole entry (Key, normalized instructions, cookie,
+// timeouts, flags) as a string; equal strings mean equal flow entries.
+// It fails only if an instruction cannot be encoded.
+func (e *Entry) Canonical() (string, error) {
+	b, err := e.appendRest(e.appendKey(make([]byte, 0, 160)))
+	if err != nil {
+		return "", err
 	}
 	return string(b), nil
+}
+
+// KeyCanonical returns Key and Canonical from one encoding of the entry
+// (Canonical starts with Key): half the work of calling both.
+func (e *Entry) KeyCanonical() (key, canonical string, err error) {
+	b := e.appendKey(make([]byte, 0, 160))
+	n := len(b)
+	b, err = e.appendRest(b)
+	if err != nil {
+		return "", "", err
+	}
+	c := string(b)
+	return c[:n], c, nil
+}
+
+// Digest is a 128-bit hash of an entry's Key or Canonical encoding: the
+// first 16 bytes of its SHA-256 (FIPS 180-4), as two big-endian words.
+// Digests of different encodings collide with probability ~2^-128 per
+// pair, so they stand in for the strings in maps and fingerprints at a
+// fixed 16 bytes. Digests add (Add, word-wise modulo 2^64) into
+// order-independent sums of sets of entries.
+type Digest struct{ Hi, Lo uint64 }
+
+// Add returns the word-wise sum d + o (modulo 2^64 each): the digest of
+// a multiset is the sum of its members', whatever their order.
+func (d Digest) Add(o Digest) Digest { return Digest{d.Hi + o.Hi, d.Lo + o.Lo} }
+
+// Sub returns d - o word-wise, the inverse of Add.
+func (d Digest) Sub(o Digest) Digest { return Digest{d.Hi - o.Hi, d.Lo - o.Lo} }
+
+// IsZero reports whether d is the zero digest (the sum of no entries).
+func (d Digest) IsZero() bool { return d == Digest{} }
+
+func digestOf(b []byte) Digest {
+	s := sha256.Sum256(b)
+	return Digest{binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:16])}
+}
+
+// Digests returns the digest of the entry's Key and of its Canonical
+// form, from one encoding. It fails only if an instruction cannot be
+// encoded.
+func (e *Entry) Digests() (key, canonical Digest, err error) {
+	var buf [256]byte
+	b := e.appendKey(buf[:0])
+	key = digestOf(b)
+	b, err = e.appendRest(b)
+	if err != nil {
+		return Digest{}, Digest{}, err
+	}
+	return key, digestOf(b), nil
 }
 
 // Equal reports whether e and o are the same flow entry (see Canonical);
