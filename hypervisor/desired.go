@@ -46,6 +46,10 @@ type state struct {
 	ignored   map[string]string
 	model     *pipeline.Model
 	connected map[uint64]*connInfo
+	// admitted: hosts of a live migration in progress, by iface-id: the
+	// site where their binding is used whatever cloud or VM their
+	// topology names (migration.go).
+	admitted map[string]string
 }
 
 type connInfo struct {
@@ -75,6 +79,7 @@ func (h *Hypervisor) loadState(exclude string) (*state, error) {
 	}
 	h.mu.Unlock()
 
+	st.admitted = h.admittedSites() // migration.go
 	for _, t := range st.plan.Tunnels {
 		if _, ok := st.ports[t.A][t.B]; !ok {
 			continue
@@ -178,9 +183,9 @@ func (st *state) useBindings(all []store.Binding) (map[string]store.Binding, map
 			why = "no such host in the topology"
 		case sw == nil || sw.Role != infra.RoleVM:
 			why = fmt.Sprintf("bridge %s is not a VM bridge of the infrastructure", b.DPID)
-		case sw.Site != host.Cloud:
+		case sw.Site != host.Cloud && st.admitted[b.IfaceID] != sw.Site: // admitted: a migrating host
 			why = fmt.Sprintf("plugged in cloud %q, the topology says %q", sw.Site, host.Cloud)
-		case host.VM != "" && host.VM != sw.VM:
+		case host.VM != "" && host.VM != sw.VM && st.admitted[b.IfaceID] != sw.Site:
 			why = fmt.Sprintf("plugged in VM %q, the topology pins VM %q", sw.VM, host.VM)
 		case b.OFPort == 0:
 			why = "no OpenFlow port number yet"

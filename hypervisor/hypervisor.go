@@ -165,6 +165,10 @@ type Hypervisor struct {
 	swLocks     map[uint64]*sync.Mutex
 	tapps       *tenantApps // tenant apps on the virtual view (tenantapps.go)
 
+	// migration holds live migrations and the admission of moving hosts
+	// (migration.go).
+	migration migrationState
+
 	running atomic.Bool
 	stats   struct{ syncs, added, deleted atomic.Uint64 }
 	kick    chan struct{} // coalesced refresh requests from OVSDB events

@@ -133,6 +133,12 @@ func (s *server) routes() []route {
 		{"GET", "/v1/tenants/{name}/mapping", read, s.getMapping},
 		{"GET", "/v1/tenants/{name}/links", read, s.tenantLinks},
 		{"GET", "/v1/topology/physical", read, s.physicalTopology},
+		{"GET", "/v1/snapshots", read, s.listSnapshots}, // snapshots.go
+		{"POST", "/v1/snapshots", write, s.createSnapshot},
+		{"GET", "/v1/snapshots/{id}", read, s.getSnapshot},
+		{"DELETE", "/v1/snapshots/{id}", write, s.deleteSnapshot},
+		{"POST", "/v1/snapshots/{id}/restore", write, s.restoreSnapshot},
+		{"GET", "/v1/switches/{id}/flows", read, s.switchFlows},
 		{"POST", "/v1/migrations", write, s.startMigration}, // migrations.go
 		{"GET", "/v1/migrations", read, s.listMigrations},
 		{"GET", "/v1/migrations/{id}", read, s.getMigration},

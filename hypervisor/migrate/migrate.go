@@ -115,6 +115,19 @@ type Request struct {
 	Switch uint64 `json:"switch"`
 	To     string `json:"to"`
 	VM     string `json:"vm,omitempty"`
+	// FailAfter injects a failure right after this step (as
+	// Options.FailAt; for tests and demonstrations of the rollback).
+	FailAfter Step `json:"fail_after,omitempty"`
+}
+
+// ParseStep returns the step named s (ErrInvalid if none).
+func ParseStep(s string) (Step, error) {
+	for _, st := range Steps() {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("unknown step %q (steps: %v): %w", s, Steps(), ErrInvalid)
 }
 
 // Plan is what a migration will do.
@@ -308,7 +321,7 @@ func Run(ctx context.Context, env Env, req Request, opt Options) (*Result, error
 		r.emit(Event{Step: s.step, Status: StatusRunning})
 		st := time.Now()
 		detail, err := s.fn(ctx)
-		if err == nil && opt.FailAt == s.step {
+		if err == nil && (opt.FailAt == s.step || req.FailAfter == s.step) {
 			err = fmt.Errorf("injected failure after step %s", s.step)
 		}
 		if err == nil {
