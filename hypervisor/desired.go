@@ -424,7 +424,7 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SyncTimeout)
 	defer cancel()
 	t0 := time.Now()
-	p, err := reconcile.Sync(ctx, sw, es, reconcile.Options{Owns: h.ownsCookie})
+	p, err := reconcile.Sync(ctx, h.reconcileView(dpid, sw), es, reconcile.Options{Owns: h.ownsCookie}) // reconcileView: snapshots.go
 	if err != nil {
 		return p, fmt.Errorf("switch %s: %w", pipeline.DPID(dpid), err)
 	}

@@ -163,7 +163,8 @@ type Hypervisor struct {
 	convergeErr error
 	runCtx      context.Context
 	swLocks     map[uint64]*sync.Mutex
-	tapps       *tenantApps // tenant apps on the virtual view (tenantapps.go)
+	snaps       snapshotState // snapshots.go: counter offsets and adopted entries of restores
+	tapps       *tenantApps   // tenant apps on the virtual view (tenantapps.go)
 
 	// migration holds live migrations and the admission of moving hosts
 	// (migration.go).
