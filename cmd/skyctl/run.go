@@ -34,8 +34,9 @@ Commands:
                           one topology or {"tenants": [...]}, all or nothing
   get tenants             list tenants
   get tenant NAME         one tenant's status line
-  describe tenant NAME    tenant status, hosts (fabric MACs, bindings) and
-                          the virtual-to-physical mapping
+  describe tenant NAME    tenant status, hosts (fabric MACs, bindings),
+                          the virtual-to-physical mapping and, if the
+                          tenant runs "discovery", the links it found
   delete tenant NAME      delete a tenant
   topology physical       sites, switches, links and gateway tunnels
   health                  the daemon's health (exit 1 if unavailable)
@@ -340,7 +341,7 @@ func (c *cli) describeTenant(ctx context.Context, name string) error {
 		return err
 	}
 	writeTenantDetail(c.stdout, d)
-	return nil
+	return c.writeDiscoveredLinks(ctx, d) // links.go
 }
 
 func (c *cli) deleteTenant(ctx context.Context, name string) error {
