@@ -58,52 +58,11 @@ type Options struct {
 // owned entries. It fails if desired holds two entries with the same
 // table, priority and match, or an entry cannot be encoded.
 func Diff(desired []pipeline.Entry, actual []ofwire.FlowStats, opt Options) (Plan, error) {
-	owns := opt.Owns
-	if owns == nil {
-		owns = pipeline.IsOwnedCookie
+	p, err := NewPart(desired)
+	if err != nil {
+		return Plan{}, fmt.Errorf("reconcile: desired %w", err)
 	}
-	inScope := func(t uint8) bool { return opt.Tables == nil || opt.Tables[t] }
-	type have struct {
-		canon string
-		entry pipeline.Entry
-	}
-	act := make(map[string]have, len(actual))
-	for i := range actual {
-		e := pipeline.FromFlowStats(&actual[i])
-		c, err := e.Canonical()
-		if err != nil {
-			return Plan{}, fmt.Errorf("reconcile: actual entry %d: %w", i, err)
-		}
-		act[e.Key()] = have{c, e}
-	}
-	var p Plan
-	want := make(map[string]bool, len(desired))
-	for i := range desired {
-		e := desired[i]
-		if !inScope(e.Table) {
-			continue
-		}
-		k := e.Key()
-		if want[k] {
-			return Plan{}, fmt.Errorf("reconcile: desired entry %d (%s) duplicates another's table, priority and match", i, e.String())
-		}
-		want[k] = true
-		c, err := e.Canonical()
-		if err != nil {
-			return Plan{}, fmt.Errorf("reconcile: desired entry %d: %w", i, err)
-		}
-		if h, ok := act[k]; !ok || h.canon != c {
-			p.Add = append(p.Add, e)
-		}
-	}
-	for i := range actual {
-		e := pipeline.FromFlowStats(&actual[i])
-		if !inScope(e.Table) || !owns(e.Cookie) || want[e.Key()] {
-			continue
-		}
-		p.Delete = append(p.Delete, e)
-	}
-	return p, nil
+	return DiffTable([]*Part{p}, actual, opt)
 }
 
 // Apply sends the plan to sw: the adds first (so a changed entry is
