@@ -36,7 +36,8 @@ import (
 // in-port, with its in_port. A priority-0 entry reads as priority 1.
 // out_port/out_group filters are refused (OFPET_BAD_REQUEST).
 func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]controller.FlowStats, error) {
-	if err := s.closed("flow-stats"); err != nil {
+	snap, err := s.live("flow-stats")
+	if err != nil {
 		return nil, err
 	}
 	if req == nil {
@@ -62,7 +63,6 @@ func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]co
 		return nil, s.refuse(&pipeline.Error{Type: ofp.ErrTypeBadRequest, Code: ofp.ErrCodeBadRequestBadTableID,
 			Msg: fmt.Sprintf("flow-stats: virtual table %d: only tables 0-%d exist", req.Table, pipeline.NumTenantTables-1)})
 	}
-	snap := s.t.snap.Load()
 	bs := snap.bridges[s.index-1]
 	replies := make([][]controller.FlowStats, len(bs))
 	errs := make([]error, len(bs))

@@ -98,13 +98,20 @@ func (s *Switch) NTables() uint8 { return pipeline.NumTenantTables }
 
 // Ports returns the virtual ports by port number (a copy).
 func (s *Switch) Ports() []ofp.Port {
-	snap := s.t.snap.Load()
+	snap := s.current()
+	if snap == nil {
+		return nil
+	}
 	return append([]ofp.Port(nil), snap.ports[s.index-1]...)
 }
 
 // Port looks up virtual port no.
 func (s *Switch) Port(no ofp.PortNo) (ofp.Port, bool) {
-	for _, p := range s.t.snap.Load().ports[s.index-1] {
+	snap := s.current()
+	if snap == nil {
+		return ofp.Port{}, false
+	}
+	for _, p := range snap.ports[s.index-1] {
 		if p.PortNo == no {
 			return p, true
 		}
@@ -122,15 +129,30 @@ func (s *Switch) Done() <-chan struct{} { return s.done }
 // String names the switch for logs: "tenant/switch (vdpid)".
 func (s *Switch) String() string { return fmt.Sprintf("%s/%s (%s)", s.t.name, s.name, s.dpid) }
 
-// closed returns an error wrapping controller.ErrClosed once Done is
-// closed.
-func (s *Switch) closed(what string) error {
-	select {
-	case <-s.done:
-		return fmt.Errorf("vnet: %s on %s: %w", what, s, controller.ErrClosed)
-	default:
+// current returns the tenant's snapshot if it still holds s, nil once s
+// was replaced (the topology changed) or the tenant closed: a switch's
+// index is only meaningful in the snapshots it belongs to.
+func (s *Switch) current() *snapshot {
+	snap := s.t.snap.Load()
+	if snap == nil || int(s.index) > len(snap.switches) || snap.switches[s.index-1] != s {
 		return nil
 	}
+	return snap
+}
+
+// live returns the current snapshot, or an error wrapping
+// controller.ErrClosed once Done is closed or s was replaced.
+func (s *Switch) live(what string) (*snapshot, error) {
+	select {
+	case <-s.done:
+		return nil, fmt.Errorf("vnet: %s on %s: %w", what, s, controller.ErrClosed)
+	default:
+	}
+	snap := s.current()
+	if snap == nil {
+		return nil, fmt.Errorf("vnet: %s on %s: switch replaced: %w", what, s, controller.ErrClosed)
+	}
+	return snap, nil
 }
 
 // refuse reports a translation error the way a switch reports OFPT_ERROR:
@@ -151,10 +173,10 @@ func (s *Switch) refuse(err error) error {
 // again only when the app repeats them: reactive apps' entries are soft
 // state).
 func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
-	if err := s.closed("flow-mod"); err != nil {
+	snap, err := s.live("flow-mod")
+	if err != nil {
 		return err
 	}
-	snap := s.t.snap.Load()
 	fms, err := pipeline.Translate(snap.view, topology.DPID(s.dpid), fm)
 	if err != nil {
 		return s.refuse(err)
@@ -195,10 +217,10 @@ func (s *Switch) MeterMod(context.Context, *ofp.MeterMod) error {
 // Errors: *pipeline.Error for what cannot be translated (also delivered
 // to ErrorHandler apps), the bridge not connected, or its send error.
 func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
-	if err := s.closed("packet-out"); err != nil {
+	snap, err := s.live("packet-out")
+	if err != nil {
 		return err
 	}
-	snap := s.t.snap.Load()
 	if isLLDP(po.Data) {
 		return s.lldpOut(ctx, snap, po)
 	}
@@ -217,10 +239,10 @@ func (s *Switch) PacketOut(ctx context.Context, po *ofp.PacketOut) error {
 // switch and returns their errors, joined: once it returns, every
 // flow-mod this switch translated before it was processed.
 func (s *Switch) Barrier(ctx context.Context) error {
-	if err := s.closed("barrier"); err != nil {
+	snap, err := s.live("barrier")
+	if err != nil {
 		return err
 	}
-	snap := s.t.snap.Load()
 	bs := snap.bridges[s.index-1]
 	errs := make([]error, len(bs))
 	var wg sync.WaitGroup

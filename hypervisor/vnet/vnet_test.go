@@ -255,6 +255,12 @@ func TestUpdateBindingsAndStructure(t *testing.T) {
 		if err := sw.FlowMod(context.Background(), &ofp.FlowMod{}); !errors.Is(err, controller.ErrClosed) {
 			t.Errorf("flow-mod on a closed switch: %v, want ErrClosed", err)
 		}
+		if ps := sw.Ports(); ps != nil {
+			t.Errorf("replaced switch %v still lists ports %v", sw, ps)
+		}
+		if sw.current() != nil {
+			t.Errorf("replaced switch %v still current", sw)
+		}
 	}
 	if err := tn.Update(State{View: fixtureView(t, 0x0204, tp)}); err == nil {
 		t.Error("Update with another tenant's view accepted")
