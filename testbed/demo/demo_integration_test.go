@@ -5,7 +5,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyvisor/skyvisor/internal/ovstest"
 )
 
 func needRoot(t *testing.T) {
@@ -47,33 +48,6 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// leftovers lists what of the demo at prefix/stateDir still exists:
-// namespaces of the prefix, processes naming the state dir, the dir.
-func leftovers(t *testing.T, prefix, stateDir string) []string {
-	t.Helper()
-	var out []string
-	ns, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(ns), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
-			out = append(out, "netns "+f[0])
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), stateDir+"/") {
-			out = append(out, fmt.Sprintf("process %s: %s", p, strings.ReplaceAll(string(b), "\x00", " ")))
-		}
-	}
-	if _, err := os.Stat(stateDir); err == nil {
-		out = append(out, "state dir "+stateDir)
-	}
-	return out
 }
 
 // TestDemo runs the demo end to end twice with prefix "skdt": first with
@@ -136,7 +110,7 @@ func TestDemo(t *testing.T) {
 	if pid == 0 || !alive(pid) {
 		t.Fatalf("kept run: skyvisor pid %d not running", pid)
 	}
-	if left := leftovers(t, prefix, stateDir); len(left) == 0 {
+	if left := ovstest.Leftovers(t, prefix, stateDir); len(left) == 0 {
 		t.Fatal("kept run: nothing of the lab is left running")
 	}
 	if !strings.Contains(out.String(), "--down --prefix skdt") {
@@ -153,7 +127,7 @@ func TestDemo(t *testing.T) {
 	if alive(pid) {
 		t.Errorf("the kept run's skyvisor (pid %d) survived the second run", pid)
 	}
-	if left := leftovers(t, prefix, stateDir); len(left) > 0 {
+	if left := ovstest.Leftovers(t, prefix, stateDir); len(left) > 0 {
 		t.Errorf("after teardown: %q", left)
 	}
 	if testing.Verbose() {

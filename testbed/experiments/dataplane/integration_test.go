@@ -36,33 +36,6 @@ func needLab(t *testing.T) {
 	}
 }
 
-// leftovers lists namespaces of prefix, processes naming stateDir and the
-// state dir itself, if any remain.
-func leftovers(t *testing.T, prefix, stateDir string) []string {
-	t.Helper()
-	var out []string
-	ns, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(ns), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
-			out = append(out, "netns "+f[0])
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), stateDir+"/") {
-			out = append(out, fmt.Sprintf("process %s: %s", p, strings.ReplaceAll(string(b), "\x00", " ")))
-		}
-	}
-	if _, err := os.Stat(stateDir); err == nil {
-		out = append(out, "state dir "+stateDir)
-	}
-	return out
-}
-
 // TestRunSmallest runs the smallest configuration end to end (VXLAN, no
 // delay, no WireGuard, one plain and one virtualized measurement with 3
 // pings and 1 s of iperf3) and checks the figures and the teardown.
@@ -90,7 +63,7 @@ func TestRunSmallest(t *testing.T) {
 	var progress bytes.Buffer
 	cfg.Progress = &progress
 	t.Cleanup(func() {
-		if len(leftovers(t, cfg.Prefix, cfg.StateDir)) > 0 {
+		if len(ovstest.Leftovers(t, cfg.Prefix, cfg.StateDir)) > 0 {
 			_ = lab.DownPrefix(context.Background(), cfg.StateDir, cfg.Prefix)
 		}
 	})
@@ -112,7 +85,7 @@ func TestRunSmallest(t *testing.T) {
 	if n := strings.Count(progress.String(), "\n"); n < 4 {
 		t.Errorf("%d progress lines, want a line per step", n)
 	}
-	if l := leftovers(t, cfg.Prefix, cfg.StateDir); len(l) > 0 {
+	if l := ovstest.Leftovers(t, cfg.Prefix, cfg.StateDir); len(l) > 0 {
 		t.Errorf("left after Run: %v", l)
 	}
 }
