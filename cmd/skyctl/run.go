@@ -40,6 +40,16 @@ Commands:
   delete tenant NAME      delete a tenant
   topology physical       sites, switches, links and gateway tunnels
   health                  the daemon's health (exit 1 if unavailable)
+  snapshot create TENANT  snapshot a tenant's switches (flow tables with
+                          counters and timeouts, OVSDB config, queues)
+  snapshot create --switch DPID|BRIDGE
+                          snapshot one switch (every flow entry)
+  snapshot list           stored snapshots, oldest first
+  snapshot show ID        one snapshot: bridges, ports, queues, flow entries
+  snapshot delete ID      delete a snapshot
+  snapshot restore ID     rebuild a snapshot's switches (same or fresh OVS)
+  flows DPID|BRIDGE       a switch's flow entries with the counters the
+                          hypervisor reports (--tenant NAME: its entries)
 
 Flags (before or after the command):
   --server URL     API base URL (env SKYCTL_SERVER; default ` + defaultServer + `)
@@ -49,6 +59,8 @@ Flags (before or after the command):
   -o FORMAT        output: table (default) or json (the API's JSON)
   --timeout DUR    give up after DUR (default 30s)
   -f FILE          input file for apply
+  --switch S       snapshot create: the switch (DPID or bridge name)
+  --tenant NAME    flows: only this tenant's entries
 
 Exit status: 0 success, 1 request failed, 2 usage error.
 `
@@ -70,6 +82,8 @@ type options struct {
 	output    string
 	timeout   time.Duration
 	file      string
+	switchRef string // --switch, snapshot create (snapshot.go)
+	tenant    string // --tenant, flows (snapshot.go)
 }
 
 // run is skyctl without the process: it parses args, calls the API and
@@ -122,6 +136,8 @@ func parseArgs(args []string) (options, []string, error) {
 	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "")
 	fs.StringVar(&opts.file, "f", "", "")
 	fs.StringVar(&opts.file, "filename", "", "")
+	fs.StringVar(&opts.switchRef, "switch", "", "")
+	fs.StringVar(&opts.tenant, "tenant", "", "")
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -188,6 +204,12 @@ func checkCommand(pos []string, opts options) error {
 	if len(pos) == 0 {
 		return usagef("no command given")
 	}
+	if pos[0] == "snapshot" || pos[0] == "flows" {
+		return checkSnapshot(pos, opts) // snapshot.go
+	}
+	if opts.switchRef != "" || opts.tenant != "" {
+		return usagef("--switch and --tenant are only for snapshot create and flows")
+	}
 	var verbMatched bool
 	for _, c := range commands() {
 		if pos[0] != c.words[0] {
@@ -241,6 +263,8 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 		return c.apply(ctx)
 	case "health":
 		return c.health(ctx)
+	case "snapshot", "flows":
+		return c.snapshot(ctx, pos) // snapshot.go
 	}
 	switch pos[0] + " " + pos[1] {
 	case "get tenants":
