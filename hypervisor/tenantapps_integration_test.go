@@ -240,9 +240,12 @@ func TestTenantAppsOnLab(t *testing.T) {
 			t.Errorf("physical discovery reports %v, not a physical link", pl)
 		}
 	}
-	// Several probe rounds later (tenant probes every 5 s, physical every
-	// 1 s), the tenant still sees exactly its links, over REST too.
-	time.Sleep(6 * time.Second)
+	// A full probe round later (the tenant's discovery probes its 4 link
+	// ports every 5 s; the physical one probes every second), the tenant
+	// still sees exactly its links, over REST too.
+	rt := h.TenantAppRuntime("vdisc")
+	n0 := rt.LLDPLoopbacks()
+	poll(t, "another round of the tenant's LLDP probes", 20*time.Second, func() bool { return rt.LLDPLoopbacks() >= n0+4 })
 	srv := httptest.NewServer(api.NewHandler(h, api.Options{}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/v1/tenants/vdisc/links")
