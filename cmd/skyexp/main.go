@@ -5,9 +5,11 @@
 //
 //	skyexp setuptime [flags]
 //
-// setuptime measures the time from lab up to every gateway tunnel carrying
-// traffic, for a minimum spanning tree of tunnels and the full mesh, over a
-// range of site counts (package testbed/experiments/setuptime; see
+// setuptime measures Skyvisor's setup time: tunnel creation (Skyvisor
+// starts until every gateway tunnel carries traffic) and state population
+// (a tenant's topology submitted until every host pings every other), for
+// a minimum spanning tree of tunnels and the full mesh, over a range of
+// site counts (package testbed/experiments/setuptime; see
 // docs/experiments.md). It prints one progress line per run, the medians
 // and the growth fits, and writes the per-run CSV, the medians CSV and a
 // PNG plot. Needs root and Open vSwitch (like skylab). Exit status 1 on a
@@ -89,15 +91,16 @@ func parseSetupTime(args []string, stderr io.Writer) (*setupTimeFlags, error) {
 	fs := flag.NewFlagSet("skyexp setuptime", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sites := fs.String("sites", joinInts(setuptime.DefaultSites()), "comma-separated site counts `N` (ascending, each 2..64)")
-	fs.IntVar(&f.cfg.VMs, "vms", f.cfg.VMs, "VMs (OVS bridges) per site; sites x vms <= 64")
+	fs.IntVar(&f.cfg.VMs, "vms", f.cfg.VMs, "VMs (OVS bridges, one tenant host each) per site; sites x vms <= 64")
 	modes := fs.String("modes", "mst,mesh", "tunnel topologies: mst, mesh or both")
 	fs.IntVar(&f.cfg.Runs, "runs", f.cfg.Runs, "runs per (sites, mode); the report uses the median")
 	fs.Float64Var(&f.cfg.DelayMS, "delay", 0, "WAN one-way delay in `ms` (0: Linux bridge WAN; > 0: userspace delay relay)")
 	fs.StringVar(&f.cfg.TunnelType, "tunnel", f.cfg.TunnelType, "tunnel type: vxlan, gre or geneve")
 	fs.StringVar(&f.cfg.Prefix, "prefix", f.cfg.Prefix, "lab namespace prefix")
 	fs.StringVar(&f.cfg.StateDir, "state-dir", f.cfg.StateDir, "lab state directory (removed after every run)")
-	fs.DurationVar(&f.cfg.Interval, "interval", f.cfg.Interval, "ICMP echo retransmission interval per probe pair")
-	fs.DurationVar(&f.cfg.UsableTimeout, "usable-timeout", f.cfg.UsableTimeout, "give up when the probes do not all answer within this time")
+	fs.DurationVar(&f.cfg.Interval, "interval", f.cfg.Interval, "shortest retransmission interval of a probe (ICMP echo per host pair, LLDP per tunnel direction)")
+	fs.IntVar(&f.cfg.MaxPPS, "max-pps", f.cfg.MaxPPS, "bound on the probes sent per second (the interval grows with the number of pairs)")
+	fs.DurationVar(&f.cfg.Timeout, "timeout", f.cfg.Timeout, "give up when a phase (tunnel creation, state population) takes longer")
 	full := fs.Bool("full", false, fmt.Sprintf("paper-ish sizes: sites %s, %d VMs per site (64 VMs at 16 sites), %d runs (overrides --sites, --vms, --runs)",
 		joinInts(fullSites), fullVMs, fullRuns))
 	fs.StringVar(&f.out, "out", "docs/results/setuptime.csv", "per-run CSV `file` (\"\" = none)")

@@ -25,7 +25,7 @@ func TestUsage(t *testing.T) {
 func TestSetupTimeDryRun(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"setuptime", "-n"}, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "sites=2,3,4,6,8,12,16 vms/site=1 modes=mst,mesh runs=5 delay=0ms tunnel=vxlan: 70 labs") {
+	if code != 0 || !strings.Contains(out.String(), "sites=2,3,4,6,8,12,16 vms/site=2 modes=mst,mesh runs=3 delay=0ms tunnel=vxlan: 42 labs") {
 		t.Fatalf("%d\n%s\n%s", code, out.String(), errb.String())
 	}
 	out.Reset()

@@ -1,45 +1,51 @@
 // Package setuptime measures Skyvisor's setup time on the multi-site lab
-// (package testbed/lab): the time from `skylab up` (lab.Up) until every
-// tunnel between the cloud gateways carries traffic, for a minimum spanning
-// tree of tunnels and for the full-mesh baseline, over a range of site
-// counts. It reproduces the "Setup time" experiment of Alaluna et al.,
+// (package testbed/lab), the "Setup time" experiment of Alaluna et al.,
 // "(Literally) above the clouds: virtualizing the network over multiple
-// clouds", section 4 and Figure 2: the MST needs N-1 tunnels, so its setup
-// time grows linearly with N; the full mesh needs N(N-1)/2, so its setup
-// time grows quadratically.
+// clouds", section 4 and Figure 2: the time from a tenant's topology
+// submission until every host reaches every other, split into tunnel
+// creation and state population, for a minimum spanning tree of gateway
+// tunnels (N-1 tunnels for N clouds) and for the full-mesh baseline
+// (N(N-1)/2 tunnels), as the network grows.
 //
-// One run of (N sites, mode) does, on a fresh lab:
+// One run of (N sites, V VMs per site, mode) does, on a fresh lab:
 //
-//  1. t0: lab.Up of N sites (VMs per site as configured, one probe host
-//     plugged into each site's first VM bridge, no controller); t_lab_up
-//     when Up returned (state population: namespaces, OVS instances,
-//     bridges, patch ports, hosts).
-//  2. Probe scaffolding, excluded from every timestamp (the clock is
-//     paused): static ARP entries in the probe hosts, the VM-bridge flows
-//     host <-> gateway uplink, one raw ICMP socket per probe host.
-//  3. Provisioning through the real Skyvisor code path: ovsdb.Dial to every
-//     site's OVSDB endpoint (t_ovsdb_connected), tunnels.MST or
-//     tunnels.FullMesh over all sites with cost 1 per pair,
-//     tunnels.Provisioner.Apply (t_tunnels_provisioned, when Apply returned:
-//     every port is committed in OVSDB).
-//  4. Forwarding: on each gateway bridge one OpenFlow 1.3 flow per probe
-//     MAC (ovs-ofctl add-flows): the local probe's MAC to the VM patch port,
-//     every other probe's MAC to the tunnel towards the next hop on the
-//     plan's shortest path (full mesh: the direct tunnel; MST: along the
-//     tree), tun_id 1 (t_flows_installed).
-//  5. Usable: ICMP echo requests, repeated every Interval, over a set of
-//     probe pairs that puts traffic on every tunnel of the plan with as many
-//     pairs as tunnels: MST, the first site to every other (the union of
-//     the tree paths from one root is the whole tree); full mesh, every
-//     unordered pair (each pair's direct tunnel). t_usable when every pair
-//     got its reply.
+//  1. lab.Up of N sites with V VMs each, no OpenFlow controller and no
+//     tunnels, and one host per VM ("h<site>-<vm>") plugged with
+//     external_ids:iface-id "st/<host>" (as `skylab plug` does). Timed as
+//     lab_up_ms, which is not part of the setup time. Untimed: in every
+//     host a permanent neighbour entry for every other host (so ARP, which
+//     retries only once a second, does not quantize the reachability
+//     times; with every host resolving every other at once, the broadcast
+//     burst also swamps the MST's hub), and one raw ICMP socket per host.
+//  2. Tunnel creation, timed from t_start: Skyvisor starts in this process
+//     (hypervisor.New with the lab's inventory as infrastructure,
+//     Config.TunnelMesh for the mesh, controller.New listening on a unix
+//     socket that Skyvisor sets as every bridge's controller target). It
+//     ensures every bridge over OVSDB, plans the tunnels and provisions them
+//     (tunnels.Provisioner), every bridge connects over OpenFlow and is
+//     reconciled. Milestones: t_switches (every bridge of the inventory
+//     connected), t_tunnel_ports (every tunnel port of the plan in its
+//     gateway's OpenFlow port list), t_tunnels_usable (an LLDP probe of
+//     package controller/apps/discovery, sent as a packet-out on each tunnel
+//     port, came back as a packet-in on the peer gateway's tunnel port, both
+//     ways: the tunnel carries traffic through Skyvisor's gateway tables),
+//     t_hosts_bound (every host's binding is in the store). The tunnel
+//     creation phase is t_tunnels_usable.
+//  3. State population, timed from t_submit: the tenant "st" (one virtual
+//     switch, every host on it, the learning app) is applied over the REST
+//     API (api.Client.Apply); apply_ms is the controller's part: the call
+//     returns once the tenant is stored, compiled and its flow entries are
+//     installed on every switch (reconcile ends with a barrier). Then every
+//     unordered host pair pings (ICMP echo, all pairs in parallel,
+//     the send rate bounded by Config.MaxPPS) until each pair got a reply:
+//     t_reachable.
+//  4. Untimed check: every tunnel port of the plan counted packets both ways
+//     (ovs-ofctl dump-ports), i.e. tenant traffic crossed every tunnel.
 //
-// Timestamps are cumulative milliseconds from t0 with step 2 removed, so
-// t_lab_up <= t_ovsdb_connected <= t_tunnels_provisioned <=
-// t_flows_installed <= t_usable. Run executes the runs, Aggregate takes the
-// medians, Analyze fits the growth, WriteCSV / WriteMediansCSV / Plot /
-// MarkdownTable write the figures. cmd/skyexp is the command-line wrapper;
-// docs/experiments.md reports the results.
+// The setup time is tunnel creation + state population. Run executes the
+// runs, Aggregate takes the medians, Analyze fits the growth, WriteCSV /
+// WriteMediansCSV / Plot / MarkdownTable write the figures. cmd/skyexp is
+// the command-line wrapper; docs/experiments.md reports the results.
 package setuptime
 
 import (
@@ -61,7 +67,8 @@ import (
 const (
 	// ModeMST joins the gateways with a minimum spanning tree (tunnels.MST): N-1 tunnels.
 	ModeMST = "mst"
-	// ModeMesh is the full-mesh baseline (tunnels.FullMesh): N(N-1)/2 tunnels.
+	// ModeMesh is the full-mesh baseline (tunnels.FullMesh, hypervisor
+	// Config.TunnelMesh): N(N-1)/2 tunnels.
 	ModeMesh = "mesh"
 )
 
@@ -71,17 +78,27 @@ const (
 	DefaultPrefix = "skx"
 	// DefaultStateDir holds the OVS state of the lab under test.
 	DefaultStateDir = "/tmp/skx-lab"
-	// DefaultRuns is the number of runs per (sites, mode). Five runs of the
-	// default sizes take about 2 minutes on a loaded 2-core machine.
-	DefaultRuns = 5
-	// DefaultInterval is the ICMP echo retransmission interval of a probe pair.
+	// DefaultRuns is the number of runs per (sites, mode).
+	DefaultRuns = 3
+	// DefaultVMs is the number of VMs (and hosts) per site.
+	DefaultVMs = 2
+	// DefaultInterval is the shortest ICMP echo (and tunnel probe)
+	// retransmission interval per probe.
 	DefaultInterval = 10 * time.Millisecond
-	// DefaultUsableTimeout bounds the wait for all probe pairs to answer.
-	DefaultUsableTimeout = 60 * time.Second
+	// DefaultMaxPPS bounds the probes sent per second over all pairs (or
+	// tunnel directions): the retransmission interval grows to
+	// pairs/MaxPPS when that is longer than Interval.
+	DefaultMaxPPS = 5000
+	// DefaultTimeout bounds each phase (tunnel creation, state population).
+	DefaultTimeout = 60 * time.Second
 	// MaxTotalVMs bounds sites x VMs per site (the lab issue's "up to 64 VMs").
 	MaxTotalVMs = 64
-	// MaxSites bounds the site count (probe addresses 10.0.0.<site>, lab limit 200).
+	// MaxSites bounds the site count.
 	MaxSites = 64
+	// MaxVMs bounds the VMs per site (host addresses 10.0.<site>.<vm>).
+	MaxVMs = 64
+	// Tenant is the name of the tenant the experiment applies.
+	Tenant = "st"
 )
 
 // DefaultSites are the site counts of the default (quick) experiment.
@@ -91,7 +108,8 @@ func DefaultSites() []int { return []int{2, 3, 4, 6, 8, 12, 16} }
 type Config struct {
 	// Sites lists the site counts N (each 2..MaxSites, ascending, no repeats).
 	Sites []int
-	// VMs is the number of VMs (OVS bridges) per site, >= 1; Sites*VMs <= MaxTotalVMs for every N.
+	// VMs is the number of VMs (OVS bridges, one host each) per site,
+	// 1..MaxVMs; Sites*VMs <= MaxTotalVMs for every N.
 	VMs int
 	// Modes are ModeMST and/or ModeMesh, in the order they run for each N.
 	Modes []string
@@ -105,31 +123,35 @@ type Config struct {
 	Prefix string
 	// StateDir is the lab state directory (absolute; removed after each run).
 	StateDir string
-	// Interval is the echo retransmission interval per probe pair (> 0).
+	// Interval is the shortest retransmission interval of a probe (> 0).
 	Interval time.Duration
-	// UsableTimeout bounds step 5 of a run (> 0).
-	UsableTimeout time.Duration
+	// MaxPPS bounds the probe rate over all probes (> 0).
+	MaxPPS int
+	// Timeout bounds each timed phase of a run (> 0).
+	Timeout time.Duration
 	// Progress receives one line per run (nil = discard).
 	Progress io.Writer
-	// Logger receives details (nil = discard).
+	// Logger receives lab and Skyvisor details (nil = discard).
 	Logger *slog.Logger
 	// RelayCommand is passed to lab.UpWith (see lab.Options); empty = default.
 	RelayCommand []string
 }
 
-// DefaultConfig returns the default experiment: DefaultSites, 1 VM per
-// site, both modes, DefaultRuns runs, no WAN delay, VXLAN, prefix "skx".
+// DefaultConfig returns the default experiment: DefaultSites, DefaultVMs
+// VMs per site, both modes, DefaultRuns runs, no WAN delay, VXLAN, prefix
+// "skx".
 func DefaultConfig() Config {
 	return Config{
-		Sites:         DefaultSites(),
-		VMs:           1,
-		Modes:         []string{ModeMST, ModeMesh},
-		Runs:          DefaultRuns,
-		TunnelType:    lab.TunnelVXLAN,
-		Prefix:        DefaultPrefix,
-		StateDir:      DefaultStateDir,
-		Interval:      DefaultInterval,
-		UsableTimeout: DefaultUsableTimeout,
+		Sites:      DefaultSites(),
+		VMs:        DefaultVMs,
+		Modes:      []string{ModeMST, ModeMesh},
+		Runs:       DefaultRuns,
+		TunnelType: lab.TunnelVXLAN,
+		Prefix:     DefaultPrefix,
+		StateDir:   DefaultStateDir,
+		Interval:   DefaultInterval,
+		MaxPPS:     DefaultMaxPPS,
+		Timeout:    DefaultTimeout,
 	}
 }
 
@@ -154,8 +176,8 @@ func (c *Config) Validate() error {
 			break
 		}
 	}
-	if c.VMs < 1 {
-		bad("vms", "%d VMs per site, want >= 1", c.VMs)
+	if c.VMs < 1 || c.VMs > MaxVMs {
+		bad("vms", "%d VMs per site, want 1..%d", c.VMs, MaxVMs)
 	} else if len(c.Sites) > 0 {
 		if m := slices.Max(c.Sites); m*c.VMs > MaxTotalVMs {
 			bad("vms", "%d sites x %d VMs = %d VMs, more than %d", m, c.VMs, m*c.VMs, MaxTotalVMs)
@@ -194,8 +216,11 @@ func (c *Config) Validate() error {
 	if c.Interval <= 0 {
 		bad("interval", "%v, want > 0", c.Interval)
 	}
-	if c.UsableTimeout <= 0 {
-		bad("usable-timeout", "%v, want > 0", c.UsableTimeout)
+	if c.MaxPPS <= 0 {
+		bad("max-pps", "%d, want > 0", c.MaxPPS)
+	}
+	if c.Timeout <= 0 {
+		bad("timeout", "%v, want > 0", c.Timeout)
 	}
 	return errors.Join(errs...)
 }
@@ -238,4 +263,10 @@ func TunnelCount(mode string, n int) int {
 		return n * (n - 1) / 2
 	}
 	return 0
+}
+
+// probeInterval is the retransmission interval of each of n probes:
+// Interval, or longer so that n probes per interval stay within MaxPPS.
+func (c *Config) probeInterval(n int) time.Duration {
+	return max(c.Interval, time.Duration(n)*time.Second/time.Duration(c.MaxPPS))
 }

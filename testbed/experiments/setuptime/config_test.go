@@ -12,20 +12,20 @@ func TestDefaultConfigValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Prefix != "skx" || c.Runs != 5 || c.VMs != 1 || !reflect.DeepEqual(c.Sites, []int{2, 3, 4, 6, 8, 12, 16}) {
+	if c.Prefix != "skx" || c.Runs != 3 || c.VMs != 2 || c.MaxPPS != 5000 || !reflect.DeepEqual(c.Sites, []int{2, 3, 4, 6, 8, 12, 16}) {
 		t.Fatalf("defaults %+v", c)
 	}
 }
 
 func TestValidateNamesEveryField(t *testing.T) {
 	c := Config{Sites: []int{1, 4, 3}, VMs: 0, Modes: []string{"tree", ModeMST, ModeMST}, Runs: 0, DelayMS: -1,
-		TunnelType: "ipsec", Prefix: "Toolong1", StateDir: "rel/dir", Interval: 0, UsableTimeout: -time.Second}
+		TunnelType: "ipsec", Prefix: "Toolong1", StateDir: "rel/dir", Interval: 0, MaxPPS: 0, Timeout: -time.Second}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	for _, f := range []string{"sites: 1 is outside", "ascending", "vms:", `modes: "tree"`, `"mst" given twice`, "runs:", "delay:",
-		"tunnel:", "prefix:", "state-dir:", "interval:", "usable-timeout:"} {
+		"tunnel:", "prefix:", "state-dir:", "interval:", "max-pps:", "timeout:"} {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error lacks %q: %v", f, err)
 		}
@@ -75,9 +75,23 @@ func TestLabSpec(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Sites) != 3 || s.Sites[2].Name != "s03" || len(s.Sites[0].VMs.List()) != 2 || len(s.Hosts) != 3 ||
-		s.Hosts[1].Name != "p2" || s.Hosts[1].VM != "vm1" || s.Hosts[1].IP != "10.0.0.2/24" || s.Controller != "none" ||
+	if len(s.Sites) != 3 || s.Sites[2].Name != "s03" || len(s.Sites[0].VMs.List()) != 2 || len(s.Hosts) != 6 || s.Controller != "none" ||
 		s.WAN.DelayMS != 5 || s.Prefix != "skx" {
 		t.Fatalf("spec %+v", s)
+	}
+	h := s.Hosts[3]
+	if h.Name != "h2-2" || h.Site != "s02" || h.VM != "vm2" || h.IP != "10.0.2.2/16" || h.MAC != "02:5e:00:00:02:02" || h.IfaceID != "st/h2-2" {
+		t.Fatalf("host %+v", h)
+	}
+}
+
+func TestProbeInterval(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.probeInterval(10); got != c.Interval {
+		t.Errorf("10 probes: %v, want %v", got, c.Interval)
+	}
+	// 2016 pairs at 5000/s: one round every 403.2 ms
+	if got := c.probeInterval(2016); got != 403200*time.Microsecond {
+		t.Errorf("2016 probes: %v", got)
 	}
 }

@@ -106,15 +106,15 @@ type Growth struct {
 	Mode string
 	// MinSites and MaxSites are the smallest and largest N measured.
 	MinSites, MaxSites int
-	// ProvisionPerTunnel fits provision_ms = c0 + c1 * tunnels (c1 in ms per tunnel).
-	ProvisionPerTunnel Fit
-	// ApplyPerTunnel fits apply_ms (planning + Provisioner.Apply) = c0 + c1 * tunnels.
-	ApplyPerTunnel Fit
-	// TunnelsPerTunnel fits tunnels_ms (lab up -> usable) = c0 + c1 * tunnels.
-	TunnelsPerTunnel Fit
-	// Apply, Provision and Tunnels describe how apply_ms, provision_ms and
-	// tunnels_ms grow with N (zero values with fewer than 3 distinct N).
-	Apply, Provision, Tunnels Shape
+	// TunnelPerTunnel fits tunnel_creation_ms = c0 + c1 * tunnels (c1 in ms per tunnel).
+	TunnelPerTunnel Fit
+	// SetupLinear and SetupQuadratic fit setup_ms against N with degree 1
+	// and 2 (the lines drawn on the plot).
+	SetupLinear, SetupQuadratic Fit
+	// Tunnel, Population and Setup describe how tunnel creation, state
+	// population and the setup time grow with N (zero values with fewer
+	// than 3 distinct N).
+	Tunnel, Population, Setup Shape
 }
 
 // Shape is a quadratic fit y = c0 + c1 N + c2 N^2 of one phase against the
@@ -159,16 +159,14 @@ func (sh Shape) String() string {
 		c[0], c[1], c[2], sh.InN.R2, sh.QuadraticShare, strings.ToUpper(sh.Growth))
 }
 
-// Analysis is the growth of every mode plus the provisioning cost per
-// tunnel over all modes together.
+// Analysis is the growth of every mode.
 type Analysis struct {
 	Modes []Growth
-	// ProvisionPerTunnel fits provision_ms = c0 + c1 * tunnels over the medians of all modes.
-	ProvisionPerTunnel Fit
 }
 
 // Analyze fits the medians (see Growth). Modes with fewer than 2 distinct
-// tunnel counts are skipped; an error is returned only when nothing can be fitted.
+// site counts are skipped; an error is returned only when nothing can be
+// fitted.
 func Analyze(meds []Median) (Analysis, error) {
 	var an Analysis
 	byMode := map[string][]Median{}
@@ -180,58 +178,49 @@ func Analyze(meds []Median) (Analysis, error) {
 		byMode[m.Mode] = append(byMode[m.Mode], m)
 	}
 	slices.SortFunc(modes, func(a, b string) int { return modeOrder(a) - modeOrder(b) })
-	var allT, allP []float64
 	for _, mode := range modes {
 		ms := byMode[mode]
-		var ns, ts, prov, tun, apply []float64
+		var ns, ts, tun, pop, setup []float64
 		g := Growth{Mode: mode, MinSites: ms[0].Sites, MaxSites: ms[0].Sites}
 		for _, m := range ms {
 			ns = append(ns, float64(m.Sites))
 			ts = append(ts, float64(m.Tunnels))
-			prov = append(prov, m.ProvisionMS)
-			tun = append(tun, m.TunnelsMS)
-			apply = append(apply, m.ApplyMS)
+			tun = append(tun, m.TunnelCreationMS)
+			pop = append(pop, m.PopulationMS)
+			setup = append(setup, m.SetupMS)
 			g.MinSites, g.MaxSites = min(g.MinSites, m.Sites), max(g.MaxSites, m.Sites)
 		}
-		allT, allP = append(allT, ts...), append(allP, prov...)
 		var err error
-		if g.ProvisionPerTunnel, err = PolyFit(ts, prov, 1); err != nil {
+		if g.TunnelPerTunnel, err = PolyFit(ts, tun, 1); err != nil {
 			continue
 		}
-		g.TunnelsPerTunnel, _ = PolyFit(ts, tun, 1)
-		g.ApplyPerTunnel, _ = PolyFit(ts, apply, 1)
-		g.Apply = shapeOf(ns, apply, g.MinSites, g.MaxSites)
-		g.Provision = shapeOf(ns, prov, g.MinSites, g.MaxSites)
-		g.Tunnels = shapeOf(ns, tun, g.MinSites, g.MaxSites)
+		g.SetupLinear, _ = PolyFit(ns, setup, 1)
+		g.SetupQuadratic, _ = PolyFit(ns, setup, 2)
+		g.Tunnel = shapeOf(ns, tun, g.MinSites, g.MaxSites)
+		g.Population = shapeOf(ns, pop, g.MinSites, g.MaxSites)
+		g.Setup = shapeOf(ns, setup, g.MinSites, g.MaxSites)
 		an.Modes = append(an.Modes, g)
 	}
 	if len(an.Modes) == 0 {
-		return an, errors.New("analyze: every mode needs at least 2 distinct tunnel counts")
+		return an, errors.New("analyze: every mode needs at least 2 distinct site counts")
 	}
-	an.ProvisionPerTunnel, _ = PolyFit(allT, allP, 1)
 	return an, nil
 }
 
-// Summary returns the analysis as text lines: per mode the cost per
-// tunnel of Apply, of the provisioning and of the whole tunnel phase, then
-// the shape of these phases in N; finally the provisioning cost per tunnel over all
-// modes.
+// Summary returns the analysis as text lines: per mode the tunnel
+// creation cost per tunnel, then the shape in N of tunnel creation, state
+// population and the setup time.
 func (an Analysis) Summary() []string {
 	var out []string
 	for _, g := range an.Modes {
-		out = append(out, fmt.Sprintf("%s (N=%d..%d): apply %.2f ms/tunnel %+.0f ms (R2 %.3f); provision %.2f ms/tunnel %+.0f ms (R2 %.3f); tunnel phase %.2f ms/tunnel %+.0f ms (R2 %.3f)",
-			g.Mode, g.MinSites, g.MaxSites, g.ApplyPerTunnel.Coef[1], g.ApplyPerTunnel.Coef[0], g.ApplyPerTunnel.R2,
-			g.ProvisionPerTunnel.Coef[1], g.ProvisionPerTunnel.Coef[0], g.ProvisionPerTunnel.R2,
-			g.TunnelsPerTunnel.Coef[1], g.TunnelsPerTunnel.Coef[0], g.TunnelsPerTunnel.R2))
-		if g.Provision.Growth != "" {
-			out = append(out, fmt.Sprintf("%s: apply_ms = %s", g.Mode, g.Apply),
-				fmt.Sprintf("%s: provision_ms = %s", g.Mode, g.Provision),
-				fmt.Sprintf("%s: tunnels_ms = %s", g.Mode, g.Tunnels))
+		out = append(out, fmt.Sprintf("%s (N=%d..%d): tunnel creation %.2f ms/tunnel %+.0f ms (R2 %.3f); setup time linear fit R2 %.3f, quadratic fit R2 %.3f",
+			g.Mode, g.MinSites, g.MaxSites, g.TunnelPerTunnel.Coef[1], g.TunnelPerTunnel.Coef[0], g.TunnelPerTunnel.R2,
+			g.SetupLinear.R2, g.SetupQuadratic.R2))
+		if g.Setup.Growth != "" {
+			out = append(out, fmt.Sprintf("%s: tunnel_creation_ms = %s", g.Mode, g.Tunnel),
+				fmt.Sprintf("%s: state_population_ms = %s", g.Mode, g.Population),
+				fmt.Sprintf("%s: setup_ms = %s", g.Mode, g.Setup))
 		}
-	}
-	if len(an.ProvisionPerTunnel.Coef) == 2 {
-		out = append(out, fmt.Sprintf("all modes: provision %.2f ms/tunnel %+.0f ms (R2 %.3f)",
-			an.ProvisionPerTunnel.Coef[1], an.ProvisionPerTunnel.Coef[0], an.ProvisionPerTunnel.R2))
 	}
 	return out
 }

@@ -59,15 +59,18 @@ func TestPolyFitErrors(t *testing.T) {
 	}
 }
 
-// synthetic medians whose tunnel phase costs a fixed time per tunnel.
+// synthetic returns medians for N in DefaultSites, both modes, with tunnel
+// creation = base + perTunnel * tunnels and state population = 2 N (linear
+// in the hosts), so the mesh's setup time is quadratic in N.
 func synthetic(perTunnel, base float64) []Median {
 	var out []Median
 	for _, n := range DefaultSites() {
 		for _, mode := range []string{ModeMST, ModeMesh} {
 			tn := TunnelCount(mode, n)
-			out = append(out, Median{Sites: n, VMs: 1, Mode: mode, Tunnels: tn, Runs: 1,
-				LabUpMS: 100 * float64(n), ProvisionMS: 3 * float64(tn), TunnelsMS: base + perTunnel*float64(tn),
-				ApplyMS: 2 * float64(tn)})
+			tc := base + perTunnel*float64(tn)
+			pop := 2 * float64(n)
+			out = append(out, Median{Sites: n, VMs: 1, Mode: mode, Tunnels: tn, Hosts: n, Runs: 1,
+				TunnelCreationMS: tc, ControllerMS: pop / 2, ReachabilityMS: pop / 2, PopulationMS: pop, SetupMS: tc + pop})
 		}
 	}
 	return out
@@ -82,28 +85,32 @@ func TestAnalyzeShapes(t *testing.T) {
 		t.Fatalf("modes: %+v", an.Modes)
 	}
 	mst, mesh := an.Modes[0], an.Modes[1]
-	if mst.Tunnels.Growth != "linear" || mesh.Tunnels.Growth != "quadratic" || mst.Provision.Growth != "linear" || mesh.Provision.Growth != "quadratic" {
-		t.Fatalf("shapes: mst %+v %+v, mesh %+v %+v", mst.Provision, mst.Tunnels, mesh.Provision, mesh.Tunnels)
+	if mst.Tunnel.Growth != "linear" || mesh.Tunnel.Growth != "quadratic" || mst.Setup.Growth != "linear" || mesh.Setup.Growth != "quadratic" {
+		t.Fatalf("shapes: mst %+v %+v, mesh %+v %+v", mst.Tunnel, mst.Setup, mesh.Tunnel, mesh.Setup)
 	}
-	if mst.Apply.Growth != "linear" || mesh.Apply.Growth != "quadratic" || !near(mesh.ApplyPerTunnel.Coef[1], 2) {
-		t.Fatalf("apply: %+v %+v %+v", mst.Apply, mesh.Apply, mesh.ApplyPerTunnel)
+	if mst.Population.Growth != "linear" || mesh.Population.Growth != "linear" {
+		t.Fatalf("population: %+v %+v", mst.Population, mesh.Population)
 	}
-	if !near(mst.ProvisionPerTunnel.Coef[1], 3) || !near(mesh.TunnelsPerTunnel.Coef[1], 10) || !near(an.ProvisionPerTunnel.Coef[1], 3) {
-		t.Fatalf("slopes: %+v %+v %+v", mst.ProvisionPerTunnel, mesh.TunnelsPerTunnel, an.ProvisionPerTunnel)
+	if !near(mst.TunnelPerTunnel.Coef[1], 10) || !near(mesh.TunnelPerTunnel.Coef[1], 10) || !near(mesh.TunnelPerTunnel.Coef[0], 50) {
+		t.Fatalf("slopes: %+v %+v", mst.TunnelPerTunnel, mesh.TunnelPerTunnel)
 	}
 	// mesh: 50 + 10 N(N-1)/2 = 50 - 5N + 5N^2
-	if c := mesh.Tunnels.InN.Coef; !near(c[0], 50) || !near(c[1], -5) || !near(c[2], 5) {
-		t.Fatalf("mesh in N: %+v", mesh.Tunnels.InN)
+	if c := mesh.Tunnel.InN.Coef; !near(c[0], 50) || !near(c[1], -5) || !near(c[2], 5) {
+		t.Fatalf("mesh in N: %+v", mesh.Tunnel.InN)
 	}
 	// linear: share 0; mesh 50-5N+5N^2 from 2 to 16: 5*252 / (1250-60) = 1.0588
-	if math.Abs(mst.Tunnels.QuadraticShare) > 1e-6 || !near(mesh.Tunnels.QuadraticShare, 1260.0/1190) {
-		t.Fatalf("shares %v %v", mst.Tunnels.QuadraticShare, mesh.Tunnels.QuadraticShare)
+	if math.Abs(mst.Tunnel.QuadraticShare) > 1e-6 || !near(mesh.Tunnel.QuadraticShare, 1260.0/1190) {
+		t.Fatalf("shares %v %v", mst.Tunnel.QuadraticShare, mesh.Tunnel.QuadraticShare)
+	}
+	if !near(mst.SetupLinear.R2, 1) || mesh.SetupLinear.R2 >= 0.99 || !near(mesh.SetupQuadratic.R2, 1) {
+		t.Fatalf("setup fits: mst %+v, mesh %+v %+v", mst.SetupLinear, mesh.SetupLinear, mesh.SetupQuadratic)
 	}
 	if mst.MinSites != 2 || mst.MaxSites != 16 {
 		t.Fatalf("range %d..%d", mst.MinSites, mst.MaxSites)
 	}
 	s := strings.Join(an.Summary(), "\n")
-	for _, want := range []string{"mst (N=2..16)", "mst: tunnels_ms = ", "-> LINEAR in N", "mesh: provision_ms = ", "mst: apply_ms = ", "apply 2.00 ms/tunnel", "-> QUADRATIC in N", "all modes: provision 3.00 ms/tunnel"} {
+	for _, want := range []string{"mst (N=2..16)", "mst: tunnel_creation_ms = ", "-> LINEAR in N", "mesh: setup_ms = ",
+		"mst: state_population_ms = ", "tunnel creation 10.00 ms/tunnel", "-> QUADRATIC in N"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
@@ -115,8 +122,8 @@ func TestAnalyzeTooFewPoints(t *testing.T) {
 		t.Fatal("one point analyzed")
 	}
 	// two site counts: per-tunnel fits but no shape
-	an, err := Analyze([]Median{{Sites: 2, Mode: ModeMST, Tunnels: 1, ProvisionMS: 1}, {Sites: 3, Mode: ModeMST, Tunnels: 2, ProvisionMS: 2}})
-	if err != nil || an.Modes[0].Tunnels.Growth != "" || !near(an.Modes[0].ProvisionPerTunnel.Coef[1], 1) {
+	an, err := Analyze([]Median{{Sites: 2, Mode: ModeMST, Tunnels: 1, TunnelCreationMS: 1}, {Sites: 3, Mode: ModeMST, Tunnels: 2, TunnelCreationMS: 2}})
+	if err != nil || an.Modes[0].Setup.Growth != "" || !near(an.Modes[0].TunnelPerTunnel.Coef[1], 1) {
 		t.Fatalf("%+v %v", an, err)
 	}
 }

@@ -3,6 +3,7 @@ package setuptime
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,116 +17,68 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/skyvisor/skyvisor/tunnels"
 )
 
-// Pair is a probe pair: an ICMP echo from probe Src to probe Dst (site indices, 0-based).
+// Pair is a probe pair: an ICMP echo from host Src to host Dst (indices
+// into the run's host list).
 type Pair struct{ Src, Dst int }
 
-// ProbePairs returns the pairs that put traffic on every tunnel of plan
-// with as many pairs as tunnels: for a spanning tree, the first site to
-// every other site (the tree paths from one root cover every tree edge);
-// otherwise one pair per tunnel (its two ends). sites are the lab's site
-// names in lab order; the result is in a deterministic order.
-func ProbePairs(plan tunnels.Plan, sites []string) ([]Pair, error) {
-	idx := map[string]int{}
-	for i, s := range sites {
-		idx[s] = i
-	}
-	if plan.IsSpanningTree() == nil {
-		root := idx[plan.Sites[0]]
-		var out []Pair
-		for i := range sites {
-			if i != root {
-				out = append(out, Pair{root, i})
-			}
-		}
-		return out, nil
-	}
+// AllPairs returns every unordered pair of n hosts once, the lower index
+// as the source (an echo reply proves both directions): n(n-1)/2 pairs in
+// a deterministic order.
+func AllPairs(n int) []Pair {
 	var out []Pair
-	for _, t := range plan.Tunnels {
-		a, okA := idx[t.A]
-		b, okB := idx[t.B]
-		if !okA || !okB {
-			return nil, fmt.Errorf("tunnel %s names a site outside the lab", t)
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			out = append(out, Pair{i, j})
 		}
-		out = append(out, Pair{a, b})
 	}
-	return out, nil
+	return out
 }
 
-// NextHops returns, for every site s and destination d (names), the peer
-// of s whose tunnel starts the path to d with the fewest tunnels in the
-// plan (ties: the lexically smallest peer, by BFS over sorted peers).
-// next[s][d] is absent for s == d and for unreachable d.
-func NextHops(plan tunnels.Plan) map[string]map[string]string {
-	peers := map[string][]string{}
-	for _, s := range plan.Sites {
-		peers[s] = plan.Peers(s)
-	}
-	next := make(map[string]map[string]string, len(plan.Sites))
-	for _, src := range plan.Sites {
-		hop := map[string]string{}
-		seen := map[string]bool{src: true}
-		queue := []string{}
-		for _, p := range peers[src] {
-			seen[p] = true
-			hop[p] = p
-			queue = append(queue, p)
-		}
-		for len(queue) > 0 {
-			cur := queue[0]
-			queue = queue[1:]
-			for _, p := range peers[cur] {
-				if !seen[p] {
-					seen[p] = true
-					hop[p] = hop[cur]
-					queue = append(queue, p)
-				}
-			}
-		}
-		next[src] = hop
-	}
-	return next
+// HostName is the lab host on VM vm (1-based) of site i (1-based): "h<i>-<vm>".
+func HostName(i, vm int) string { return fmt.Sprintf("h%d-%d", i, vm) }
+
+// VMName is the name of VM vm (1-based) of a site ("vm<vm>", the lab's default names).
+func VMName(vm int) string { return fmt.Sprintf("vm%d", vm) }
+
+// HostMAC is the MAC of host (i, vm): 02:5e:00:00:ii:vv (the tenant's own
+// address; Skyvisor rewrites it in the fabric).
+func HostMAC(i, vm int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x5e, 0, 0, byte(i), byte(vm)}
 }
 
-// ProbeMAC is the MAC of site i's probe host (1-based): 02:5e:00:00:00:ii.
-func ProbeMAC(i int) net.HardwareAddr {
-	return net.HardwareAddr{0x02, 0x5e, 0, 0, byte(i >> 8), byte(i)}
-}
+// HostIP is the address of host (i, vm): 10.0.i.vm in 10.0.0.0/16.
+func HostIP(i, vm int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i), byte(vm)}) }
 
-// ProbeIP is the address of site i's probe host (1-based): 10.0.0.i (in 10.0.0.0/24).
-func ProbeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}) }
+// HostPrefixLen is the prefix length of the hosts' addresses.
+const HostPrefixLen = 16
 
-// ProbeTunID is the tunnel key (tun_id) the forwarding flows set.
-const ProbeTunID = 1
-
-// GatewayFlows returns the ovs-ofctl flow lines (OpenFlow 1.3, table 0)
-// for the gateway of site (1-based index i of n sites, name names[i-1]):
-// the local probe's MAC to localPort, every other probe's MAC to the
-// OpenFlow port of the tunnel towards next[site][dst] with tun_id
-// ProbeTunID. tunnelPort maps peer site name -> OpenFlow port.
-func GatewayFlows(names []string, i int, localPort int, next map[string]map[string]string, tunnelPort map[string]int) ([]string, error) {
-	site := names[i-1]
-	var out []string
-	for k, dst := range names {
-		mac := ProbeMAC(k + 1)
-		if k+1 == i {
-			out = append(out, fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=output:%d", mac, localPort))
-			continue
-		}
-		hop, ok := next[site][dst]
-		if !ok {
-			return nil, fmt.Errorf("site %s: no path to %s in the plan", site, dst)
-		}
-		port, ok := tunnelPort[hop]
-		if !ok || port <= 0 {
-			return nil, fmt.Errorf("site %s: no tunnel port towards %s", site, hop)
-		}
-		out = append(out, fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=set_field:%d->tun_id,output:%d", mac, ProbeTunID, port))
+// TenantDoc returns the tenants document the experiment applies for n
+// sites with vms VMs each: tenant Tenant with the learning app, one
+// virtual switch "net" spanning every cloud, host (i, vm) on port
+// (i-1)*vms+vm in cloud SiteName(i), with HostMAC and HostIP.
+func TenantDoc(n, vms int) []byte {
+	type host struct {
+		Name   string `json:"name"`
+		MAC    string `json:"mac"`
+		IP     string `json:"ip"`
+		Switch string `json:"switch"`
+		Port   int    `json:"port"`
+		Cloud  string `json:"cloud"`
 	}
-	return out, nil
+	var hs []host
+	for i := 1; i <= n; i++ {
+		for v := 1; v <= vms; v++ {
+			hs = append(hs, host{HostName(i, v), HostMAC(i, v).String(), fmt.Sprintf("%s/%d", HostIP(i, v), HostPrefixLen),
+				"net", (i-1)*vms + v, SiteName(i)})
+		}
+	}
+	doc := map[string]any{"tenants": []any{map[string]any{
+		"tenant": Tenant, "apps": []string{"learning"},
+		"switches": []any{map[string]string{"name": "net"}}, "links": []any{}, "hosts": hs}}}
+	b, _ := json.MarshalIndent(doc, "", "  ") // maps, slices and strings always marshal
+	return b
 }
 
 // icmpConn is a raw ICMP socket opened inside a probe host's namespace.

@@ -2,137 +2,37 @@ package setuptime
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
 
-	"github.com/skyvisor/skyvisor/tunnels"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
-func names(n int) []string {
-	var out []string
-	for i := 1; i <= n; i++ {
-		out = append(out, SiteName(i))
+func TestAllPairs(t *testing.T) {
+	got := AllPairs(4)
+	want := []Pair{{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("AllPairs(4) = %v", got)
 	}
-	return out
-}
-
-func plans(t *testing.T, n int) (mst, mesh tunnels.Plan) {
-	t.Helper()
-	var sites []tunnels.Site
-	costs := tunnels.Costs{}
-	for i, s := range names(n) {
-		sites = append(sites, tunnels.Site{Name: s, Gateway: netip.AddrFrom4([4]byte{172, 31, 0, byte(i + 1)})})
-		for j := 0; j < i; j++ {
-			costs.Set(SiteName(j+1), s, 1)
-		}
+	if n := len(AllPairs(64)); n != 64*63/2 {
+		t.Fatalf("AllPairs(64): %d pairs", n)
 	}
-	var err error
-	if mst, err = tunnels.MST(sites, costs); err != nil {
-		t.Fatal(err)
-	}
-	if mesh, err = tunnels.FullMesh(sites, costs); err != nil {
-		t.Fatal(err)
-	}
-	return mst, mesh
-}
-
-// chain is the spanning tree s01-s02-s03-s04.
-func chain() tunnels.Plan {
-	return tunnels.Plan{Sites: names(4), Tunnels: []tunnels.Tunnel{{A: "s01", B: "s02"}, {A: "s02", B: "s03"}, {A: "s03", B: "s04"}}}
-}
-
-func TestProbePairsCoverEveryTunnel(t *testing.T) {
-	for _, n := range []int{2, 3, 6, 16} {
-		mst, mesh := plans(t, n)
-		for _, c := range []struct {
-			mode string
-			plan tunnels.Plan
-		}{{ModeMST, mst}, {ModeMesh, mesh}, {"chain", chain()}} {
-			if c.mode == "chain" && n != 4 {
-				c.plan = mst
-			}
-			ns := c.plan.Sites
-			pairs, err := ProbePairs(c.plan, ns)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(pairs) != c.plan.Len() {
-				t.Fatalf("n=%d %s: %d pairs for %d tunnels", n, c.mode, len(pairs), c.plan.Len())
-			}
-			// walk every pair's path and mark the tunnels it uses
-			next := NextHops(c.plan)
-			used := map[tunnels.Pair]bool{}
-			for _, p := range pairs {
-				cur, dst := ns[p.Src], ns[p.Dst]
-				for hops := 0; cur != dst; hops++ {
-					hop, ok := next[cur][dst]
-					if !ok || hops > len(ns) || !c.plan.Has(cur, hop) {
-						t.Fatalf("n=%d %s: no path %s->%s (at %s)", n, c.mode, ns[p.Src], dst, cur)
-					}
-					used[tunnels.MakePair(cur, hop)] = true
-					cur = hop
-				}
-			}
-			for _, tn := range c.plan.Tunnels {
-				if !used[tn.Pair()] {
-					t.Errorf("n=%d %s: tunnel %s carries no probe", n, c.mode, tn)
-				}
-			}
-		}
+	if len(AllPairs(1)) != 0 {
+		t.Fatal("pairs of one host")
 	}
 }
 
-func TestProbePairsUnknownSite(t *testing.T) {
-	_, mesh := plans(t, 3)
-	if _, err := ProbePairs(mesh, []string{"s01", "s02"}); err == nil || !strings.Contains(err.Error(), "outside the lab") {
-		t.Fatalf("err %v", err)
-	}
-}
-
-func TestNextHopsChain(t *testing.T) {
-	next := NextHops(chain())
-	want := map[string]map[string]string{
-		"s01": {"s02": "s02", "s03": "s02", "s04": "s02"},
-		"s02": {"s01": "s01", "s03": "s03", "s04": "s03"},
-		"s03": {"s01": "s02", "s02": "s02", "s04": "s04"},
-		"s04": {"s01": "s03", "s02": "s03", "s03": "s03"},
-	}
-	if !reflect.DeepEqual(next, want) {
-		t.Fatalf("next hops %v", next)
-	}
-	_, mesh := plans(t, 5)
-	for s, m := range NextHops(mesh) {
-		for d, h := range m {
-			if h != d {
-				t.Errorf("mesh: %s->%s via %s, want direct", s, d, h)
-			}
-		}
-	}
-}
-
-func TestGatewayFlows(t *testing.T) {
-	ns := names(4)
-	got, err := GatewayFlows(ns, 2, 1, NextHops(chain()), map[string]int{"s01": 40000, "s03": 50000})
+func TestTenantDoc(t *testing.T) {
+	ts, err := topology.ParseDocument(TenantDoc(3, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
-		"table=0,priority=100,dl_dst=02:5e:00:00:00:01,actions=set_field:1->tun_id,output:40000",
-		"table=0,priority=100,dl_dst=02:5e:00:00:00:02,actions=output:1",
-		"table=0,priority=100,dl_dst=02:5e:00:00:00:03,actions=set_field:1->tun_id,output:50000",
-		"table=0,priority=100,dl_dst=02:5e:00:00:00:04,actions=set_field:1->tun_id,output:50000",
+	if len(ts) != 1 || ts[0].Tenant != Tenant || len(ts[0].Hosts) != 6 || len(ts[0].Switches) != 1 {
+		t.Fatalf("document %+v", ts)
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("flows\n got %q\nwant %q", got, want)
-	}
-	if _, err := GatewayFlows(ns, 2, 1, NextHops(chain()), map[string]int{"s01": 40000}); err == nil || !strings.Contains(err.Error(), "no tunnel port towards s03") {
-		t.Fatalf("missing port: %v", err)
-	}
-	cut := tunnels.Plan{Sites: ns, Tunnels: []tunnels.Tunnel{{A: "s01", B: "s02"}}}
-	if _, err := GatewayFlows(ns, 1, 1, NextHops(cut), map[string]int{"s02": 40000}); err == nil || !strings.Contains(err.Error(), "no path to s03") {
-		t.Fatalf("no path: %v", err)
+	h := ts[0].Hosts[3] // site 2, VM 2
+	if h.Name != "h2-2" || h.Cloud != "s02" || h.Port != 4 || h.MAC != "02:5e:00:00:02:02" || h.IP != "10.0.2.2/16" {
+		t.Fatalf("host %+v", h)
 	}
 }
 
@@ -164,9 +64,10 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func TestProbeAddresses(t *testing.T) {
-	if ProbeMAC(12).String() != "02:5e:00:00:00:0c" || ProbeIP(12).String() != "10.0.0.12" || ProbeHost(12) != "p12" || SiteName(3) != "s03" {
-		t.Fatal(ProbeMAC(12), ProbeIP(12), ProbeHost(12), SiteName(3))
+func TestHostAddresses(t *testing.T) {
+	if HostMAC(12, 3).String() != "02:5e:00:00:0c:03" || HostIP(12, 3).String() != "10.0.12.3" || HostName(12, 3) != "h12-3" ||
+		SiteName(3) != "s03" || VMName(2) != "vm2" {
+		t.Fatal(HostMAC(12, 3), HostIP(12, 3), HostName(12, 3), SiteName(3), VMName(2))
 	}
 }
 

@@ -13,7 +13,7 @@ func TestMarkdownTable(t *testing.T) {
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "| sites |") {
 		t.Fatalf("table:\n%s", tbl)
 	}
-	if lines[2] != "| 2 | 2 | mst | 1 | 2 | 300 | 5 | 5 | 10 | 10 | 40 | 340 | 3 | 1.5 |" {
+	if lines[2] != "| 2 | 2 | mst | 1 | 120 | 10 | 20 | 30 | 140 | 40 | 2 | 300 | 3 | 1.5 |" {
 		t.Fatalf("row %q", lines[2])
 	}
 }

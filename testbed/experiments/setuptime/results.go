@@ -10,76 +10,81 @@ import (
 	"strconv"
 )
 
-// Result is one run of one (sites, mode). Timestamps are cumulative
-// milliseconds from t0 (the call of lab.Up) with the probe scaffolding
-// removed (see the package documentation), so they never decrease in the
-// order of the fields.
+// Result is one run of one (sites, VMs, mode); see the package
+// documentation for the steps. Times are milliseconds.
 type Result struct {
 	Sites int    // N, the number of sites (clouds)
-	VMs   int    // VMs (OVS bridges) per site
+	VMs   int    // VMs (OVS bridges, one host each) per site
 	Mode  string // ModeMST or ModeMesh
-	Run   int    // 1-based run number within (Sites, Mode)
-	// Tunnels is the number of tunnels of the plan (N-1 or N(N-1)/2).
+	Run   int    // 1-based run number within (Sites, VMs, Mode)
+	// Tunnels is the number of tunnels Skyvisor planned (N-1 or N(N-1)/2).
 	Tunnels int
-	// OVSDBTxns is the number of OVSDB transactions the provisioning
-	// committed, summed over the sites' clients (one per tunnel port).
-	OVSDBTxns uint64
-	// ProbePairs is the number of probe pairs pinged (= Tunnels).
-	ProbePairs int
+	// Hosts is the number of tenant hosts (Sites*VMs); Pairs the unordered
+	// host pairs pinged (Hosts(Hosts-1)/2).
+	Hosts, Pairs int
 	// TunnelType is the encapsulation (vxlan, gre, geneve); DelayMS the WAN one-way delay.
 	TunnelType string
 	DelayMS    float64
-	// LabUpMS .. UsableMS are the timestamps t_lab_up, t_ovsdb_connected,
-	// t_tunnels_provisioned, t_flows_installed, t_usable in ms from t0.
-	LabUpMS       float64
-	ConnectedMS   float64
-	ProvisionedMS float64
-	FlowsMS       float64
-	UsableMS      float64
+	// LabUpMS is how long lab.Up took (not part of the setup time).
+	LabUpMS float64
+	// SwitchesMS, TunnelPortsMS, TunnelsUsableMS and BoundMS are the
+	// milestones of tunnel creation, from t_start (Skyvisor starts): every
+	// bridge connected over OpenFlow; every tunnel port of the plan in its
+	// gateway's port list; every tunnel carried an LLDP probe both ways
+	// (the end of tunnel creation); every host bound.
+	SwitchesMS, TunnelPortsMS, TunnelsUsableMS, BoundMS float64
+	// ApplyMS (the REST apply returned: stored, compiled, flow entries
+	// installed with a barrier) and ReachableMS (every host pair answered)
+	// are from t_submit (the tenant submission).
+	ApplyMS, ReachableMS float64
+	// OVSDBTxns is the number of OVSDB transactions Skyvisor committed
+	// until the tunnels were usable (bridges and tunnel ports).
+	OVSDBTxns uint64
+	// FlowAdds is the number of flow entries the apply added on all switches.
+	FlowAdds uint64
 	// Load1 is the 1-minute load average (/proc/loadavg) when the run started.
 	Load1 float64
 }
 
-// ProvisionMS is the provisioning phase: t_tunnels_provisioned - t_lab_up
-// (OVSDB connections, planning, Provisioner.Apply).
-func (r Result) ProvisionMS() float64 { return r.ProvisionedMS - r.LabUpMS }
+// TunnelCreationMS is the tunnel creation phase: t_start to every tunnel usable.
+func (r Result) TunnelCreationMS() float64 { return r.TunnelsUsableMS }
 
-// ConnectMS is t_ovsdb_connected - t_lab_up (ovsdb.Dial to every site).
-func (r Result) ConnectMS() float64 { return r.ConnectedMS - r.LabUpMS }
+// ControllerMS is the controller's part of state population: the REST
+// apply until it returned.
+func (r Result) ControllerMS() float64 { return r.ApplyMS }
 
-// ApplyMS is t_tunnels_provisioned - t_ovsdb_connected (planning and
-// Provisioner.Apply: the OVSDB transactions that create the tunnel ports).
-func (r Result) ApplyMS() float64 { return r.ProvisionedMS - r.ConnectedMS }
+// ReachabilityMS is the rest of state population: apply returned until
+// every host pair answered (ARP and the first echo through the installed
+// entries).
+func (r Result) ReachabilityMS() float64 { return r.ReachableMS - r.ApplyMS }
 
-// FlowPhaseMS is t_flows_installed - t_tunnels_provisioned (one ovs-ofctl
-// add-flows per gateway, in parallel).
-func (r Result) FlowPhaseMS() float64 { return r.FlowsMS - r.ProvisionedMS }
+// PopulationMS is the state population phase: tenant submission until
+// every host pair answered.
+func (r Result) PopulationMS() float64 { return r.ReachableMS }
 
-// PingMS is t_usable - t_flows_installed (until every probe pair answered;
-// includes ovs-vswitchd realizing the committed tunnel ports).
-func (r Result) PingMS() float64 { return r.UsableMS - r.FlowsMS }
+// SetupMS is the setup time: tunnel creation + state population.
+func (r Result) SetupMS() float64 { return r.TunnelCreationMS() + r.PopulationMS() }
 
-// TunnelsMS is the tunnel phase: t_usable - t_lab_up (provisioning,
-// forwarding flows, until every probe pair answered).
-func (r Result) TunnelsMS() float64 { return r.UsableMS - r.LabUpMS }
-
-// CSVHeader is the header row of WriteCSV.
-var CSVHeader = []string{"sites", "vms_per_site", "mode", "run", "tunnels", "ovsdb_txns", "probe_pairs", "tunnel_type", "delay_ms",
-	"t_lab_up_ms", "t_ovsdb_connected_ms", "t_tunnels_provisioned_ms", "t_flows_installed_ms", "t_usable_ms", "load1"}
+// CSVHeader returns the header row of WriteCSV.
+func CSVHeader() []string {
+	return []string{"sites", "vms_per_site", "mode", "run", "tunnels", "hosts", "host_pairs", "tunnel_type", "delay_ms",
+		"lab_up_ms", "t_switches_ms", "t_tunnel_ports_ms", "t_tunnels_usable_ms", "t_hosts_bound_ms",
+		"apply_ms", "t_reachable_ms", "ovsdb_txns", "flow_entries_added", "load1"}
+}
 
 func ms(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 // WriteCSV writes the results, one row per run, under CSVHeader (RFC 4180).
 func WriteCSV(w io.Writer, rs []Result) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVHeader); err != nil {
+	if err := cw.Write(CSVHeader()); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	for _, r := range rs {
 		row := []string{strconv.Itoa(r.Sites), strconv.Itoa(r.VMs), r.Mode, strconv.Itoa(r.Run), strconv.Itoa(r.Tunnels),
-			strconv.FormatUint(r.OVSDBTxns, 10), strconv.Itoa(r.ProbePairs), r.TunnelType,
-			strconv.FormatFloat(r.DelayMS, 'f', -1, 64),
-			ms(r.LabUpMS), ms(r.ConnectedMS), ms(r.ProvisionedMS), ms(r.FlowsMS), ms(r.UsableMS),
+			strconv.Itoa(r.Hosts), strconv.Itoa(r.Pairs), r.TunnelType, strconv.FormatFloat(r.DelayMS, 'f', -1, 64),
+			ms(r.LabUpMS), ms(r.SwitchesMS), ms(r.TunnelPortsMS), ms(r.TunnelsUsableMS), ms(r.BoundMS),
+			ms(r.ApplyMS), ms(r.ReachableMS), strconv.FormatUint(r.OVSDBTxns, 10), strconv.FormatUint(r.FlowAdds, 10),
 			strconv.FormatFloat(r.Load1, 'f', 2, 64)}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)
@@ -100,8 +105,9 @@ func ReadCSV(r io.Reader) ([]Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read csv: %w", err)
 	}
-	if len(rows) == 0 || !slices.Equal(rows[0], CSVHeader) {
-		return nil, fmt.Errorf("read csv: header is not %v", CSVHeader)
+	hdr := CSVHeader()
+	if len(rows) == 0 || !slices.Equal(rows[0], hdr) {
+		return nil, fmt.Errorf("read csv: header is not %v", hdr)
 	}
 	var out []Result
 	for k, row := range rows[1:] {
@@ -110,13 +116,14 @@ func ReadCSV(r io.Reader) ([]Result, error) {
 		num := func(col int) float64 {
 			v, err := strconv.ParseFloat(row[col], 64)
 			if err != nil && perr == nil {
-				perr = fmt.Errorf("read csv: line %d, column %s: %q is not a number", line, CSVHeader[col], row[col])
+				perr = fmt.Errorf("read csv: line %d, column %s: %q is not a number", line, hdr[col], row[col])
 			}
 			return v
 		}
 		r := Result{Sites: int(num(0)), VMs: int(num(1)), Mode: row[2], Run: int(num(3)), Tunnels: int(num(4)),
-			OVSDBTxns: uint64(num(5)), ProbePairs: int(num(6)), TunnelType: row[7], DelayMS: num(8),
-			LabUpMS: num(9), ConnectedMS: num(10), ProvisionedMS: num(11), FlowsMS: num(12), UsableMS: num(13), Load1: num(14)}
+			Hosts: int(num(5)), Pairs: int(num(6)), TunnelType: row[7], DelayMS: num(8),
+			LabUpMS: num(9), SwitchesMS: num(10), TunnelPortsMS: num(11), TunnelsUsableMS: num(12), BoundMS: num(13),
+			ApplyMS: num(14), ReachableMS: num(15), OVSDBTxns: uint64(num(16)), FlowAdds: uint64(num(17)), Load1: num(18)}
 		if perr != nil {
 			return nil, perr
 		}
@@ -125,21 +132,23 @@ func ReadCSV(r io.Reader) ([]Result, error) {
 	return out, nil
 }
 
-// Median is the aggregate of the runs of one (sites, vms, mode): the
-// median of every timestamp and phase over the runs.
+// Median is the aggregate of the runs of one (sites, VMs, mode): the
+// median of every milestone and phase over the runs (medians of the
+// phases, not differences of medians).
 type Median struct {
 	Sites, VMs int
 	Mode       string
 	Tunnels    int
+	Hosts      int
 	Runs       int
-	OVSDBTxns  float64
-	// LabUpMS, ProvisionedMS and UsableMS are the medians of the timestamps.
-	LabUpMS, ProvisionedMS, UsableMS float64
-	// ProvisionMS, TunnelsMS, ConnectMS, ApplyMS, FlowPhaseMS and PingMS
-	// are the medians of the phases (the Result methods of the same names),
-	// not differences of medians.
-	ProvisionMS, TunnelsMS                  float64
-	ConnectMS, ApplyMS, FlowPhaseMS, PingMS float64
+	// LabUpMS, SwitchesMS, TunnelPortsMS and BoundMS are medians of the
+	// Result fields of the same names.
+	LabUpMS, SwitchesMS, TunnelPortsMS, BoundMS float64
+	// TunnelCreationMS, ControllerMS, ReachabilityMS, PopulationMS and
+	// SetupMS are medians of the Result methods of the same names.
+	TunnelCreationMS, ControllerMS, ReachabilityMS, PopulationMS, SetupMS float64
+	// OVSDBTxns and FlowAdds are medians of the counts.
+	OVSDBTxns, FlowAdds float64
 	// Load1 is the median load average at the start of the runs.
 	Load1 float64
 }
@@ -188,18 +197,19 @@ func Aggregate(rs []Result) []Median {
 			}
 			return median(xs)
 		}
-		out = append(out, Median{Sites: k.sites, VMs: k.vms, Mode: k.mode, Tunnels: g[0].Tunnels, Runs: len(g),
-			OVSDBTxns:     col(func(r Result) float64 { return float64(r.OVSDBTxns) }),
-			LabUpMS:       col(func(r Result) float64 { return r.LabUpMS }),
-			ProvisionedMS: col(func(r Result) float64 { return r.ProvisionedMS }),
-			UsableMS:      col(func(r Result) float64 { return r.UsableMS }),
-			ProvisionMS:   col(Result.ProvisionMS),
-			TunnelsMS:     col(Result.TunnelsMS),
-			ConnectMS:     col(Result.ConnectMS),
-			ApplyMS:       col(Result.ApplyMS),
-			FlowPhaseMS:   col(Result.FlowPhaseMS),
-			PingMS:        col(Result.PingMS),
-			Load1:         col(func(r Result) float64 { return r.Load1 }),
+		out = append(out, Median{Sites: k.sites, VMs: k.vms, Mode: k.mode, Tunnels: g[0].Tunnels, Hosts: g[0].Hosts, Runs: len(g),
+			LabUpMS:          col(func(r Result) float64 { return r.LabUpMS }),
+			SwitchesMS:       col(func(r Result) float64 { return r.SwitchesMS }),
+			TunnelPortsMS:    col(func(r Result) float64 { return r.TunnelPortsMS }),
+			BoundMS:          col(func(r Result) float64 { return r.BoundMS }),
+			TunnelCreationMS: col(Result.TunnelCreationMS),
+			ControllerMS:     col(Result.ControllerMS),
+			ReachabilityMS:   col(Result.ReachabilityMS),
+			PopulationMS:     col(Result.PopulationMS),
+			SetupMS:          col(Result.SetupMS),
+			OVSDBTxns:        col(func(r Result) float64 { return float64(r.OVSDBTxns) }),
+			FlowAdds:         col(func(r Result) float64 { return float64(r.FlowAdds) }),
+			Load1:            col(func(r Result) float64 { return r.Load1 }),
 		})
 	}
 	return out
@@ -215,24 +225,27 @@ func modeOrder(m string) int {
 	return 2
 }
 
-// MediansHeader is the header row of WriteMediansCSV.
-var MediansHeader = []string{"sites", "vms_per_site", "mode", "tunnels", "runs", "ovsdb_txns", "lab_up_ms", "provision_ms", "tunnels_ms",
-	"t_usable_ms", "connect_ms", "apply_ms", "flows_ms", "ping_ms", "load1"}
+// MediansHeader returns the header row of WriteMediansCSV.
+func MediansHeader() []string {
+	return []string{"sites", "vms_per_site", "vms_total", "mode", "tunnels", "hosts", "runs", "lab_up_ms",
+		"switches_ms", "tunnel_ports_ms", "tunnel_creation_ms", "hosts_bound_ms", "controller_ms", "reachability_ms",
+		"state_population_ms", "setup_ms", "ovsdb_txns", "flow_entries_added", "load1"}
+}
 
-// WriteMediansCSV writes one row per (sites, vms, mode) under MediansHeader:
-// lab_up_ms = median t_lab_up, provision_ms = median of t_tunnels_provisioned
-// - t_lab_up, tunnels_ms = median of t_usable - t_lab_up, t_usable_ms =
-// median t_usable (the setup time); connect_ms, apply_ms, flows_ms and
-// ping_ms are the medians of the four parts of the tunnel phase.
-func WriteMediansCSV(w io.Writer, ms_ []Median) error {
+// WriteMediansCSV writes one row per (sites, vms, mode) under
+// MediansHeader: the Median fields; setup_ms = tunnel_creation_ms +
+// state_population_ms per run, then the median.
+func WriteMediansCSV(w io.Writer, meds []Median) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(MediansHeader); err != nil {
+	if err := cw.Write(MediansHeader()); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
-	for _, m := range ms_ {
-		if err := cw.Write([]string{strconv.Itoa(m.Sites), strconv.Itoa(m.VMs), m.Mode, strconv.Itoa(m.Tunnels),
-			strconv.Itoa(m.Runs), strconv.FormatFloat(m.OVSDBTxns, 'f', -1, 64), ms(m.LabUpMS), ms(m.ProvisionMS),
-			ms(m.TunnelsMS), ms(m.UsableMS), ms(m.ConnectMS), ms(m.ApplyMS), ms(m.FlowPhaseMS), ms(m.PingMS),
+	for _, m := range meds {
+		if err := cw.Write([]string{strconv.Itoa(m.Sites), strconv.Itoa(m.VMs), strconv.Itoa(m.Sites * m.VMs), m.Mode,
+			strconv.Itoa(m.Tunnels), strconv.Itoa(m.Hosts), strconv.Itoa(m.Runs), ms(m.LabUpMS),
+			ms(m.SwitchesMS), ms(m.TunnelPortsMS), ms(m.TunnelCreationMS), ms(m.BoundMS), ms(m.ControllerMS),
+			ms(m.ReachabilityMS), ms(m.PopulationMS), ms(m.SetupMS),
+			strconv.FormatFloat(m.OVSDBTxns, 'f', -1, 64), strconv.FormatFloat(m.FlowAdds, 'f', -1, 64),
 			strconv.FormatFloat(m.Load1, 'f', 2, 64)}); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}

@@ -9,40 +9,41 @@ import (
 )
 
 func sample() []Result {
+	r := func(sites int, mode string, run, tunnels int, tun, apply, reach, load float64) Result {
+		return Result{Sites: sites, VMs: 1, Mode: mode, Run: run, Tunnels: tunnels, Hosts: sites, Pairs: sites * (sites - 1) / 2,
+			TunnelType: "vxlan", LabUpMS: 300, SwitchesMS: tun / 4, TunnelPortsMS: tun / 2, TunnelsUsableMS: tun, BoundMS: tun / 2,
+			ApplyMS: apply, ReachableMS: reach, OVSDBTxns: uint64(2 * tunnels), FlowAdds: 40, Load1: load}
+	}
 	return []Result{
-		{Sites: 2, VMs: 1, Mode: ModeMST, Run: 1, Tunnels: 1, OVSDBTxns: 2, ProbePairs: 1, TunnelType: "vxlan",
-			LabUpMS: 300, ConnectedMS: 305, ProvisionedMS: 310, FlowsMS: 320, UsableMS: 340, Load1: 1.5},
-		{Sites: 2, VMs: 1, Mode: ModeMST, Run: 2, Tunnels: 1, OVSDBTxns: 2, ProbePairs: 1, TunnelType: "vxlan",
-			LabUpMS: 200, ConnectedMS: 210, ProvisionedMS: 230, FlowsMS: 240, UsableMS: 250, Load1: 2.5},
-		{Sites: 2, VMs: 1, Mode: ModeMST, Run: 3, Tunnels: 1, OVSDBTxns: 2, ProbePairs: 1, TunnelType: "vxlan",
-			LabUpMS: 400, ConnectedMS: 401, ProvisionedMS: 402, FlowsMS: 403, UsableMS: 404, Load1: 0.5},
-		{Sites: 3, VMs: 1, Mode: ModeMesh, Run: 1, Tunnels: 3, OVSDBTxns: 6, ProbePairs: 3, TunnelType: "vxlan", DelayMS: 2.5,
-			LabUpMS: 100, ConnectedMS: 110, ProvisionedMS: 120, FlowsMS: 130, UsableMS: 140, Load1: 1},
-		{Sites: 2, VMs: 1, Mode: ModeMesh, Run: 1, Tunnels: 1, OVSDBTxns: 2, ProbePairs: 1, TunnelType: "vxlan",
-			LabUpMS: 100, ConnectedMS: 110, ProvisionedMS: 120, FlowsMS: 130, UsableMS: 140, Load1: 1},
-		{Sites: 2, VMs: 1, Mode: ModeMesh, Run: 2, Tunnels: 1, OVSDBTxns: 2, ProbePairs: 1, TunnelType: "vxlan",
-			LabUpMS: 200, ConnectedMS: 210, ProvisionedMS: 240, FlowsMS: 250, UsableMS: 290, Load1: 3},
+		r(2, ModeMST, 1, 1, 100, 10, 30, 1.5),
+		r(2, ModeMST, 2, 1, 200, 20, 50, 2.5),
+		r(2, ModeMST, 3, 1, 120, 5, 20, 0.5),
+		r(3, ModeMesh, 1, 3, 300, 10, 40, 1),
+		r(2, ModeMesh, 1, 1, 100, 10, 30, 1),
+		r(2, ModeMesh, 2, 1, 200, 30, 90, 3),
 	}
 }
 
 func TestCSVRoundTrip(t *testing.T) {
+	in := sample()
+	in[3].DelayMS = 2.5
 	var b bytes.Buffer
-	if err := WriteCSV(&b, sample()); err != nil {
+	if err := WriteCSV(&b, in); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 7 || lines[0] != strings.Join(CSVHeader, ",") {
+	if len(lines) != 7 || lines[0] != strings.Join(CSVHeader(), ",") {
 		t.Fatalf("csv:\n%s", b.String())
 	}
-	if lines[4] != "3,1,mesh,1,3,6,3,vxlan,2.5,100.0,110.0,120.0,130.0,140.0,1.00" {
+	if lines[4] != "3,1,mesh,1,3,3,3,vxlan,2.5,300.0,75.0,150.0,300.0,150.0,10.0,40.0,6,40,1.00" {
 		t.Fatalf("row: %q", lines[4])
 	}
 	got, err := ReadCSV(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, sample()) {
-		t.Fatalf("round trip:\n got %+v\nwant %+v", got, sample())
+	if !reflect.DeepEqual(got, in) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, in)
 	}
 }
 
@@ -50,9 +51,9 @@ func TestReadCSVErrors(t *testing.T) {
 	if _, err := ReadCSV(strings.NewReader("a,b\n1,2\n")); err == nil || !strings.Contains(err.Error(), "header") {
 		t.Fatalf("bad header: %v", err)
 	}
-	row := "2,1,mst,1,1,2,1,vxlan,0,x,1,1,1,1,0.5"
-	_, err := ReadCSV(strings.NewReader(strings.Join(CSVHeader, ",") + "\n" + row + "\n"))
-	if err == nil || !strings.Contains(err.Error(), "line 2, column t_lab_up_ms") {
+	row := "2,1,mst,1,1,2,1,vxlan,0,300,1,1,x,1,1,1,2,40,0.5"
+	_, err := ReadCSV(strings.NewReader(strings.Join(CSVHeader(), ",") + "\n" + row + "\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2, column t_tunnels_usable_ms") {
 		t.Fatalf("bad number: %v", err)
 	}
 }
@@ -85,12 +86,14 @@ func TestAggregate(t *testing.T) {
 		t.Fatalf("order: %+v", meds)
 	}
 	m := meds[0]
-	// lab up 300,200,400 -> 300; provision phases 10,30,2 -> 10; tunnel phases 40,50,4 -> 40
-	if m.Runs != 3 || m.LabUpMS != 300 || m.ProvisionMS != 10 || m.TunnelsMS != 40 || m.UsableMS != 340 || m.Load1 != 1.5 || m.OVSDBTxns != 2 {
+	// tunnels 100,200,120 -> 120; apply 10,20,5 -> 10; reach 30,50,20 -> 30;
+	// reachability 20,30,15 -> 20; setup 130,250,140 -> 140 (not 120+30)
+	if m.Runs != 3 || m.TunnelCreationMS != 120 || m.ControllerMS != 10 || m.PopulationMS != 30 || m.ReachabilityMS != 20 ||
+		m.SetupMS != 140 || m.Load1 != 1.5 || m.OVSDBTxns != 2 || m.FlowAdds != 40 || m.TunnelPortsMS != 60 {
 		t.Fatalf("mst medians: %+v", m)
 	}
-	// phases are medians of per-run differences: mesh runs (lab 100, prov 20, tun 40) and (200, 40, 90)
-	if m := meds[1]; m.Runs != 2 || m.ProvisionMS != 30 || m.TunnelsMS != 65 || m.UsableMS != 215 {
+	// two runs: means of the middle two
+	if m := meds[1]; m.Runs != 2 || m.TunnelCreationMS != 150 || m.PopulationMS != 60 || m.SetupMS != 210 {
 		t.Fatalf("mesh medians: %+v", m)
 	}
 	var b bytes.Buffer
@@ -98,14 +101,15 @@ func TestAggregate(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 4 || lines[0] != strings.Join(MediansHeader, ",") || lines[1] != "2,1,mst,1,3,2,300.0,10.0,40.0,340.0,5.0,5.0,10.0,10.0,1.50" {
+	if len(lines) != 4 || lines[0] != strings.Join(MediansHeader(), ",") ||
+		lines[1] != "2,1,2,mst,1,2,3,300.0,30.0,60.0,120.0,60.0,10.0,20.0,30.0,140.0,2,40,1.50" {
 		t.Fatalf("medians csv:\n%s", b.String())
 	}
 }
 
 func TestResultPhases(t *testing.T) {
 	r := sample()[0]
-	if r.ProvisionMS() != 10 || r.TunnelsMS() != 40 || r.ConnectMS() != 5 || r.ApplyMS() != 5 || r.FlowPhaseMS() != 10 || r.PingMS() != 20 {
-		t.Fatalf("phases %v %v %v %v %v %v", r.ProvisionMS(), r.TunnelsMS(), r.ConnectMS(), r.ApplyMS(), r.FlowPhaseMS(), r.PingMS())
+	if r.TunnelCreationMS() != 100 || r.ControllerMS() != 10 || r.ReachabilityMS() != 20 || r.PopulationMS() != 30 || r.SetupMS() != 130 {
+		t.Fatalf("phases %v %v %v %v %v", r.TunnelCreationMS(), r.ControllerMS(), r.ReachabilityMS(), r.PopulationMS(), r.SetupMS())
 	}
 }

@@ -19,24 +19,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skyvisor/skyvisor/ovsdb"
+	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
 
-// probeVM is the VM bridge every probe host is plugged into.
-const probeVM = "vm1"
-
-// echoIDBase is the first ICMP echo identifier of a run's probe pairs.
+// echoIDBase is the first ICMP echo identifier of a run's host pairs.
 const echoIDBase = 0x5000
+
+// pollInterval is the period of the milestone checks during tunnel creation.
+const pollInterval = 2 * time.Millisecond
 
 // Run executes the experiment: for every N in cfg.Sites, every run and
 // every mode (modes interleaved so that load changes hit both alike) it
-// builds a fresh lab, measures (see the package documentation), tears the
-// lab down with lab.Down and checks that nothing of it is left. It writes
-// one progress line per run. Leftovers of an earlier crashed experiment with
-// the same prefix and state directory are removed first. It stops at the
-// first failed run and returns the results so far with the error.
+// builds a fresh lab, measures (see the package documentation), stops
+// Skyvisor, tears the lab down with lab.Down and checks that nothing of it
+// is left. It writes one progress line per run. Leftovers of an earlier
+// crashed experiment with the same prefix and state directory are removed
+// first. It stops at the first failed run and returns the results so far
+// with the error.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("setuptime: %w", err)
@@ -54,6 +55,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 	}
 	var out []Result
+	total := len(cfg.Sites) * cfg.Runs * len(cfg.Modes)
 	for _, n := range cfg.Sites {
 		for run := 1; run <= cfg.Runs; run++ {
 			for _, mode := range cfg.Modes {
@@ -62,8 +64,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 					return out, fmt.Errorf("setuptime: sites=%d mode=%s run=%d: %w", n, mode, run, err)
 				}
 				out = append(out, r)
-				fmt.Fprintf(cfg.Progress, "setuptime: sites=%d vms_total=%d mode=%s run=%d/%d tunnels=%d lab_up=%.0fms provision=%.0fms usable=%.0fms total=%.0fms txns=%d load1=%.2f\n",
-					n, n*cfg.VMs, mode, run, cfg.Runs, r.Tunnels, r.LabUpMS, r.ProvisionMS(), r.TunnelsMS(), r.UsableMS, r.OVSDBTxns, r.Load1)
+				fmt.Fprintf(cfg.Progress, "setuptime: [%d/%d] sites=%d vms_total=%d mode=%s run=%d/%d tunnels=%d lab_up=%.0fms tunnels_usable=%.0fms apply=%.0fms reachable=%.0fms setup=%.0fms flows=%d load1=%.2f\n",
+					len(out), total, n, n*cfg.VMs, mode, run, cfg.Runs, r.Tunnels, r.LabUpMS, r.TunnelCreationMS(), r.ApplyMS,
+					r.PopulationMS(), r.SetupMS(), r.FlowAdds, r.Load1)
 			}
 		}
 	}
@@ -71,17 +74,20 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 }
 
 // LabSpec returns the lab of one run: n sites "s01".."sNN" with cfg.VMs
-// VMs each, one probe host "p<i>" (ProbeMAC(i), ProbeIP(i)/24) on VM
-// bridge vm1 of site i, no controller, the configured WAN delay and
-// tunnel type.
+// VMs each, host HostName(i, v) (HostMAC, HostIP) on VM v of site i with
+// iface-id "<Tenant>/<host>", no controller (Skyvisor sets it), the
+// configured WAN delay and tunnel type. The lab creates no tunnels.
 func LabSpec(cfg Config, n int) *lab.Spec {
-	s := &lab.Spec{Name: fmt.Sprintf("setuptime-%d", n), Prefix: cfg.Prefix, StateDir: cfg.StateDir,
+	s := &lab.Spec{Name: fmt.Sprintf("setuptime-%dx%d", n, cfg.VMs), Prefix: cfg.Prefix, StateDir: cfg.StateDir,
 		TunnelType: cfg.TunnelType, Controller: "none", WAN: lab.WANSpec{DelayMS: cfg.DelayMS}}
 	for i := 1; i <= n; i++ {
 		name := SiteName(i)
 		s.Sites = append(s.Sites, lab.SiteSpec{Name: name, VMs: lab.VMList{Count: cfg.VMs}})
-		s.Hosts = append(s.Hosts, lab.HostSpec{Name: ProbeHost(i), Site: name, VM: probeVM,
-			MAC: ProbeMAC(i).String(), IP: ProbeIP(i).String() + "/24"})
+		for v := 1; v <= cfg.VMs; v++ {
+			h := HostName(i, v)
+			s.Hosts = append(s.Hosts, lab.HostSpec{Name: h, Site: name, VM: VMName(v), MAC: HostMAC(i, v).String(),
+				IP: fmt.Sprintf("%s/%d", HostIP(i, v), HostPrefixLen), IfaceID: Tenant + "/" + h})
+		}
 	}
 	return s
 }
@@ -90,29 +96,29 @@ func LabSpec(cfg Config, n int) *lab.Spec {
 // order (which tunnels planning uses) is numeric order.
 func SiteName(i int) string { return fmt.Sprintf("s%02d", i) }
 
-// ProbeHost is the name of site i's probe host: "p<i>".
-func ProbeHost(i int) string { return "p" + strconv.Itoa(i) }
-
-// RunOnce measures one run of (n sites, mode) on a fresh lab and tears it
-// down (lab.Down, then CheckGone), also on failure.
+// RunOnce measures one run of (n sites, mode) on a fresh lab, then stops
+// Skyvisor and tears the lab down (lab.Down, then CheckGone), also on
+// failure.
 func RunOnce(ctx context.Context, cfg Config, n int, mode string, run int) (res Result, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	spec := LabSpec(cfg, n)
-	res = Result{Sites: n, VMs: cfg.VMs, Mode: mode, Run: run, TunnelType: cfg.TunnelType, DelayMS: cfg.DelayMS, Load1: load1()}
+	hosts := n * cfg.VMs
+	res = Result{Sites: n, VMs: cfg.VMs, Mode: mode, Run: run, TunnelType: cfg.TunnelType, DelayMS: cfg.DelayMS,
+		Hosts: hosts, Pairs: hosts * (hosts - 1) / 2, Load1: load1()}
 
-	var clients []*ovsdb.Client
+	var sky *skyvisor
 	var conns []*icmpConn
 	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
 		for _, c := range conns {
 			if c != nil {
 				c.c.Close()
+			}
+		}
+		if sky != nil {
+			if serr := sky.stop(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("skyvisor: %w", serr))
 			}
 		}
 		dctx := context.WithoutCancel(ctx)
@@ -123,132 +129,159 @@ func RunOnce(ctx context.Context, cfg Config, n int, mode string, run int) (res 
 		}
 	}()
 
-	// 1. lab up
+	// 1. lab up, hosts plugged; untimed: the hosts' ICMP sockets
 	t0 := time.Now()
 	inv, err := lab.UpWith(ctx, spec, lab.Options{RelayCommand: cfg.RelayCommand, Logger: cfg.Logger})
-	labUp := time.Since(t0)
+	res.LabUpMS = msOf(time.Since(t0))
 	if err != nil {
 		return res, err
 	}
-	res.LabUpMS = msOf(labUp)
-
-	// 2. probe scaffolding (not timed)
-	if conns, err = scaffold(ctx, cfg, inv, n); err != nil {
-		return res, fmt.Errorf("probe scaffolding: %w", err)
+	addrs := make([]netip.Addr, 0, hosts)
+	netns := make([]string, 0, hosts)
+	for i := 1; i <= n; i++ {
+		for v := 1; v <= cfg.VMs; v++ {
+			h := inv.Host(HostName(i, v))
+			if h == nil {
+				return res, fmt.Errorf("host %s missing from the inventory", HostName(i, v))
+			}
+			addrs = append(addrs, HostIP(i, v))
+			netns = append(netns, h.Netns)
+		}
 	}
-
-	// 3. provisioning through Skyvisor's ovsdb and tunnels packages
-	tp := time.Now()
-	at := func() float64 { return msOf(labUp + time.Since(tp)) }
-	clients = make([]*ovsdb.Client, n)
-	if err := parallel(n, func(k int) error {
-		c, err := ovsdb.Dial(ctx, inv.Sites[k].OVSDB, ovsdb.WithLogger(cfg.Logger))
-		clients[k] = c
+	conns = make([]*icmpConn, hosts)
+	if err := parallel(hosts, func(k int) error {
+		if err := staticARP(ctx, netns[k], k, n, cfg.VMs); err != nil {
+			return err
+		}
+		c, err := openICMP(netns[k])
+		conns[k] = c
 		return err
 	}); err != nil {
 		return res, err
 	}
-	res.ConnectedMS = at()
-	sites := make([]tunnels.Site, n)
-	gws := map[string]tunnels.Gateway{}
-	costs := tunnels.Costs{}
-	names := make([]string, n)
-	for k, si := range inv.Sites {
-		a, err := netip.ParseAddr(si.UnderlayIP)
-		if err != nil {
-			return res, fmt.Errorf("site %s underlay address: %w", si.Name, err)
-		}
-		names[k] = si.Name
-		sites[k] = tunnels.Site{Name: si.Name, Gateway: a}
-		gws[si.Name] = tunnels.Gateway{Bridge: si.GatewayBridge, Ports: clients[k]}
-		for j := 0; j < k; j++ {
-			costs.Set(inv.Sites[j].Name, si.Name, 1)
-		}
+	gateways := map[string]uint64{}
+	var dpids []uint64
+	for _, si := range inv.Sites {
+		gateways[si.Name] = si.GatewayDPID
 	}
-	var plan tunnels.Plan
-	if mode == ModeMST {
-		plan, err = tunnels.MST(sites, costs)
-	} else {
-		plan, err = tunnels.FullMesh(sites, costs)
-	}
-	if err != nil {
-		return res, err
-	}
-	prov, err := tunnels.NewProvisioner(sites, gws, tunnels.Encap{Type: tunnels.Type(cfg.TunnelType)})
-	if err != nil {
-		return res, err
-	}
-	rep, err := prov.Apply(ctx, plan)
-	if err != nil {
-		return res, err
-	}
-	res.ProvisionedMS = at()
-	res.Tunnels = plan.Len()
-	for _, c := range clients {
-		res.OVSDBTxns += c.Transactions()
+	for _, sw := range inv.Switches {
+		dpids = append(dpids, sw.DPID)
 	}
 
-	// 4. forwarding flows on every gateway
-	next := NextHops(plan)
-	if err := parallel(n, func(k int) error {
-		sw := inv.Switch(names[k], lab.GatewayBridge)
-		local := -1
-		for _, p := range sw.PatchPorts {
-			if p.Name == lab.GatewayPatch(probeVM) {
-				local = p.OFPort
+	// 2. tunnel creation: Skyvisor starts, until every tunnel carries a probe both ways
+	tStart := time.Now()
+	since := func(t time.Time) float64 { return msOf(time.Since(t)) }
+	if sky, err = startSkyvisor(ctx, inv, cfg.Prefix, mode == ModeMesh, cfg.Logger); err != nil {
+		return res, fmt.Errorf("start skyvisor: %w", err)
+	}
+	want := TunnelCount(mode, n)
+	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var st tunnelState
+	nextProbe := time.Now()
+	for res.SwitchesMS == 0 || res.TunnelPortsMS == 0 || res.TunnelsUsableMS == 0 || res.BoundMS == 0 {
+		if res.SwitchesMS == 0 && sky.probe.connected(dpids) == len(dpids) {
+			res.SwitchesMS = since(tStart)
+		}
+		if res.BoundMS == 0 {
+			if bs, err := sky.st.Bindings(); err == nil && len(bs) == hosts {
+				res.BoundMS = since(tStart)
 			}
 		}
-		if local <= 0 {
-			return fmt.Errorf("site %s: gateway patch port %s has no OpenFlow port", names[k], lab.GatewayPatch(probeVM))
+		if plan := sky.h.Plan(); res.TunnelsUsableMS == 0 && plan.Len() == want && !time.Now().Before(nextProbe) {
+			st = sky.probe.round(tctx, plan, gateways)
+			if res.TunnelPortsMS == 0 && st.Ports == 2*want {
+				res.TunnelPortsMS = since(tStart)
+			}
+			if st.Confirmed == 2*want {
+				res.TunnelsUsableMS = since(tStart)
+			}
+			nextProbe = time.Now().Add(cfg.probeInterval(len(st.Pending)))
 		}
-		ports := map[string]int{}
-		for peer, tp := range rep[names[k]].Ports {
-			ports[peer] = tp.OFPort
+		if err := sky.err(); err != nil {
+			return res, err
 		}
-		flows, err := GatewayFlows(names, k+1, local, next, ports)
-		if err != nil {
-			return err
+		select {
+		case <-tctx.Done():
+			return res, fmt.Errorf("tunnel creation: after %v: %d/%d switches connected, %d/%d hosts bound, plan %s, %s: %w",
+				cfg.Timeout, sky.probe.connected(dpids), len(dpids), boundCount(sky), hosts, sky.h.Plan(), st, tctx.Err())
+		case <-time.After(pollInterval):
 		}
-		return addFlows(ctx, cfg.StateDir, names[k], lab.GatewayBridge, flows)
-	}); err != nil {
-		return res, err
 	}
-	res.FlowsMS = at()
+	res.Tunnels = sky.h.Plan().Len()
+	res.OVSDBTxns = sky.h.OVSDBTransactions()
 
-	// 5. usable: every probe pair answers
-	pairs, err := ProbePairs(plan, names)
+	// 3. state population: the tenant's topology submitted, until every pair answered
+	added := sky.h.SyncStats().Added
+	doc := TenantDoc(n, cfg.VMs)
+	pctx, pcancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer pcancel()
+	tSubmit := time.Now()
+	ar, err := sky.client.Apply(pctx, doc)
+	res.ApplyMS = since(tSubmit)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("apply tenant: %w", err)
 	}
-	res.ProbePairs = len(pairs)
-	addrs := make([]netip.Addr, n)
-	for k := range addrs {
-		addrs[k] = ProbeIP(k + 1)
+	if len(ar.Tenants) != 1 || ar.Tenants[0].State != api.TenantActive {
+		return res, fmt.Errorf("apply tenant: %+v, want tenant %s active", ar.Tenants, Tenant)
 	}
-	uctx, cancel := context.WithTimeout(ctx, cfg.UsableTimeout)
-	defer cancel()
-	if err := pingAll(uctx, conns, addrs, pairs, cfg.Interval, echoIDBase); err != nil {
-		return res, err
+	pairs := AllPairs(hosts)
+	if err := pingAll(pctx, conns, addrs, pairs, cfg.probeInterval(len(pairs)), echoIDBase); err != nil {
+		return res, fmt.Errorf("reachability: %w", err)
 	}
-	res.UsableMS = at()
+	res.ReachableMS = since(tSubmit)
+	res.FlowAdds = sky.h.SyncStats().Added - added
 
-	// 6. check (not timed): every tunnel port of the plan carried packets both ways
-	if err := parallel(n, func(k int) error {
-		return checkTunnelTraffic(ctx, cfg.StateDir, names[k], rep[names[k]].Ports)
-	}); err != nil {
-		return res, err
+	// 4. check (untimed): every tunnel port of the plan carried tenant packets both ways
+	plan := sky.h.Plan()
+	return res, parallel(n, func(k int) error {
+		site := inv.Sites[k].Name
+		var names []string
+		for _, peer := range plan.Peers(site) {
+			names = append(names, tunnels.PortName(peer))
+		}
+		return checkTunnelTraffic(ctx, cfg.StateDir, site, names)
+	})
+}
+
+// staticARP gives host k (index in site-major order) of n sites with vms
+// VMs each a permanent neighbour entry for every other host, so the
+// reachability probe does not depend on ARP (see the package
+// documentation).
+func staticARP(ctx context.Context, ns string, k, n, vms int) error {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		for v := 1; v <= vms; v++ {
+			if (i-1)*vms+v-1 != k {
+				fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", HostIP(i, v), HostMAC(i, v), lab.HostIface)
+			}
+		}
 	}
-	return res, nil
+	cmd := exec.CommandContext(ctx, "ip", "-n", ns, "-batch", "-")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: static neighbour entries: %w: %s", ns, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// boundCount returns the number of bindings in sky's store (-1 on error).
+func boundCount(sky *skyvisor) int {
+	bs, err := sky.st.Bindings()
+	if err != nil {
+		return -1
+	}
+	return len(bs)
 }
 
 // checkTunnelTraffic reads the port counters of site's gateway (ovs-ofctl
-// dump-ports) until every tunnel port in ports (peer -> port) shows
-// received and transmitted packets, for at most 3 s (the userspace
-// datapath updates counters lazily).
-func checkTunnelTraffic(ctx context.Context, stateDir, site string, ports map[string]tunnels.TunnelPort) error {
+// dump-ports) until every port in names shows received and transmitted
+// packets, for at most 3 s (the userspace datapath updates counters
+// lazily).
+func checkTunnelTraffic(ctx context.Context, stateDir, site string, names []string) error {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		cmd, err := lab.SiteCommand(ctx, stateDir, site, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports", lab.GatewayBridge)
+		cmd, err := lab.SiteCommand(ctx, stateDir, site, "ovs-ofctl", "--names", "-O", "OpenFlow13", "dump-ports", lab.GatewayBridge)
 		if err != nil {
 			return err
 		}
@@ -258,10 +291,10 @@ func checkTunnelTraffic(ctx context.Context, stateDir, site string, ports map[st
 		}
 		counts := ParseDumpPorts(string(out))
 		var idle []string
-		for _, p := range ports {
-			c, ok := counts[strconv.Itoa(p.OFPort)]
+		for _, name := range names {
+			c, ok := counts[name]
 			if !ok || c.RxPackets == 0 || c.TxPackets == 0 {
-				idle = append(idle, fmt.Sprintf("%s (port %d: %+v)", p.Name, p.OFPort, c))
+				idle = append(idle, fmt.Sprintf("%s (%+v)", name, c))
 			}
 		}
 		if len(idle) == 0 {
@@ -290,74 +323,6 @@ func ParseDumpPorts(out string) map[string]PortCounters {
 		m[g[1]] = PortCounters{RxPackets: rx, TxPackets: tx}
 	}
 	return m
-}
-
-// scaffold prepares the probes of a lab that is up: static ARP entries for
-// every other probe in each probe host, the VM-bridge flows between the
-// probe's port and the gateway uplink, and one raw ICMP socket per probe.
-func scaffold(ctx context.Context, cfg Config, inv *lab.Inventory, n int) ([]*icmpConn, error) {
-	conns := make([]*icmpConn, n)
-	err := parallel(n, func(k int) error {
-		i := k + 1
-		h := inv.Host(ProbeHost(i))
-		if h == nil || h.OFPort <= 0 {
-			return fmt.Errorf("probe host %s missing or without OpenFlow port", ProbeHost(i))
-		}
-		var batch strings.Builder
-		for j := 1; j <= n; j++ {
-			if j != i {
-				fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev %s nud permanent\n", ProbeIP(j), ProbeMAC(j), lab.HostIface)
-			}
-		}
-		if err := runStdin(ctx, batch.String(), nil, "ip", "-n", h.Netns, "-batch", "-"); err != nil {
-			return fmt.Errorf("probe %s static ARP: %w", h.Name, err)
-		}
-		if err := addFlows(ctx, cfg.StateDir, h.Site, probeVM, []string{
-			fmt.Sprintf("table=0,priority=100,in_port=%d,actions=output:%d", h.OFPort, lab.VMUplinkOFPort),
-			fmt.Sprintf("table=0,priority=100,in_port=%d,actions=output:%d", lab.VMUplinkOFPort, h.OFPort),
-		}); err != nil {
-			return err
-		}
-		c, err := openICMP(h.Netns)
-		conns[k] = c
-		return err
-	})
-	if err != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.c.Close()
-			}
-		}
-		return nil, err
-	}
-	return conns, nil
-}
-
-// addFlows adds OpenFlow 1.3 flows (ovs-ofctl syntax, one per line) to
-// bridge of site in one ovs-ofctl call.
-func addFlows(ctx context.Context, stateDir, site, bridge string, flows []string) error {
-	cmd, err := lab.SiteCommand(ctx, stateDir, site, "ovs-ofctl", "-O", "OpenFlow13", "add-flows", bridge, "-")
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = strings.NewReader(strings.Join(flows, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("site %s: ovs-ofctl add-flows %s: %w: %s", site, bridge, err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// runStdin runs argv with stdin and extra environment env.
-func runStdin(ctx context.Context, stdin string, env []string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
 }
 
 // CheckGone reports what is left of a lab with prefix and state
