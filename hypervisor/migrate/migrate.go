@@ -272,6 +272,9 @@ type run struct {
 	orig []pipeline.Entry
 }
 
+// skipped is an undo that had nothing to do (its error says why).
+type skipped struct{ error }
+
 type undoStep struct {
 	step Step
 	what string
@@ -363,6 +366,10 @@ func (r *run) rollback(ctx context.Context) error {
 		t := time.Now()
 		err := u.fn(rctx)
 		st, detail := StatusRolledBack, u.what
+		var sk skipped
+		if errors.As(err, &sk) {
+			detail, err = u.what+": skipped: "+sk.Error(), nil
+		}
 		if err != nil {
 			st, detail = StatusRollbackFailed, u.what+": "+err.Error()
 			errs = append(errs, fmt.Errorf("undo %s (%s): %w", u.step, u.what, err))
@@ -455,8 +462,17 @@ func (r *run) clone(ctx context.Context) (string, error) {
 		e.IdleTimeout, e.HardTimeout = 0, 0
 		zero[i] = e
 	}
+	target := r.res.Plan.Target.DPID
 	r.pushUndo(StepClone, fmt.Sprintf("delete %d cloned entries from the target", len(zero)),
-		func(ctx context.Context) error { return deleteAll(ctx, dst, zero) })
+		func(ctx context.Context) error {
+			sw, err := r.env.Switch(target)
+			if err != nil {
+				// A target that went away (its OVS died) lost its flow
+				// table with it; nothing of the source depends on it.
+				return skipped{fmt.Errorf("target not connected (%w): its clones went with it", err)}
+			}
+			return deleteAll(ctx, sw, zero)
+		})
 	if err := addAll(ctx, dst, zero); err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
 	}
@@ -484,6 +500,13 @@ func (r *run) move(ctx context.Context) (string, error) {
 	var parts []string
 	for _, h := range p.Hosts {
 		t := time.Now()
+		// A host leaves the source only for a live target: a barrier
+		// round trip proves the target's OVS still answers (a dead one
+		// fails here, before any host moved, and the rollback loses
+		// nothing).
+		if err := r.targetAlive(ctx); err != nil {
+			return "", err
+		}
 		r.await(&h)
 		// Undo first: a move that fails half-way may have moved the host.
 		r.pushUndo(StepMove, "move "+h.IfaceID+" back to "+p.Source.String(), func(ctx context.Context) error {
@@ -498,6 +521,21 @@ func (r *run) move(ctx context.Context) (string, error) {
 		r.emit(Event{Step: StepMove, Status: StatusRunning, Took: d, Detail: "moved " + h.IfaceID})
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// targetAlive checks that the target is connected and answers a barrier
+// within 5 s.
+func (r *run) targetAlive(ctx context.Context) error {
+	dst, err := r.env.Switch(r.res.Plan.Target.DPID)
+	if err != nil {
+		return fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := dst.Barrier(bctx); err != nil {
+		return fmt.Errorf("target %s does not answer: %w", r.res.Plan.Target, err)
+	}
+	return nil
 }
 
 func (r *run) await(h *Host) {

@@ -47,6 +47,12 @@ func (f *fakeSwitch) PacketOut(context.Context, *ofp.PacketOut) error {
 
 var errDead = errors.New("switch disconnected")
 
+func (f *fakeSwitch) isDead() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dead
+}
+
 func key(table ofp.Table, prio uint16, m []ofp.XM) string {
 	e := pipeline.Entry{Table: uint8(table), Priority: prio, Match: m}
 	return e.Key()
@@ -192,6 +198,9 @@ func (e *fakeEnv) Switch(d uint64) (controller.Switch, error) {
 	case 0x101:
 		return e.src, nil
 	case 0x201:
+		if e.dst.isDead() {
+			return nil, fmt.Errorf("switch %x: %w", d, ErrUnavailable)
+		}
 		return e.dst, nil
 	}
 	return nil, fmt.Errorf("switch %x: %w", d, ErrUnavailable)
@@ -387,9 +396,8 @@ func TestRollbackWhenHostNeverBinds(t *testing.T) {
 	}
 }
 
-// TestTargetDiesDuringClone: the target's OVS is gone (every message
-// fails); the source is restored, and the error says the rollback of the
-// target's clones could not run.
+// TestTargetDies: the target's OVS is gone (not connected) when the
+// clone starts; the source's frozen timeouts are restored.
 func TestTargetDies(t *testing.T) {
 	e := newFakeEnv()
 	srcBefore := e.src.table()
@@ -401,9 +409,46 @@ func TestTargetDies(t *testing.T) {
 	if got := e.src.table(); got != srcBefore {
 		t.Errorf("source:\n%s\nwant:\n%s", got, srcBefore)
 	}
-	// the clone's undo (deleting from a dead target) fails: reported
-	if res.RolledBack || !strings.Contains(err.Error(), "rollback incomplete") {
+	if !res.RolledBack || strings.Contains(err.Error(), "rollback incomplete") {
 		t.Errorf("rolled back %v, err %v", res.RolledBack, err)
+	}
+}
+
+// TestTargetGoneBeforeMove: the target disconnects after the clone (its
+// OVS was killed): no host leaves the source, the clones' undo is skipped
+// (they went with the target) and the rollback succeeds.
+func TestTargetGoneBeforeMove(t *testing.T) {
+	e := newFakeEnv()
+	srcBefore := e.src.table()
+	var detail string
+	mv := e.mover()
+	moved := 0
+	_, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp"}, Options{
+		Mover: MoverFunc(func(ctx context.Context, h Host, from, to Bridge) error {
+			moved++
+			return mv.MoveHost(ctx, h, from, to)
+		}),
+		Progress: func(ev Event) {
+			if ev.Step == StepClone && ev.Status == StatusDone {
+				e.dst.mu.Lock()
+				e.dst.dead = true
+				e.dst.mu.Unlock()
+			}
+			if ev.Step == StepClone && ev.Status == StatusRolledBack {
+				detail = ev.Detail
+			}
+		}})
+	if err == nil || !strings.Contains(err.Error(), "step move-hosts") || strings.Contains(err.Error(), "rollback incomplete") {
+		t.Fatalf("err = %v", err)
+	}
+	if moved != 0 {
+		t.Errorf("%d host moves attempted toward a dead target", moved)
+	}
+	if got := e.src.table(); got != srcBefore {
+		t.Errorf("source:\n%s\nwant:\n%s", got, srcBefore)
+	}
+	if !strings.Contains(detail, "skipped") {
+		t.Errorf("clone undo detail %q", detail)
 	}
 }
 
