@@ -1,15 +1,25 @@
 package hypervisor
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/hypervisor/vnet"
 )
@@ -137,3 +147,197 @@ func TestUnknownAppRefused(t *testing.T) {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// taRecorder is a tenant app for the glue tests: it records events.
+type taRecorder struct{ ev chan taEvent }
+
+type taEvent struct {
+	kind string
+	sw   controller.Switch
+	pi   *controller.PacketIn
+	fr   *ofp.FlowRemoved
+}
+
+func (r *taRecorder) Name() string { return "rec" }
+func (r *taRecorder) SwitchUp(_ context.Context, sw controller.Switch) {
+	r.ev <- taEvent{kind: "up", sw: sw}
+}
+func (r *taRecorder) PacketIn(_ context.Context, sw controller.Switch, pi *controller.PacketIn) controller.Disposition {
+	r.ev <- taEvent{kind: "packet-in", sw: sw, pi: pi}
+	return controller.Stop
+}
+func (r *taRecorder) FlowRemoved(_ context.Context, sw controller.Switch, fr *ofp.FlowRemoved) {
+	r.ev <- taEvent{kind: "flow-removed", sw: sw, fr: fr}
+}
+
+func (r *taRecorder) next(t *testing.T, kind string) taEvent {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-r.ev:
+			if e.kind == kind {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+func (r *taRecorder) none(t *testing.T, kind string) {
+	t.Helper()
+	timeout := time.After(200 * time.Millisecond)
+	for {
+		select {
+		case e := <-r.ev:
+			if e.kind == kind {
+				t.Fatalf("unexpected %s on %v", kind, e.sw)
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// taSwitch is a physical edge bridge that records flow-mods.
+type taSwitch struct {
+	dpid controller.DPID
+	done chan struct{}
+	mu   sync.Mutex
+	fms  []*ofp.FlowMod
+}
+
+func (s *taSwitch) DPID() controller.DPID                           { return s.dpid }
+func (s *taSwitch) NTables() uint8                                  { return 254 }
+func (s *taSwitch) Ports() []ofp.Port                               { return nil }
+func (s *taSwitch) Port(ofp.PortNo) (ofp.Port, bool)                { return ofp.Port{}, false }
+func (s *taSwitch) Logger() *slog.Logger                            { return quietLogger() }
+func (s *taSwitch) Done() <-chan struct{}                           { return s.done }
+func (s *taSwitch) String() string                                  { return "ta" }
+func (s *taSwitch) GroupMod(context.Context, *ofp.GroupMod) error   { return nil }
+func (s *taSwitch) MeterMod(context.Context, *ofp.MeterMod) error   { return nil }
+func (s *taSwitch) PacketOut(context.Context, *ofp.PacketOut) error { return nil }
+func (s *taSwitch) Barrier(context.Context) error                   { return nil }
+func (s *taSwitch) FlowStats(context.Context, *ofp.FlowStatsRequest) ([]controller.FlowStats, error) {
+	return nil, nil
+}
+func (s *taSwitch) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fms = append(s.fms, fm)
+	return nil
+}
+func (s *taSwitch) cookies() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []uint64
+	for _, f := range s.fms {
+		cs = append(cs, f.Cookie)
+	}
+	return cs
+}
+
+// TestTenantAppsGlue drives a custom tenant app (Config.TenantApps)
+// through the hypervisor: tenant packet-ins reach it in the virtual view,
+// physical LLDP never does, a host's LLDP does, its flow-mods reach the
+// bound edge bridge with the tenant's cookie, and flow-removed messages of
+// its entries come back to the right virtual switch; Config.TenantPacketIn
+// still sees every tenant packet-in.
+func TestTenantAppsGlue(t *testing.T) {
+	st, err := store.Open(t.TempDir()+"/skv.db", store.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &taRecorder{ev: make(chan taEvent, 256)}
+	var hooked atomic.Int64
+	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: (&fakeFabric{}).dial,
+		TenantApps:     map[string]apps.Factory{"rec": func(apps.Options) (controller.App, error) { return rec, nil }},
+		TenantPacketIn: func(TenantPacketIn) { hooked.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.closeTenantApps)
+	ctx := ctxT(t)
+	ts := loadTenants(t, h, "../examples/two-tenants.json")
+	ts[1].Apps = []string{"learning", "rec"}
+	out, err := h.ApplyTenants(ctx, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out[1].TenantID
+	for range 3 {
+		rec.next(t, "up")
+	}
+	// tenant2/h1 (s1 port 1) on aws vm1 (DPID 0x101) port 5; the bridge
+	// connects.
+	if err := st.PutBinding(store.Binding{IfaceID: "tenant2/h1", Site: "aws", VM: "vm1", Bridge: "vm1", DPID: 0x101,
+		PortName: "t2h1", OFPort: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	phys := &taSwitch{dpid: 0x101, done: make(chan struct{})}
+	h.SwitchUp(ctx, phys)
+	h.mu.Lock()
+	h.ofports[portKey{0x101, "t2h1"}] = 5
+	h.portIDs[portKey{0x101, "t2h1"}] = "tenant2/h1"
+	v := h.views[id].view
+	h.mu.Unlock()
+
+	// A flow-mod of the app on s1 reaches the bound bridge.
+	rt := h.TenantAppRuntime("tenant2")
+	s1, ok := rt.Switch(topology.DeriveDPID("s1"))
+	if !ok {
+		t.Fatal("no virtual switch s1")
+	}
+	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Cookie: 0x77, Priority: 9, Buffer: ofp.NoBuffer,
+		Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(mustMAC(t, "00:00:00:00:00:02"))}},
+		Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(2))}}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(phys.cookies(), pipeline.TenantCookie(id, 0x77)) {
+		t.Fatalf("bridge cookies %x: the app's entry (cookie %#x) did not arrive", phys.cookies(), pipeline.TenantCookie(id, 0x77))
+	}
+
+	// A tenant packet-in (table-miss in virtual table 1 of s1, in-port h1).
+	h1, _ := v.HostByName("h1")
+	sw1, _ := v.SwitchByDPID(topology.DeriveDPID("s1"))
+	src := addr.FabricMAC(id, h1.Index)
+	frame := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, src[:]...)
+	frame = append(frame, 0x08, 0x06, 0, 1)
+	md := pipeline.MetadataValue(id, h1.VPort, sw1.Index, true)
+	h.packetIn(0x101, &controller.PacketIn{TableID: pipeline.TableTenant + 1, Cookie: pipeline.InfraCookie(0, 0), InPort: 5, Data: frame,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(5), pipeline.Metadata(md, ^uint64(0))}}})
+	e := rec.next(t, "packet-in")
+	if e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.pi.InPort != 1 || e.pi.TableID != 1 ||
+		e.pi.Reason != ofp.PacketInReasonNoMatch || addr.MAC(e.pi.Data[6:12]) != mustMAC(t, "00:00:00:00:00:01") {
+		t.Errorf("packet-in on %v: in_port %d table %d reason %v src %x", e.sw, e.pi.InPort, e.pi.TableID, e.pi.Reason, e.pi.Data[6:12])
+	}
+	if hooked.Load() != 1 {
+		t.Errorf("Config.TenantPacketIn saw %d packet-ins, want 1", hooked.Load())
+	}
+	// Physical LLDP (the uplink, port 1): never to the tenant.
+	lldp := append(make([]byte, 12), 0x88, 0xcc, 0, 0)
+	if d := h.packetIn(0x101, &controller.PacketIn{InPort: 1, Data: lldp}); d != controller.Continue {
+		t.Errorf("physical LLDP: %v, want Continue", d)
+	}
+	rec.none(t, "packet-in")
+	// A host's LLDP: to its tenant, on the host's virtual port.
+	copy(lldp[6:12], []byte{0, 0, 0, 0, 0, 1})
+	if d := h.packetIn(0x101, &controller.PacketIn{InPort: 5, Data: lldp}); d != controller.Stop {
+		t.Errorf("host LLDP: %v, want Stop", d)
+	}
+	if e := rec.next(t, "packet-in"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.pi.InPort != 1 {
+		t.Errorf("host LLDP on %v port %d, want s1 port 1", e.sw, e.pi.InPort)
+	}
+	// Flow-removed of the app's entry: back on s1 with the app's cookie.
+	h.FlowRemoved(ctx, phys, &ofp.FlowRemoved{Cookie: pipeline.TenantCookie(id, 0x77), Table: ofp.Table(pipeline.TableTenant), Priority: 9,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.Metadata(pipeline.MetadataValue(id, 0, sw1.Index, false),
+			pipeline.MetaTenantMask|pipeline.MetaSwitchMask)}}})
+	if e := rec.next(t, "flow-removed"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.fr.Cookie != 0x77 || e.fr.Table != 0 {
+		t.Errorf("flow-removed on %v: %+v", e.sw, e.fr)
+	}
+}
