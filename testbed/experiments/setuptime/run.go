@@ -30,9 +30,10 @@ const echoIDBase = 0x5000
 // pollInterval is the period of the milestone checks during tunnel creation.
 const pollInterval = 2 * time.Millisecond
 
-// Run executes the experiment: for every N in cfg.Sites, every run and
-// every mode (modes interleaved so that load changes hit both alike) it
-// builds a fresh lab, measures (see the package documentation), stops
+// Run executes the experiment: for every run, every N in cfg.Sites and
+// every mode (sweeps of all sizes and modes one after the other, so that a
+// change of the machine's load hits every size and mode alike instead of
+// the largest) it builds a fresh lab, measures (see the package documentation), stops
 // Skyvisor, tears the lab down with lab.Down and checks that nothing of it
 // is left. It writes one progress line per run. Leftovers of an earlier
 // crashed experiment with the same prefix and state directory are removed
@@ -56,8 +57,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	var out []Result
 	total := len(cfg.Sites) * cfg.Runs * len(cfg.Modes)
-	for _, n := range cfg.Sites {
-		for run := 1; run <= cfg.Runs; run++ {
+	for run := 1; run <= cfg.Runs; run++ {
+		for _, n := range cfg.Sites {
 			for _, mode := range cfg.Modes {
 				r, err := RunOnce(ctx, cfg, n, mode, run)
 				if err != nil {
