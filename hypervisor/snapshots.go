@@ -20,6 +20,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/reconcile"
 	"github.com/skyvisor/skyvisor/hypervisor/snapshot"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
@@ -444,10 +445,36 @@ func (h *Hypervisor) RestoreSnapshot(ctx context.Context, id string) (api.Restor
 		switches = append(switches, *sw)
 	}
 
-	// No tenant apply, binding push or audit while restoring: the desired
-	// state read below stays the one the reconciler enforces.
+	cfgs, closeAll, err := h.configs(ctx, switches)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll()
+
+	// Phase 1, OVSDB: bridges, ports, interfaces, queues and the
+	// controller, before any flow (a bridge's first controller flushes its
+	// table). Re-created host interfaces become bindings again through the
+	// hypervisor's interface watch; wait for them, so that the desired
+	// state the flows are judged against places those hosts here.
+	configChange := make([]string, len(switches))
+	for i, sw := range switches {
+		want := restoreWant(&snap.Switches[i].Bridge, h.controllerTarget(inf, &sw))
+		plan, err := cfgs[sw.DPID].ApplyBridge(ctx, &want)
+		configChange[i] = plan.String()
+		if err != nil {
+			res.Switches = append(res.Switches, snapshot.SwitchReport{Bridge: sw.Bridge, DPID: snap.Switches[i].DPID, Config: configChange[i]})
+			return res, restoreErr(fmt.Errorf("snapshot %s: bridge %q: ovsdb: %w", id, sw.Bridge, err))
+		}
+	}
+	h.waitBindings(ctx, snap, switches)
+
+	// Phase 2, flows: no tenant apply, binding push or audit meanwhile, so
+	// the desired state read below stays the one the reconciler enforces.
 	h.applyMu.Lock()
 	defer h.applyMu.Unlock()
+	if err := h.pushLocked(ctx); err != nil {
+		h.log.Warn("hypervisor: restore: push desired state", "err", err)
+	}
 
 	h.mu.Lock()
 	desired := make(map[uint64]map[string]string, len(switches))
@@ -488,11 +515,6 @@ func (h *Hypervisor) RestoreSnapshot(ctx context.Context, id string) (api.Restor
 		work.Switches[i] = st
 	}
 
-	cfgs, closeAll, err := h.configs(ctx, switches)
-	if err != nil {
-		return res, err
-	}
-	defer closeAll()
 	// Each bridge's reconcile lock is taken once its session is up and
 	// held until the offsets and adoptions are recorded.
 	var (
@@ -533,7 +555,12 @@ func (h *Hypervisor) RestoreSnapshot(ctx context.Context, id string) (api.Restor
 		one.Switches = work.Switches[i : i+1]
 		rep, err := snapshot.Restore(ctx, &one, []snapshot.Target{tg}, opts)
 		if rep != nil {
-			res.Switches = append(res.Switches, rep.Switches...)
+			for _, sr := range rep.Switches {
+				if sr.Config == "no change" || sr.Config == "not applied" {
+					sr.Config = configChange[i] // what phase 1 did
+				}
+				res.Switches = append(res.Switches, sr)
+			}
 		}
 		if err != nil {
 			rerr = err
@@ -556,6 +583,70 @@ func (h *Hypervisor) RestoreSnapshot(ctx context.Context, id string) (api.Restor
 	h.log.Info("hypervisor: snapshot restored", "id", id, "switches", len(res.Switches), "skipped", len(res.Skipped),
 		"adopted", res.Adopted, "counter_offsets", res.CounterOffsets, "took", time.Since(t0))
 	return res, nil
+}
+
+// restoreWant is the OVSDB configuration a restore applies: the captured
+// one with the datapath ID pinned (other_config:datapath-id) and the
+// hypervisor's current controller target (out-of-band), as
+// snapshot.Restore applies it with RestoreOptions.Controllers.
+func restoreWant(bc *snapshot.BridgeConfig, controller string) snapshot.BridgeConfig {
+	want := *bc
+	want.OtherConfig = map[string]string{}
+	for k, v := range bc.OtherConfig {
+		want.OtherConfig[k] = v
+	}
+	if bc.DatapathID != "" {
+		want.OtherConfig["datapath-id"] = bc.DatapathID
+	}
+	if controller != "" {
+		want.Controllers = []snapshot.ControllerConfig{{Target: controller, ConnectionMode: ovsdb.ConnectionModeOutOfBand}}
+	}
+	return want
+}
+
+// bindingWait bounds how long a restore waits for re-created host
+// interfaces to be bound again.
+const bindingWait = 15 * time.Second
+
+// waitBindings waits (at most bindingWait) until every host interface of
+// the snapshot (external_ids:iface-id of an existing tenant) that is not
+// bound elsewhere is bound to its captured bridge and port again.
+func (h *Hypervisor) waitBindings(ctx context.Context, snap *snapshot.Snapshot, switches []infra.Switch) {
+	type want struct {
+		id     string
+		dpid   uint64
+		ofport uint32
+	}
+	var wants []want
+	for i, st := range snap.Switches {
+		for _, p := range st.Bridge.Ports {
+			for _, in := range p.Interfaces {
+				id := in.ExternalIDs["iface-id"]
+				tn, _, ok := topology.SplitIfaceID(id)
+				if !ok || in.OFPort <= 0 {
+					continue
+				}
+				if _, err := h.store.GetTenant(tn); err != nil {
+					continue
+				}
+				wants = append(wants, want{id, switches[i].DPID, uint32(in.OFPort)})
+			}
+		}
+	}
+	deadline := time.Now().Add(bindingWait)
+	for _, w := range wants {
+		for {
+			b, err := h.store.GetBinding(w.id)
+			if err == nil && (uint64(b.DPID) != w.dpid || b.OFPort == w.ofport) {
+				break // bound here again, or bound elsewhere (moved): nothing to wait for
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				h.log.Warn("hypervisor: restore: host not bound again in time", "iface_id", w.id, "dpid", pipeline.DPID(w.dpid))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 // restoreErr maps a restore failure to an API error kind.
