@@ -2,11 +2,14 @@ package hypervisor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +53,14 @@ type state struct {
 	// site where their binding is used whatever cloud or VM their
 	// topology names (migration.go).
 	admitted map[string]string
+	// parseSigs are the digests of the stored records the topologies and
+	// views were parsed from (tenantSig), by tenant name.
+	parseSigs map[string][32]byte
+	// parts and fps are the desired entries of every bridge (computeParts):
+	// the fabric's own part first, then each tenant's, in tenant order;
+	// fps are their fingerprints (partsFingerprint).
+	parts map[uint64][]*reconcile.Part
+	fps   map[uint64]string
 }
 
 type connInfo struct {
@@ -101,23 +112,32 @@ func (h *Hypervisor) loadState(exclude string) (*state, error) {
 	}
 	st.topos = map[string]*topology.Topology{}
 	st.views = map[string]*pipeline.View{}
+	st.parseSigs = map[string][32]byte{}
 	m := &pipeline.Model{Tree: st.tree, Mesh: h.cfg.TunnelMesh}
+	parsed := h.inc.parsedTenants(tenants)
 	for _, t := range tenants {
 		if t.Name == exclude {
 			continue
 		}
-		tp, err := t.Parse()
-		if err != nil {
-			return nil, err
-		}
-		pt := pipeline.Tenant{ID: t.ID, Topology: tp, Hosts: t.Hosts}
-		v, err := pipeline.NewView(pt)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+		sig := tenantSig(t)
+		var tp *topology.Topology
+		var v *pipeline.View
+		if p := parsed[t.Name]; p != nil && p.sig == sig {
+			tp, v = p.topo, p.view
+		} else {
+			tp, err = t.Parse()
+			if err != nil {
+				return nil, err
+			}
+			v, err = pipeline.NewView(pipeline.Tenant{ID: t.ID, Topology: tp, Hosts: t.Hosts})
+			if err != nil {
+				return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+			}
+			h.inc.putParsed(t.Name, &parsedTenant{sig: sig, topo: tp, view: v})
 		}
 		st.tenants = append(st.tenants, t)
-		st.topos[t.Name], st.views[t.Name] = tp, v
-		m.Tenants = append(m.Tenants, pt)
+		st.topos[t.Name], st.views[t.Name], st.parseSigs[t.Name] = tp, v, sig
+		m.Tenants = append(m.Tenants, pipeline.Tenant{ID: t.ID, Topology: tp, Hosts: t.Hosts})
 	}
 	for _, s := range st.inf.Sites {
 		gw := st.inf.Gateway(s.Name)
@@ -209,34 +229,249 @@ func (st *state) useBindings(all []store.Binding) (map[string]store.Binding, map
 	return use, ignored
 }
 
-// compute returns the desired flow entries of every bridge (and the state
-// they were computed from), leaving out tenant exclude.
-func (h *Hypervisor) compute(exclude string) (map[uint64][]pipeline.Entry, *state, error) {
+// incState is what the desired-state computation keeps between pushes so
+// that a push costs what changed, not the whole fabric (docs/benchmarks.md,
+// "Tenant scale"): parsed topologies and views by tenant, the compiled
+// parts of the fabric and of every tenant (each a pure function of its
+// inputs, cached under a digest of them), and the parts every switch was
+// last reconciled with, so a push diffs those instead of reading and
+// re-encoding whole flow tables. The zero value is ready; mu guards it.
+type incState struct {
+	mu     sync.Mutex
+	parsed map[string]*parsedTenant // by tenant name
+	// fabricSig is the digest of the fabric inputs fabric and infra were
+	// compiled from (sites, tunnel tree and ports, mesh flag).
+	fabricSig [32]byte
+	fabric    *pipeline.Fabric
+	infra     map[uint64]*reconcile.Part
+	tenants   map[string]*compiledTenant // by tenant name, for fabricSig
+	// desired are the parts of every bridge as installed (h.desired is
+	// their flattening); installed are the parts each connected switch was
+	// last reconciled with on its current session (with h.synced).
+	desired, installed map[uint64][]*reconcile.Part
+}
+
+// parsedTenant is a tenant record's parsed topology and view; sig is the
+// record's tenantSig.
+type parsedTenant struct {
+	sig  [32]byte
+	topo *topology.Topology
+	view *pipeline.View
+}
+
+// compiledTenant is one tenant's entries per bridge (pipeline.Fabric.Tenant
+// plus its learning entries); sig digests every input (partSig).
+type compiledTenant struct {
+	sig   [32]byte
+	parts map[uint64]*reconcile.Part
+}
+
+// parsedTenants returns the cached parses of the tenants listed (a copy)
+// and forgets the others.
+func (c *incState) parsedTenants(ts []*store.Tenant) map[string]*parsedTenant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*parsedTenant, len(ts))
+	for _, t := range ts {
+		if p := c.parsed[t.Name]; p != nil {
+			out[t.Name] = p
+		}
+	}
+	if len(out) < len(c.parsed) {
+		c.parsed = maps.Clone(out)
+	}
+	return out
+}
+
+func (c *incState) putParsed(name string, p *parsedTenant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parsed == nil {
+		c.parsed = map[string]*parsedTenant{}
+	}
+	c.parsed[name] = p
+}
+
+// tenantSig digests everything of a stored tenant its topology and view
+// depend on: name, tenant ID, the topology JSON as stored, host indices.
+func tenantSig(t *store.Tenant) [32]byte {
+	hs := sha256.New()
+	var b []byte
+	b = append(b, t.Name...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(t.ID))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(t.Topology)))
+	hs.Write(b)
+	hs.Write(t.Topology)
+	b = b[:0]
+	for _, n := range slices.Sorted(maps.Keys(t.Hosts)) {
+		b = append(b, n...)
+		b = append(b, 0)
+		b = binary.BigEndian.AppendUint32(b, uint32(t.Hosts[n]))
+	}
+	hs.Write(b)
+	return [32]byte(hs.Sum(nil))
+}
+
+// partSig digests the inputs of a tenant's compiled part: the record
+// (tenantSig) and its bindings in use, in order. The fabric is not in it:
+// a fabric change drops every part.
+func partSig(rec [32]byte, binds []pipeline.Binding) [32]byte {
+	b := make([]byte, 0, 32+len(binds)*24)
+	b = append(b, rec[:]...)
+	for _, x := range binds {
+		b = append(b, x.Host...)
+		b = append(b, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(x.Bridge))
+		b = binary.BigEndian.AppendUint32(b, x.Port)
+	}
+	return sha256.Sum256(b)
+}
+
+// fabricSig digests the tenant-independent inputs of the model.
+func fabricSig(m *pipeline.Model) ([32]byte, error) {
+	b, err := json.Marshal(struct {
+		Sites []pipeline.Site
+		Tree  []tunnels.Tunnel
+		Mesh  bool
+	}{m.Sites, m.Tree.Tunnels, m.Mesh})
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("fabric digest: %w", err)
+	}
+	return sha256.Sum256(b), nil
+}
+
+// computeParts computes the desired state, leaving out tenant exclude: the
+// state it read, with parts and fps set for every bridge of the fabric.
+// Only tenants whose record or bindings changed since the last call (and
+// all of them after a fabric change) are compiled again; the others' parts
+// are reused as they are, digests included. The result is the entries of
+// pipeline.Compile plus the learning entries (TestIncrementalMatchesFull).
+func (h *Hypervisor) computeParts(exclude string) (*state, error) {
 	st, err := h.loadState(exclude)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	comp, err := pipeline.Compile(st.model)
+	fsig, err := fabricSig(st.model)
 	if err != nil {
-		return nil, nil, fmt.Errorf("compile: %w", err)
+		return nil, err
 	}
-	out := make(map[uint64][]pipeline.Entry, len(comp))
-	for d, es := range comp {
+	c := &h.inc
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fabric == nil || c.fabricSig != fsig {
+		f, err := pipeline.NewFabric(st.model)
+		if err != nil {
+			return nil, fmt.Errorf("compile: %w", err)
+		}
+		infra := map[uint64]*reconcile.Part{}
+		for d, es := range f.Infra() {
+			p, err := reconcile.NewPart(es)
+			if err != nil {
+				return nil, fmt.Errorf("compile: bridge %s: %w", d, err)
+			}
+			infra[uint64(d)] = p
+		}
+		c.fabricSig, c.fabric, c.infra, c.tenants = fsig, f, infra, map[string]*compiledTenant{}
+	}
+	byTenant := map[string][]pipeline.Binding{}
+	for _, b := range st.model.Bindings {
+		byTenant[b.Tenant] = append(byTenant[b.Tenant], b)
+	}
+	keep := make(map[string]*compiledTenant, len(st.tenants))
+	for _, t := range st.tenants {
+		sig := partSig(st.parseSigs[t.Name], byTenant[t.Name])
+		ct := c.tenants[t.Name]
+		if ct == nil || ct.sig != sig {
+			ct, err = h.compileTenant(c.fabric, st, t, byTenant[t.Name])
+			if err != nil {
+				return nil, err
+			}
+			ct.sig = sig
+		}
+		keep[t.Name] = ct
+	}
+	if exclude == "" {
+		c.tenants = keep
+	} else {
+		maps.Copy(c.tenants, keep) // the excluded tenant's part stays for the next push
+	}
+	st.parts = map[uint64][]*reconcile.Part{}
+	st.fps = map[uint64]string{}
+	for _, d := range c.fabric.Bridges() {
+		ps := []*reconcile.Part{c.infra[uint64(d)]}
+		for _, t := range st.tenants {
+			if p := keep[t.Name].parts[uint64(d)]; p != nil {
+				ps = append(ps, p)
+			}
+		}
+		st.parts[uint64(d)] = ps
+		st.fps[uint64(d)] = partsFingerprint(ps)
+	}
+	return st, nil
+}
+
+// compileTenant compiles tenant t's entries on every bridge: the
+// hypervisor's (pipeline.Fabric.Tenant) and, if its apps include
+// "learning", the proactive learning entries.
+func (h *Hypervisor) compileTenant(f *pipeline.Fabric, st *state, t *store.Tenant, binds []pipeline.Binding) (*compiledTenant, error) {
+	v := st.views[t.Name]
+	part, err := f.Tenant(v, binds)
+	if err != nil {
+		return nil, fmt.Errorf("compile: tenant %q: %w", t.Name, err)
+	}
+	out := make(map[uint64][]pipeline.Entry, len(part))
+	for d, es := range part {
 		out[uint64(d)] = es
 	}
-	for _, t := range st.tenants {
-		if !slices.Contains(st.topos[t.Name].Apps, LearningApp) {
-			continue
-		}
-		extra, err := learningEntries(st.views[t.Name], st.model.Bindings)
+	if slices.Contains(st.topos[t.Name].Apps, LearningApp) {
+		extra, err := learningEntries(v, binds)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tenant %q: learning entries: %w", t.Name, err)
+			return nil, fmt.Errorf("tenant %q: learning entries: %w", t.Name, err)
 		}
 		for d, es := range extra {
 			out[d] = append(out[d], es...)
 		}
 	}
-	return out, st, nil
+	ct := &compiledTenant{parts: make(map[uint64]*reconcile.Part, len(out))}
+	for d, es := range out {
+		p, err := reconcile.NewPart(es)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: bridge %s: %w", t.Name, pipeline.DPID(d), err)
+		}
+		ct.parts[d] = p
+	}
+	return ct, nil
+}
+
+// compute returns the desired flow entries of every bridge (and the state
+// they were computed from), leaving out tenant exclude. A bridge whose
+// fingerprint is the installed one keeps the installed slice.
+func (h *Hypervisor) compute(exclude string) (map[uint64][]pipeline.Entry, *state, error) {
+	st, err := h.computeParts(exclude)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.flatten(st), st, nil
+}
+
+// flatten returns st's desired entries per bridge, reusing the installed
+// lists of bridges whose fingerprint did not change.
+func (h *Hypervisor) flatten(st *state) map[uint64][]pipeline.Entry {
+	out := make(map[uint64][]pipeline.Entry, len(st.parts))
+	h.mu.Lock()
+	for d := range st.parts {
+		if es, ok := h.desired[d]; ok && h.fingerprint[d] == st.fps[d] {
+			out[d] = es
+		}
+	}
+	h.mu.Unlock()
+	for d, ps := range st.parts {
+		if _, ok := out[d]; !ok {
+			out[d] = reconcile.Flatten(ps)
+		}
+	}
+	return out
 }
 
 // learningEntries compiles the proactive L2 forwarding of a tenant whose
@@ -312,18 +547,21 @@ func learningEntries(v *pipeline.View, binds []pipeline.Binding) (map[uint64][]p
 	return out, nil
 }
 
-// fingerprint identifies a list of entries regardless of order.
+// partsFingerprint is the fingerprint of a bridge's desired parts
+// (reconcile.Fingerprint), as a string: 32 hex digits.
+func partsFingerprint(ps []*reconcile.Part) string {
+	d := reconcile.Fingerprint(ps)
+	return fmt.Sprintf("%016x%016x", d.Hi, d.Lo)
+}
+
+// fingerprint identifies a list of entries regardless of order: equal to
+// partsFingerprint of any split of es into parts.
 func fingerprint(es []pipeline.Entry) (string, error) {
-	cs := make([]string, len(es))
-	for i := range es {
-		c, err := es[i].Canonical()
-		if err != nil {
-			return "", err
-		}
-		cs[i] = c
+	p, err := reconcile.NewPart(es)
+	if err != nil {
+		return "", err
 	}
-	slices.Sort(cs)
-	return strings.Join(cs, "\n"), nil
+	return partsFingerprint([]*reconcile.Part{p}), nil
 }
 
 // refresh recomputes the desired state and pushes it.
@@ -337,24 +575,22 @@ func (h *Hypervisor) refresh(ctx context.Context) error {
 // every connected switch whose desired entries changed since it was last
 // reconciled.
 func (h *Hypervisor) pushLocked(ctx context.Context) error {
-	desired, st, err := h.compute("")
+	st, err := h.computeParts("")
 	if err != nil {
 		return err
 	}
-	return h.install(ctx, desired, st)
+	return h.install(ctx, h.flatten(st), st)
 }
 
-// install makes desired the desired state and reconciles the connected
-// switches whose entries differ from what they were last reconciled with.
+// install makes desired (with st's parts and fingerprints, computeParts)
+// the desired state and reconciles the connected switches whose entries
+// differ from what they were last reconciled with: incrementally
+// (reconcile.DiffParts against the parts they were last reconciled with,
+// no flow-table read) when such parts are known, else in full. When a
+// tenant's app runtime went away, its apps' entries are owned again
+// (ownsCookie) and only a full reconcile deletes them: every target is
+// then reconciled in full.
 func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.Entry, st *state) error {
-	fps := make(map[uint64]string, len(desired))
-	for d, es := range desired {
-		fp, err := fingerprint(es)
-		if err != nil {
-			return fmt.Errorf("switch %s: %w", pipeline.DPID(d), err)
-		}
-		fps[d] = fp
-	}
 	views := make(map[addr.TenantID]*tenantView, len(st.tenants))
 	for _, t := range st.tenants {
 		tm, err := t.AddressMap()
@@ -364,21 +600,34 @@ func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.
 		views[t.ID] = &tenantView{view: st.views[t.Name], addrs: tm}
 	}
 	h.mu.Lock()
-	h.desired, h.fingerprint, h.views = desired, fps, views
+	h.desired, h.fingerprint, h.views = desired, st.fps, views
+	h.inc.mu.Lock()
+	h.inc.desired = st.parts
+	h.inc.mu.Unlock()
 	var targets []uint64
 	for d := range h.switches {
-		if _, known := desired[d]; known && h.synced[d] != fps[d] {
+		if _, known := desired[d]; known && h.synced[d] != st.fps[d] {
 			targets = append(targets, d)
 		}
 	}
 	h.mu.Unlock()
+	before := *h.tapps.byID.Load()
 	h.updateTenantApps(st) // tenantapps.go: before the reconcile, which asks ownsCookie
-	_, err := h.syncAll(ctx, targets)
+	after := *h.tapps.byID.Load()
+	full := false
+	for id := range before {
+		if after[id] == nil {
+			full = true
+		}
+	}
+	_, err := h.syncAll(ctx, targets, full)
 	return err
 }
 
-// syncAll reconciles the given switches in parallel (at most 8 at once).
-func (h *Hypervisor) syncAll(ctx context.Context, dpids []uint64) (map[uint64]reconcile.Plan, error) {
+// syncAll reconciles the given switches in parallel (at most 8 at once),
+// in full (reconcile.SyncTable) if full, else incrementally where possible
+// (syncSwitchMode).
+func (h *Hypervisor) syncAll(ctx context.Context, dpids []uint64, full bool) (map[uint64]reconcile.Plan, error) {
 	slices.Sort(dpids)
 	plans := make([]reconcile.Plan, len(dpids))
 	errs := make([]error, len(dpids))
@@ -390,7 +639,7 @@ func (h *Hypervisor) syncAll(ctx context.Context, dpids []uint64) (map[uint64]re
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			plans[i], errs[i] = h.syncSwitch(ctx, d)
+			plans[i], errs[i] = h.syncSwitchMode(ctx, d, full)
 		}()
 	}
 	wg.Wait()
@@ -404,8 +653,22 @@ func (h *Hypervisor) syncAll(ctx context.Context, dpids []uint64) (map[uint64]re
 }
 
 // syncSwitch reconciles one connected switch's flow table with its desired
-// entries (reconcile.Sync: flow-stats, then only the difference).
+// entries, incrementally if it was reconciled before on this session
+// (syncSwitchMode).
 func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Plan, error) {
+	return h.syncSwitchMode(ctx, dpid, false)
+}
+
+// syncSwitchMode reconciles one connected switch. In full (full set, or
+// the switch not reconciled yet on its session: SwitchUp and SwitchDown
+// forget h.synced) it reads the flow table and sends the difference
+// (reconcile.SyncTable), which also repairs drift. Otherwise it sends the
+// difference between the parts the switch was last reconciled with and
+// the desired ones (reconcile.DiffParts, then reconcile.Apply), trusting
+// the switch to hold what it was sent: the audit (Resync) repairs drift.
+// A failed incremental send forgets the switch's reconciled state, so the
+// next push reconciles it in full.
+func (h *Hypervisor) syncSwitchMode(ctx context.Context, dpid uint64, full bool) (reconcile.Plan, error) {
 	h.mu.Lock()
 	l := h.swLocks[dpid]
 	if l == nil {
@@ -416,7 +679,11 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	l.Lock()
 	defer l.Unlock()
 	h.mu.Lock()
-	sw, es, fp := h.switches[dpid], h.desired[dpid], h.fingerprint[dpid]
+	sw, fp := h.switches[dpid], h.fingerprint[dpid]
+	_, wasSynced := h.synced[dpid]
+	h.inc.mu.Lock()
+	parts, installed := h.inc.desired[dpid], h.inc.installed[dpid]
+	h.inc.mu.Unlock()
 	h.mu.Unlock()
 	if sw == nil {
 		return reconcile.Plan{}, nil
@@ -424,8 +691,26 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SyncTimeout)
 	defer cancel()
 	t0 := time.Now()
-	p, err := reconcile.Sync(ctx, h.reconcileView(dpid, sw), es, reconcile.Options{Owns: h.ownsCookie}) // reconcileView: snapshots.go
+	var p reconcile.Plan
+	var err error
+	incremental := !full && wasSynced && installed != nil
+	if incremental {
+		p, err = reconcile.DiffParts(installed, parts)
+		if err == nil {
+			err = reconcile.Apply(ctx, sw, p)
+		}
+	} else {
+		p, err = reconcile.SyncTable(ctx, h.reconcileView(dpid, sw), parts, reconcile.Options{Owns: h.ownsCookie}) // reconcileView: snapshots.go
+	}
 	if err != nil {
+		h.mu.Lock()
+		if h.switches[dpid] == sw {
+			delete(h.synced, dpid)
+			h.inc.mu.Lock()
+			delete(h.inc.installed, dpid)
+			h.inc.mu.Unlock()
+		}
+		h.mu.Unlock()
 		return p, fmt.Errorf("switch %s: %w", pipeline.DPID(dpid), err)
 	}
 	h.stats.syncs.Add(1)
@@ -434,17 +719,25 @@ func (h *Hypervisor) syncSwitch(ctx context.Context, dpid uint64) (reconcile.Pla
 	h.mu.Lock()
 	if h.switches[dpid] == sw {
 		h.synced[dpid] = fp
+		h.inc.mu.Lock()
+		if h.inc.installed == nil {
+			h.inc.installed = map[uint64][]*reconcile.Part{}
+		}
+		h.inc.installed[dpid] = parts
+		h.inc.mu.Unlock()
 	}
 	h.mu.Unlock()
 	if !p.Empty() {
-		h.log.Info("hypervisor: reconciled switch", "dpid", pipeline.DPID(dpid), "added", len(p.Add), "deleted", len(p.Delete), "took", time.Since(t0))
+		h.log.Info("hypervisor: reconciled switch", "dpid", pipeline.DPID(dpid), "added", len(p.Add), "deleted", len(p.Delete),
+			"incremental", incremental, "took", time.Since(t0))
 	}
 	return p, nil
 }
 
-// Resync reconciles every connected switch of the infrastructure now,
-// whatever was reconciled before, and returns each one's plan: on a
-// converged fabric every plan is empty.
+// Resync reconciles every connected switch of the infrastructure now in
+// full (flow-table read and diff, so drift is repaired), whatever was
+// reconciled before, and returns each one's plan: on a converged fabric
+// every plan is empty.
 func (h *Hypervisor) Resync(ctx context.Context) (map[uint64]reconcile.Plan, error) {
 	h.applyMu.Lock()
 	defer h.applyMu.Unlock()
@@ -456,5 +749,5 @@ func (h *Hypervisor) Resync(ctx context.Context) (map[uint64]reconcile.Plan, err
 		}
 	}
 	h.mu.Unlock()
-	return h.syncAll(ctx, ds)
+	return h.syncAll(ctx, ds, true)
 }

@@ -160,6 +160,7 @@ type Hypervisor struct {
 	desired     map[uint64][]pipeline.Entry
 	fingerprint map[uint64]string // of desired, per DPID
 	synced      map[uint64]string // fingerprint last reconciled on the current session
+	inc         incState          // desired.go: compile cache, parts desired and last reconciled
 	convergeErr error
 	runCtx      context.Context
 	swLocks     map[uint64]*sync.Mutex
