@@ -346,62 +346,46 @@ func (e migrationEnv) Withdraw(hosts []migrate.Host) {
 	e.h.requestRefresh()
 }
 
-// WaitBound implements migrate.Env: h's binding is in use on dpid and
-// every connected switch has been reconciled with the desired state as
-// computed now (so the target, the gateways and the source all reflect
-// the host's new place).
+// WaitBound implements migrate.Env: once h's binding is stored on dpid
+// and in use (its cloud admitted), one refresh recomputes the desired
+// state and reconciles every switch whose entries changed (the target,
+// the gateways, the source), so when it returns the fabric forwards to
+// the host's new place.
 func (e migrationEnv) WaitBound(ctx context.Context, hst migrate.Host, dpid uint64) error {
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if ok, err := e.boundAndSynced(hst.IfaceID, dpid); err != nil {
+		ok, err := e.bound(hst.IfaceID, dpid)
+		if err != nil {
 			return err
-		} else if ok {
+		}
+		if ok {
+			if err := e.h.refresh(ctx); err != nil {
+				return fmt.Errorf("host %s bound on %016x: reconcile: %w", hst.IfaceID, dpid, err)
+			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("host %s not bound on %016x and reconciled: %w", hst.IfaceID, dpid, ctx.Err())
+			return fmt.Errorf("host %s not bound on %016x: %w", hst.IfaceID, dpid, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-func (e migrationEnv) boundAndSynced(id string, dpid uint64) (bool, error) {
-	h := e.h
-	b, err := h.store.GetBinding(id)
+// bound reports whether iface-id id is bound on dpid and the binding is
+// in use.
+func (e migrationEnv) bound(id string, dpid uint64) (bool, error) {
+	b, err := e.h.store.GetBinding(id)
 	if err != nil || uint64(b.DPID) != dpid {
 		return false, nil
 	}
-	desired, st, err := h.compute("")
+	st, err := e.h.loadState("")
 	if err != nil {
 		return false, err
 	}
-	if ub, ok := st.bindings[id]; !ok || uint64(ub.DPID) != dpid {
-		return false, nil
-	}
-	h.mu.Lock()
-	var check []uint64
-	for d := range h.switches {
-		if _, ok := desired[d]; ok {
-			check = append(check, d)
-		}
-	}
-	synced := make(map[uint64]string, len(check))
-	for _, d := range check {
-		synced[d] = h.synced[d]
-	}
-	h.mu.Unlock()
-	for _, d := range check {
-		fp, err := fingerprint(desired[d])
-		if err != nil {
-			return false, err
-		}
-		if synced[d] != fp {
-			return false, nil
-		}
-	}
-	return true, nil
+	ub, ok := st.bindings[id]
+	return ok && uint64(ub.DPID) == dpid, nil
 }
 
 // Commit implements migrate.Env: every moved host's topology now places it

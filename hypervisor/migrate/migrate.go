@@ -272,6 +272,23 @@ type run struct {
 	orig []pipeline.Entry
 }
 
+// gone reports whether err says that sw's session is closed (its OVS died
+// or disconnected).
+func gone(sw controller.Switch, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, controller.ErrClosed) {
+		return true
+	}
+	select {
+	case <-sw.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // skipped is an undo that had nothing to do (its error says why).
 type skipped struct{ error }
 
@@ -471,7 +488,11 @@ func (r *run) clone(ctx context.Context) (string, error) {
 				// table with it; nothing of the source depends on it.
 				return skipped{fmt.Errorf("target not connected (%w): its clones went with it", err)}
 			}
-			return deleteAll(ctx, sw, zero)
+			err = deleteAll(ctx, sw, zero)
+			if gone(sw, err) {
+				return skipped{fmt.Errorf("target disconnected (%w): its clones went with it", err)}
+			}
+			return err
 		})
 	if err := addAll(ctx, dst, zero); err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
