@@ -50,7 +50,7 @@ import (
 
 // restoreTimeout bounds one restore when the caller's context has no
 // earlier deadline: OVSDB, the bridges' reconnection and the flow tables.
-const restoreTimeout = 60 * time.Second
+const restoreTimeout = 45 * time.Second
 
 // snapshotState is the Hypervisor's snapshot bookkeeping (the zero value
 // is ready). Counter offsets and adopted entries are kept in memory: after
