@@ -50,6 +50,10 @@ Commands:
   snapshot restore ID     rebuild a snapshot's switches (same or fresh OVS)
   flows DPID|BRIDGE       a switch's flow entries with the counters the
                           hypervisor reports (--tenant NAME: its entries)
+  migrate SWITCH --to CLOUD [--vm VM] [--lab DIR] [--fail-after STEP]
+                          live-migrate a VM bridge (DPID or site/vm) and its
+                          hosts to CLOUD, printing each step with its time;
+                          --lab DIR moves the hosts in the lab at DIR
 
 Flags (before or after the command):
   --server URL     API base URL (env SKYCTL_SERVER; default ` + defaultServer + `)
@@ -84,6 +88,10 @@ type options struct {
 	file      string
 	switchRef string // --switch, snapshot create (snapshot.go)
 	tenant    string // --tenant, flows (snapshot.go)
+	to        string // --to, migrate (migrate.go)
+	vm        string // --vm, migrate
+	lab       string // --lab, migrate
+	failAfter string // --fail-after, migrate
 }
 
 // run is skyctl without the process: it parses args, calls the API and
@@ -138,6 +146,10 @@ func parseArgs(args []string) (options, []string, error) {
 	fs.StringVar(&opts.file, "filename", "", "")
 	fs.StringVar(&opts.switchRef, "switch", "", "")
 	fs.StringVar(&opts.tenant, "tenant", "", "")
+	fs.StringVar(&opts.to, "to", "", "")
+	fs.StringVar(&opts.vm, "vm", "", "")
+	fs.StringVar(&opts.lab, "lab", "", "")
+	fs.StringVar(&opts.failAfter, "fail-after", "", "")
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -207,6 +219,9 @@ func checkCommand(pos []string, opts options) error {
 	if pos[0] == "snapshot" || pos[0] == "flows" {
 		return checkSnapshot(pos, opts) // snapshot.go
 	}
+	if pos[0] == "migrate" {
+		return checkMigrate(pos, opts) // migrate.go
+	}
 	if opts.switchRef != "" || opts.tenant != "" {
 		return usagef("--switch and --tenant are only for snapshot create and flows")
 	}
@@ -265,6 +280,8 @@ func (c *cli) dispatch(ctx context.Context, pos []string) error {
 		return c.health(ctx)
 	case "snapshot", "flows":
 		return c.snapshot(ctx, pos) // snapshot.go
+	case "migrate":
+		return c.migrate(ctx, pos) // migrate.go
 	}
 	switch pos[0] + " " + pos[1] {
 	case "get tenants":
