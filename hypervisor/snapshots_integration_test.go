@@ -137,6 +137,8 @@ func flowKey(f *snapshot.Flow) string {
 // again; the hypervisor reports counters at least the snapshot's for the
 // restored entries and the timeouts as captured; a reconcile changes
 // nothing and keeps the tenant app's entry; a second restore is a no-op.
+// Then a switch snapshot of gcp's VM bridge restores it after it was
+// deleted (ovs-vsctl del-br, ovs-vswitchd running).
 func TestSnapshotRestoreLab(t *testing.T) {
 	l := startSksLab(t)
 	ctx := context.Background()
@@ -350,5 +352,46 @@ func TestSnapshotRestoreLab(t *testing.T) {
 		if !s.Done || s.FlowsAdded != 0 {
 			t.Errorf("second restore, %s: %+v, want done with nothing added", s.Bridge, s)
 		}
+	}
+
+	// A switch snapshot (every entry, the hypervisor's shared ones too)
+	// brings back gcp's VM bridge after it was deleted.
+	l.allPairs(t, hs)
+	gInfo, err := cl.CreateSnapshot(ctx, api.SnapshotRequest{Switch: gcp.DPIDHex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gSnap, err := cl.Snapshot(ctx, gInfo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteCmd(t, l.dir, "gcp", "ovs-vsctl", "del-br", gcp.Bridge)
+	poll(t, "binding of acme/h2 dropped", 15*time.Second, func() bool {
+		_, err := l.st.GetBinding("acme/h2")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if pingOnce(l.dir, "sg", "10.0.0.1") {
+		t.Fatal("h2 -> h1 pings with gcp's VM bridge deleted")
+	}
+	gRes, err := cl.RestoreSnapshot(ctx, gInfo.ID)
+	if err != nil || len(gRes.Switches) != 1 || !gRes.Switches[0].Done || len(gRes.Skipped) != 0 {
+		t.Fatalf("restore of switch snapshot: %+v %v", gRes, err)
+	}
+	l.allPairs(t, hs)
+	gfl, err := cl.Flows(ctx, gcp.DPIDHex, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gGot := map[string]api.FlowStat{}
+	for _, f := range gfl.Flows {
+		gGot[flowKey(&f.Flow)] = f
+	}
+	for _, f := range gSnap.Switches[0].Flows {
+		if g, ok := gGot[flowKey(&f)]; !ok || g.PacketCount < f.PacketCount {
+			t.Errorf("gcp entry %s after the switch restore: %+v (present %v), snapshot counted %d", f.Name(), g.PacketCount, ok, f.PacketCount)
+		}
+	}
+	if len(gfl.Flows) != len(gSnap.Switches[0].Flows) {
+		t.Errorf("gcp bridge has %d entries after the restore, the snapshot %d", len(gfl.Flows), len(gSnap.Switches[0].Flows))
 	}
 }
