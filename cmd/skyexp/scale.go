@@ -38,6 +38,7 @@ func parseScale(args []string, stderr io.Writer) (*scaleFlags, error) {
 	runs := fs.Int("runs", 5, "applies of that tenant; the report gives the median (< 0: skip)")
 	out := fs.String("out", "docs/results/scale.csv", "CSV `file` (\"\" = none)")
 	dry := fs.Bool("n", false, "print the configuration, run nothing")
+	skipFull := fs.Bool("skip-full", false, "skip the full-recompute apply (the hypervisor's apply before it went incremental); the real hypervisor's apply always runs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func parseScale(args []string, stderr io.Writer) (*scaleFlags, error) {
 				return nil, err
 			}
 			f.variants = append(f.variants, scale.Options{Config: cfg, Name: fmt.Sprintf("%dx%d-s%d", c, *vms, sw),
-				ApplyHosts: *applyHosts, ApplySwitches: *applySwitches, ApplyRuns: *runs})
+				ApplyHosts: *applyHosts, ApplySwitches: *applySwitches, ApplyRuns: *runs, SkipFull: *skipFull})
 		}
 	}
 	return f, nil

@@ -74,6 +74,24 @@ func (r *Result) Rows() []Row {
 		add("apply_added_entries", float64(a.AddedEntries), "entries")
 		add("apply_deleted_entries", float64(a.DeletedEntries), "entries")
 	}
+	if hv := r.Hypervisor; hv != nil {
+		add("hv_setup_ms", hv.SetupMS, "ms")
+		add("hv_heap_bytes", float64(hv.HeapBytes), "bytes")
+		add("hv_entries_total", float64(hv.Entries), "entries")
+		add("hv_apply_hosts", float64(hv.Hosts), "hosts")
+		add("hv_apply_switches", float64(hv.Switches), "switches")
+		add("hv_apply_runs", float64(hv.Runs), "runs")
+		add("hv_apply_median_ms", hv.ApplyMS, "ms")
+		add("hv_apply_min_ms", hv.MinMS, "ms")
+		add("hv_apply_max_ms", hv.MaxMS, "ms")
+		add("hv_delete_median_ms", hv.DeleteMS, "ms")
+		add("hv_apply_added_entries", float64(hv.AddedEntries), "entries")
+		add("hv_apply_deleted_entries", float64(hv.DeletedEntries), "entries")
+		add("hv_apply_changed_switches", float64(hv.ChangedSwitches), "bridges")
+		add("hv_apply_flowstats_reads", float64(hv.FlowStatsReads), "reads")
+		add("hv_audit_ms", hv.AuditMS, "ms")
+		add("hv_audit_changes", float64(hv.AuditChanges), "entries")
+	}
 	return rows
 }
 
@@ -159,18 +177,38 @@ func MarkdownTable(results []*Result) string {
 			return f(r.Apply)
 		}
 	}
-	line("**apply one more tenant**: hosts over clouds", apply(func(a *ApplyResult) string { return fmt.Sprintf("%d over %d", a.Hosts, a.Clouds) }))
-	line("**apply: controller time, median (min–max) of runs, ms**", apply(func(a *ApplyResult) string {
+	line("**apply one more tenant**: hosts over clouds (full recompute, as before)", apply(func(a *ApplyResult) string { return fmt.Sprintf("%d over %d", a.Hosts, a.Clouds) }))
+	line("full recompute: controller time, median (min–max) of runs, ms", apply(func(a *ApplyResult) string {
 		return fmt.Sprintf("**%.1f** (%.1f–%.1f, %d runs)", a.TotalMS, a.MinMS, a.MaxMS, a.Runs)
 	}))
-	line("apply: validate / store / load / compile / learning / fingerprint / diff, ms", apply(func(a *ApplyResult) string {
+	line("full recompute: validate / store / load / compile / learning / fingerprint / diff, ms", apply(func(a *ApplyResult) string {
 		return fmt.Sprintf("%.1f / %.1f / %.1f / %.1f / %.1f / %.1f / %.1f", a.ValidateMS, a.StoreMS, a.LoadMS, a.CompileMS, a.LearningMS, a.FingerprintMS, a.DiffMS)
 	}))
-	line("apply: bridges changed, entries added", apply(func(a *ApplyResult) string {
+	line("full recompute: bridges changed, entries added", apply(func(a *ApplyResult) string {
 		return fmt.Sprintf("%d, %d", a.AffectedBridges, a.AddedEntries)
 	}))
-	line("not done today: diff scoped to the tenant's cookies, ms (adds)", apply(func(a *ApplyResult) string {
+	line("full recompute: diff scoped to the tenant's cookies, ms (adds)", apply(func(a *ApplyResult) string {
 		return fmt.Sprintf("%.1f (%d)", a.ScopedDiffMS, a.ScopedAdded)
+	}))
+	hv := func(f func(h *HypervisorApply) string) func(r *Result) string {
+		return func(r *Result) string {
+			if r.Hypervisor == nil {
+				return "—"
+			}
+			return f(r.Hypervisor)
+		}
+	}
+	line("hypervisor: setup (New, Converge, first reconcile of every switch), ms", hv(func(h *HypervisorApply) string { return msf(h.SetupMS) }))
+	line("hypervisor: live heap with the desired state, MiB", hv(func(h *HypervisorApply) string { return fmt.Sprintf("%.1f", mib(h.HeapBytes)) }))
+	line("**hypervisor: ApplyTenant, median (min–max) of runs, ms**", hv(func(h *HypervisorApply) string {
+		return fmt.Sprintf("**%.1f** (%.1f–%.1f, %d runs)", h.ApplyMS, h.MinMS, h.MaxMS, h.Runs)
+	}))
+	line("hypervisor: DeleteTenant, median, ms", hv(func(h *HypervisorApply) string { return msf(h.DeleteMS) }))
+	line("hypervisor: apply sends adds / deletes to switches (flow-table reads)", hv(func(h *HypervisorApply) string {
+		return fmt.Sprintf("%d / %d to %d (%d)", h.AddedEntries, h.DeletedEntries, h.ChangedSwitches, h.FlowStatsReads)
+	}))
+	line("hypervisor: audit (full reconcile of every switch), ms (changes)", hv(func(h *HypervisorApply) string {
+		return fmt.Sprintf("%.1f (%d)", h.AuditMS, h.AuditChanges)
 	}))
 	return b.String()
 }

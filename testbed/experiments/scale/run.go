@@ -36,6 +36,10 @@ type Options struct {
 	Dir string
 	// Progress, if set, gets one line per phase.
 	Progress io.Writer
+	// SkipFull skips the full-recompute apply (Result.Apply); the real
+	// hypervisor's apply (Result.Hypervisor) always runs unless
+	// ApplyRuns < 0.
+	SkipFull bool
 }
 
 // Result holds the figures of one Run. Durations are wall-clock
@@ -74,8 +78,14 @@ type Result struct {
 	HeapFingerprintBytes uint64
 	StoreFileBytes       int64 // bbolt file size after storing tenants and bindings
 
-	// Apply of one more tenant with the Config's tenants present.
+	// Apply of one more tenant with the Config's tenants present, by a
+	// full recompute of the whole fabric (the phases below, with the
+	// exported API: what the hypervisor did before it compiled and
+	// reconciled incrementally); nil with Options.SkipFull.
 	Apply *ApplyResult
+	// Hypervisor is the same apply by the real hypervisor
+	// (RunHypervisor): what it does now.
+	Hypervisor *HypervisorApply
 }
 
 // Stats summarizes a set of counts.
@@ -422,31 +432,39 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return r, err
 	}
 	desired, s = nil, nil
-	a, err := apply(ctx, opt, f, st, fps, actual, progress)
+	big, err := f.AddTenant("big", opt.ApplyHosts, opt.ApplySwitches)
 	if err != nil {
-		return r, fmt.Errorf("apply: %w", err)
+		return r, err
 	}
-	r.Apply = a
+	// Its ports are plugged in already (OVSDB reports them before the
+	// tenant is submitted); the store keeps such bindings.
+	if err := putBindings(st, f, []Tenant{big}); err != nil {
+		return r, err
+	}
+	if !opt.SkipFull {
+		a, err := apply(ctx, opt, f, st, big, fps, actual, progress)
+		if err != nil {
+			return r, fmt.Errorf("apply: %w", err)
+		}
+		r.Apply = a
+	}
+	fps, actual = nil, nil
+	hv, err := RunHypervisor(ctx, f, st, big, opt.ApplyRuns, progress)
+	r.Hypervisor = hv
+	if err != nil {
+		return r, fmt.Errorf("hypervisor apply: %w", err)
+	}
 	return r, nil
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // apply measures opt.ApplyRuns applies of one more tenant.
-func apply(ctx context.Context, opt Options, f *Fabric, st *store.Store, fps map[pipeline.DPID]string,
+func apply(ctx context.Context, opt Options, f *Fabric, st *store.Store, big Tenant, fps map[pipeline.DPID]string,
 	actual map[pipeline.DPID][]ofwire.FlowStats, progress func(string, ...any)) (*ApplyResult, error) {
-	big, err := f.AddTenant("big", opt.ApplyHosts, opt.ApplySwitches)
-	if err != nil {
-		return nil, err
-	}
 	clouds := map[string]bool{}
 	for _, h := range big.Topology.Hosts {
 		clouds[h.Cloud] = true
-	}
-	// Its ports are plugged in already (OVSDB reports them before the
-	// tenant is submitted); the store keeps such bindings.
-	if err := putBindings(st, f, []Tenant{big}); err != nil {
-		return nil, err
 	}
 	a := &ApplyResult{Hosts: opt.ApplyHosts, Switches: opt.ApplySwitches, Clouds: len(clouds), Runs: opt.ApplyRuns}
 	var total, val, sto, lo, co, le, fp, di, sd []float64

@@ -186,7 +186,15 @@ func TestRunSmall(t *testing.T) {
 		a.ScopedAdded != a.AddedEntries {
 		t.Fatalf("apply: %+v", a)
 	}
-	for _, want := range []string{"scale 3x2: validated 5 tenants", "stored 20 bindings", "apply run 2/2: 6-host tenant over 3 clouds"} {
+	// The real hypervisor holds the same entries as the phases computed,
+	// sends the same adds, incrementally, and leaves every switch in sync.
+	hv := r.Hypervisor
+	if hv == nil || hv.Runs != 2 || hv.Entries != r.Entries || hv.AddedEntries != a.AddedEntries || hv.DeletedEntries != 0 ||
+		hv.ChangedSwitches != a.AffectedBridges || hv.FlowStatsReads != 0 || hv.AuditChanges != 0 || hv.MinMS > hv.ApplyMS || hv.ApplyMS > hv.MaxMS {
+		t.Fatalf("hypervisor apply: %+v (phases: %d entries, apply %+v)", hv, r.Entries, a)
+	}
+	for _, want := range []string{"scale 3x2: validated 5 tenants", "stored 20 bindings", "apply run 2/2: 6-host tenant over 3 clouds",
+		"hypervisor run 2/2: ApplyTenant"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, progress.String())
 		}
