@@ -318,3 +318,29 @@ func TestOpenAPISnapshotSchemas(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSnapshotBody: whatever the body, POST /v1/snapshots and a restore
+// answer 200 or a 4xx JSON error, never a 500 or a panic.
+func FuzzSnapshotBody(f *testing.F) {
+	for _, s := range []string{`{"tenant":"acme"}`, `{"switch":"0000000000000101"}`, `{"tenant":"a","switch":"b"}`,
+		`{}`, `{"tenant":null}`, `{"tenant":"ghost"}`, `[]`, `"x"`, `{"tenant":"acme","tenant":""}`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	fake := newSnapFake()
+	h := api.NewHandler(fake, api.Options{Token: testToken})
+	info, err := fake.CreateSnapshot(context.Background(), api.SnapshotRequest{Tenant: "seed"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, target := range []string{"/v1/snapshots", "/v1/snapshots/" + info.ID + "/restore"} {
+			r := do(t, h, "POST", target, string(body), testToken)
+			if r.code != 200 && (r.code < 400 || r.code > 499) {
+				t.Fatalf("POST %s with %q: status %d: %s", target, body, r.code, r.body)
+			}
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+				t.Fatalf("POST %s: Content-Type %q", target, r.header.Get("Content-Type"))
+			}
+		}
+	})
+}
