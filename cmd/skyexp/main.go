@@ -39,6 +39,7 @@ const usage = `usage:
   skyexp dataplane [flags]   ping RTT and TCP throughput across clouds, virtualized vs not
   skyexp scale [flags]       tenants at scale: memory, flow entries per switch, apply time
   skyexp controlplane [flags] control-plane overhead: learning switch bare vs on the hypervisor, and peers
+  skyexp migration [flags]   live migration time vs flows, hosts and WAN delay, packets lost
 Run "skyexp EXPERIMENT -h" for the flags.
 `
 
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runScale(args[1:], stdout, stderr)
 	case "controlplane":
 		return runControlplane(args[1:], stdout, stderr)
+	case "migration":
+		return runMigration(args[1:], stdout, stderr) // migration.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
