@@ -20,7 +20,9 @@
 //	          testbed/lab.Move) moves the host's interface, or the migration
 //	          waits for the orchestrator to do it; the step waits until the
 //	          host is bound on the target and the fabric is reconciled
-//	retire    the cloned tenant entries are deleted from the source
+//	retire    the target catches up with tenant-app updates that reached
+//	          only the source (before a host was bound on the target),
+//	          then the tenant entries are deleted from the source
 //	unfreeze  the target's entries get their original timeouts back
 //	commit    the new placement is recorded (the tenants' host clouds)
 //
@@ -581,26 +583,115 @@ func (r *run) moveOne(ctx context.Context, h Host, from, to Bridge) error {
 	return nil
 }
 
-// retire deletes the cloned entries from the source.
+// retire catches the target up with the source, then deletes the tenant
+// entries from the source.
+//
+// Catch-up (the dual write's missing piece): once the first host is bound
+// on the target, the tenant's virtual switches run there too, so flow
+// updates of its apps go to both copies, each followed by a barrier
+// (vnet's edge bridges); updates made between the clone and the first
+// binding reached the source only. So the source's tenant entries the
+// target lacks are copied (timeouts 0 until unfreeze), and clones whose
+// entry the apps deleted from the source meanwhile are deleted from the
+// target, before the source's copy goes.
 func (r *run) retire(ctx context.Context) (string, error) {
-	src, err := r.env.Switch(r.res.Plan.Source.DPID)
+	p := r.res.Plan
+	src, err := r.env.Switch(p.Source.DPID)
 	if err != nil {
-		return "", fmt.Errorf("source %s: %w", r.res.Plan.Source, err)
+		return "", fmt.Errorf("source %s: %w", p.Source, err)
 	}
-	if len(r.orig) == 0 {
-		return fmt.Sprintf("%s holds none of the hosts any more (its hypervisor entries were recompiled)", r.res.Plan.Source), nil
+	dst, err := r.env.Switch(p.Target.DPID)
+	if err != nil {
+		return "", fmt.Errorf("target %s: %w", p.Target, err)
 	}
-	zero := make([]pipeline.Entry, len(r.orig))
-	for i, e := range r.orig {
-		e.IdleTimeout, e.HardTimeout = 0, 0
-		zero[i] = e
+	srcNow, err := r.clonables(ctx, src)
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", p.Source, err)
 	}
-	r.pushUndo(StepRetire, fmt.Sprintf("re-install %d entries on the source", len(zero)),
-		func(ctx context.Context) error { return addAll(ctx, src, zero) })
-	if err := deleteAll(ctx, src, zero); err != nil {
-		return "", fmt.Errorf("source %s: %w", r.res.Plan.Source, err)
+	dstNow, err := r.clonables(ctx, dst)
+	if err != nil {
+		return "", fmt.Errorf("target %s: %w", p.Target, err)
 	}
-	return fmt.Sprintf("%d entries deleted from %s", len(zero), r.res.Plan.Source), nil
+	onDst, onSrc := keySet(dstNow), keySet(srcNow)
+	var add, drop []pipeline.Entry
+	var keep []pipeline.Entry
+	for _, e := range srcNow {
+		if !onDst[entryKey(&e)] {
+			z := e
+			z.IdleTimeout, z.HardTimeout = 0, 0
+			add = append(add, z)
+			keep = append(keep, e) // unfreeze gives it its own timeouts
+		}
+	}
+	for _, e := range r.orig {
+		k := entryKey(&e)
+		if !onSrc[k] {
+			if onDst[k] {
+				z := e
+				z.IdleTimeout, z.HardTimeout = 0, 0
+				drop = append(drop, z)
+			}
+			continue
+		}
+		keep = append(keep, e)
+	}
+	if len(add)+len(drop) > 0 {
+		r.pushUndo(StepRetire, fmt.Sprintf("undo the catch-up of the target (%d added, %d deleted)", len(add), len(drop)),
+			func(ctx context.Context) error {
+				sw, err := r.env.Switch(p.Target.DPID)
+				if err != nil {
+					return skipped{fmt.Errorf("target not connected (%w)", err)}
+				}
+				return errors.Join(deleteAll(ctx, sw, add), addAll(ctx, sw, drop))
+			})
+		if err := addAll(ctx, dst, add); err != nil {
+			return "", fmt.Errorf("target %s: catch up: %w", p.Target, err)
+		}
+		if err := deleteAll(ctx, dst, drop); err != nil {
+			return "", fmt.Errorf("target %s: catch up: %w", p.Target, err)
+		}
+	}
+	r.orig = keep
+	r.res.Cloned += len(add) - len(drop)
+	if len(srcNow) == 0 {
+		return fmt.Sprintf("%s holds none of the hosts any more (its hypervisor entries were recompiled)", p.Source), nil
+	}
+	r.pushUndo(StepRetire, fmt.Sprintf("re-install %d entries on the source", len(srcNow)),
+		func(ctx context.Context) error { return addAll(ctx, src, srcNow) })
+	if err := deleteAll(ctx, src, srcNow); err != nil {
+		return "", fmt.Errorf("source %s: %w", p.Source, err)
+	}
+	return fmt.Sprintf("catch-up: %d entries added to and %d deleted from the target; %d entries deleted from %s",
+		len(add), len(drop), len(srcNow), p.Source), nil
+}
+
+// clonables reads sw's flow table and returns the clonable entries of the
+// plan's tenants (matches copied).
+func (r *run) clonables(ctx context.Context, sw controller.Switch) ([]pipeline.Entry, error) {
+	all, err := sw.FlowStats(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read flow table: %w", err)
+	}
+	ts := r.tenants()
+	var out []pipeline.Entry
+	for i := range all {
+		c := all[i].Cookie
+		if ts[uint16(c>>48)] && r.env.Clonable(c) {
+			out = append(out, cloneEntry(pipeline.FromFlowStats(&all[i])))
+		}
+	}
+	return out, nil
+}
+
+// entryKey names a flow entry: table, priority, normalized match, cookie.
+func entryKey(e *pipeline.Entry) string { return fmt.Sprintf("%s/%x", e.Key(), e.Cookie) }
+
+func keySet(es []pipeline.Entry) map[string]bool {
+	m := make(map[string]bool, len(es))
+	for i := range es {
+		m[entryKey(&es[i])] = true
+	}
+	return m
 }
 
 // unfreeze gives the target's entries their original timeouts.

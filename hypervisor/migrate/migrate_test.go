@@ -547,3 +547,42 @@ func TestMerge(t *testing.T) {
 		t.Error("inputs modified")
 	}
 }
+
+// TestCatchUp: while hosts move, the tenant's app adds an entry and
+// deletes a cloned one on the source only (before the target ran its
+// virtual switch): the retire step copies the new entry to the target
+// (with its own timeout after unfreeze) and deletes the stale clone.
+func TestCatchUp(t *testing.T) {
+	e := newFakeEnv()
+	var detail string
+	res, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover(),
+		Progress: func(ev Event) {
+			if ev.Step == StepClone && ev.Status == StatusDone {
+				e.src.add(12, 50, uint64(tenantA)<<48|0x99, 7, 45, 0) // new, with an idle timeout
+				del := &ofp.FlowMod{Command: ofp.FlowDeleteStrict, Table: 10, Priority: 100, Cookie: uint64(tenantA)<<48 | 8,
+					CookieMask: ^uint64(0), Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(4)}}}
+				if err := e.src.FlowMod(context.Background(), del); err != nil {
+					t.Error(err)
+				}
+			}
+			if ev.Step == StepRetire && ev.Status == StatusDone {
+				detail = ev.Detail
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := e.dst.table()
+	if !strings.Contains(dst, "cookie=0x201000000000099 table=12 priority=50") || !strings.Contains(dst, "idle=45") {
+		t.Errorf("new entry not caught up:\n%s", dst)
+	}
+	if strings.Contains(dst, "0x201000000000008") {
+		t.Errorf("entry deleted on the source during the migration is still on the target:\n%s", dst)
+	}
+	if !strings.Contains(detail, "1 entries added to and 1 deleted from the target") || res.Cloned != 3 {
+		t.Errorf("retire: %q, cloned %d", detail, res.Cloned)
+	}
+	if src := e.src.table(); strings.Contains(src, "0x201000000000099") {
+		t.Errorf("source keeps the new entry:\n%s", src)
+	}
+}
