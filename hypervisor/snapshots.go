@@ -2,6 +2,7 @@ package hypervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,12 +54,13 @@ import (
 const restoreTimeout = 45 * time.Second
 
 // snapshotState is the Hypervisor's snapshot bookkeeping (the zero value
-// is ready). Counter offsets and adopted entries are kept in memory: after
-// a restart of Skyvisor the counters of restored entries start again from
-// the switch's values, and adopted entries are owned by the reconciler
-// again (see docs/snapshot.md).
+// is ready): the counter offsets and adopted entries of the last restore
+// onto each switch, kept in memory and in the store (restoreStateID, read
+// on first use), so they survive a restart of Skyvisor.
 type snapshotState struct {
+	load    sync.Once // loadRestores
 	mu      sync.Mutex
+	records map[uint64]restoreRecord     // by DPID, as stored
 	offsets map[uint64]*restoredOffsets  // by DPID, from the last restore onto it
 	adopted map[uint64]map[string]string // DPID -> entry key -> canonical form
 }
@@ -727,30 +729,113 @@ func (h *Hypervisor) recordRestore(ctx context.Context, dpid uint64, taken time.
 			fresh.Flows = append(fresh.Flows, f)
 		}
 	}
-	var o snapshot.Offsets
-	o.Add(&fresh)
+	var adopted []snapshot.Flow
+	for i := range adopt {
+		if f, err := snapshot.FlowFromEntry(adopt[i]); err == nil {
+			adopted = append(adopted, f)
+		}
+	}
+	return h.remember(dpid, restoreRecord{DPID: st.DPID, At: now, Offsets: fresh.Flows, Adopted: adopted}), nil
+}
+
+// restoreStateID is the store key (in the snapshot buckets; not a valid
+// snapshot ID, so never listed or served) of the restores' bookkeeping:
+// counter offsets and adopted entries survive a restart of Skyvisor.
+const restoreStateID = "hypervisor-restore-state"
+
+// restoreRecord is what the last restore onto one switch left: the
+// counters of the entries it installed (offsets) and the entries it
+// adopted (merged over restores), as snapshot flows.
+type restoreRecord struct {
+	DPID    string          `json:"dpid"`
+	At      time.Time       `json:"at"`
+	Offsets []snapshot.Flow `json:"offsets"`
+	Adopted []snapshot.Flow `json:"adopted"`
+}
+
+// remember installs rec as dpid's restore bookkeeping (adopted entries
+// merged with earlier ones), stores all records, and returns the number
+// of counter offsets.
+func (h *Hypervisor) remember(dpid uint64, rec restoreRecord) int {
+	h.snaps.load.Do(h.loadRestores)
 	h.snaps.mu.Lock()
 	defer h.snaps.mu.Unlock()
-	if h.snaps.offsets == nil {
-		h.snaps.offsets = map[uint64]*restoredOffsets{}
-	}
-	h.snaps.offsets[dpid] = &restoredOffsets{o: &o, at: now}
-	if len(adopt) > 0 {
-		if h.snaps.adopted == nil {
-			h.snaps.adopted = map[uint64]map[string]string{}
+	if old, ok := h.snaps.records[dpid]; ok {
+		seen := map[string]bool{}
+		for _, f := range rec.Adopted {
+			seen[flowKeyOf(&f)] = true
 		}
-		m := h.snaps.adopted[dpid]
-		if m == nil {
-			m = map[string]string{}
-			h.snaps.adopted[dpid] = m
-		}
-		for i := range adopt {
-			if c, err := adopt[i].Canonical(); err == nil {
-				m[adopt[i].Key()] = c
+		for _, f := range old.Adopted {
+			if !seen[flowKeyOf(&f)] {
+				rec.Adopted = append(rec.Adopted, f)
 			}
 		}
 	}
-	return o.Len(), nil
+	n := h.applyRecordLocked(dpid, rec)
+	b, err := json.Marshal(h.snaps.records)
+	if err == nil {
+		_, err = h.store.PutSnapshot(restoreStateID, b)
+	}
+	if err != nil {
+		h.log.Warn("hypervisor: restore bookkeeping not stored (counters of restored entries restart at the next Skyvisor restart)", "err", err)
+	}
+	return n
+}
+
+func flowKeyOf(f *snapshot.Flow) string {
+	e, err := f.Entry()
+	if err != nil {
+		return ""
+	}
+	return e.Key()
+}
+
+// applyRecordLocked (snaps.mu held) makes rec the in-memory state of dpid
+// and returns the number of offsets.
+func (h *Hypervisor) applyRecordLocked(dpid uint64, rec restoreRecord) int {
+	if h.snaps.records == nil {
+		h.snaps.records = map[uint64]restoreRecord{}
+		h.snaps.offsets = map[uint64]*restoredOffsets{}
+		h.snaps.adopted = map[uint64]map[string]string{}
+	}
+	h.snaps.records[dpid] = rec
+	var o snapshot.Offsets
+	o.Add(&snapshot.SwitchState{DPID: rec.DPID, Flows: rec.Offsets})
+	h.snaps.offsets[dpid] = &restoredOffsets{o: &o, at: rec.At}
+	m := map[string]string{}
+	for i := range rec.Adopted {
+		e, err := rec.Adopted[i].Entry()
+		if err != nil {
+			continue
+		}
+		if c, err := e.Canonical(); err == nil {
+			m[e.Key()] = c
+		}
+	}
+	h.snaps.adopted[dpid] = m
+	return o.Len()
+}
+
+// loadRestores reads the stored restore bookkeeping once (a missing or
+// unreadable record leaves it empty, logged).
+func (h *Hypervisor) loadRestores() {
+	st, err := h.store.GetSnapshot(restoreStateID)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	var recs map[uint64]restoreRecord
+	if err == nil {
+		err = json.Unmarshal(st.Data, &recs)
+	}
+	if err != nil {
+		h.log.Warn("hypervisor: restore bookkeeping unreadable; counters of restored entries start from the switches' values", "err", err)
+		return
+	}
+	h.snaps.mu.Lock()
+	defer h.snaps.mu.Unlock()
+	for d, rec := range recs {
+		h.applyRecordLocked(d, rec)
+	}
 }
 
 // restoredCounters returns fs (a flow-stats reply of dpid) with the
@@ -761,6 +846,7 @@ func (h *Hypervisor) recordRestore(ctx context.Context, dpid uint64, taken time.
 // offset.
 func (h *Hypervisor) restoredCounters(dpid uint64, fs []ofwire.FlowStats) (out []ofwire.FlowStats, restored []bool) {
 	restored = make([]bool, len(fs))
+	h.snaps.load.Do(h.loadRestores)
 	h.snaps.mu.Lock()
 	ro := h.snaps.offsets[dpid]
 	h.snaps.mu.Unlock()
@@ -809,6 +895,7 @@ func (c counterSwitch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest)
 // re-adds them). Adopted entries no longer on the switch (expired,
 // deleted) are forgotten.
 func (h *Hypervisor) reconcileView(dpid uint64, sw reconcile.SyncSwitch) reconcile.SyncSwitch {
+	h.snaps.load.Do(h.loadRestores)
 	h.snaps.mu.Lock()
 	n := len(h.snaps.adopted[dpid])
 	h.snaps.mu.Unlock()

@@ -84,8 +84,17 @@ func startSksLab(t *testing.T) *skrLab {
 		l.acc.stop()
 		l.st.Close()
 	})
+	startSksInstance(t, l)
+	return l
+}
+
+// startSksInstance starts Skyvisor (controller sessions and a Hypervisor
+// with the audit off) over l's store, makes it the instance that gets new
+// connections and waits until every bridge is connected.
+func startSksInstance(t *testing.T, l *skrLab) {
+	t.Helper()
 	rec := &upRecorder{ups: map[controller.DPID]int{}}
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: l.st, Logger: l.log, AuditInterval: time.Hour})
+	h, err := hypervisor.New(hypervisor.Config{Infra: l.inf, Store: l.st, Logger: l.log, AuditInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +116,18 @@ func startSksLab(t *testing.T) *skrLab {
 	l.acc.mu.Unlock()
 	l.inst = in
 	l.waitConnected(t, in, 45*time.Second)
-	return l
+}
+
+// apiClient serves h's REST API and returns a client with its token.
+func apiClient(t *testing.T, h *hypervisor.Hypervisor) *api.Client {
+	t.Helper()
+	srv := httptest.NewServer(api.NewHandler(h, api.Options{Token: "sks-token"}))
+	t.Cleanup(srv.Close)
+	cl, err := api.NewClient(srv.URL, "sks-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 // vmBridge returns the inventory entry of site's VM bridge.
@@ -135,8 +155,9 @@ func flowKey(f *snapshot.Flow) string {
 // gone) and a fresh ovs-vswitchd started (empty flow tables); pings fail;
 // the restore rebuilds the bridge, its ports and entries; pings work
 // again; the hypervisor reports counters at least the snapshot's for the
-// restored entries and the timeouts as captured; a reconcile changes
-// nothing and keeps the tenant app's entry; a second restore is a no-op.
+// restored entries and the timeouts as captured, also after a restart of
+// Skyvisor; a reconcile changes nothing and keeps the tenant app's entry;
+// a second restore is a no-op.
 // Then a switch snapshot of gcp's VM bridge restores it after it was
 // deleted (ovs-vsctl del-br, ovs-vswitchd running).
 func TestSnapshotRestoreLab(t *testing.T) {
@@ -150,12 +171,7 @@ func TestSnapshotRestoreLab(t *testing.T) {
 	l.tenant(t, "acme", hs)
 	l.allPairs(t, hs)
 
-	srv := httptest.NewServer(api.NewHandler(h, api.Options{Token: "sks-token"}))
-	defer srv.Close()
-	cl, err := api.NewClient(srv.URL, "sks-token", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := apiClient(t, h)
 	d, err := h.Tenant(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -325,6 +341,27 @@ func TestSnapshotRestoreLab(t *testing.T) {
 			if f.CountersRestored {
 				t.Errorf("gcp entry %s got a counter offset although it was never lost", f.Name())
 			}
+		}
+	}
+
+	// Skyvisor restarts (switches keep their tables): the offsets and the
+	// adopted entry come back from the store.
+	l.acc.stopCurrent()
+	startSksInstance(t, l)
+	h = l.inst.h
+	cl = apiClient(t, h)
+	fl, err = cl.Flows(ctx, aws.DPIDHex, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]api.FlowStat{}
+	for _, f := range fl.Flows {
+		got[flowKey(&f.Flow)] = f
+	}
+	for _, f := range counted {
+		if g := got[flowKey(&f)]; g.PacketCount < f.PacketCount || !g.CountersRestored {
+			t.Errorf("after a Skyvisor restart, entry %s: reported %d packets (restored %v); snapshot had %d",
+				f.Name(), g.PacketCount, g.CountersRestored, f.PacketCount)
 		}
 	}
 

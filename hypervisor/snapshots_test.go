@@ -217,3 +217,43 @@ func TestCreateSnapshotErrors(t *testing.T) {
 		t.Errorf("list: %v %v", l, err)
 	}
 }
+
+// The offsets and adopted entries of a restore survive a restart of
+// Skyvisor (a new Hypervisor over the same store), and the bookkeeping is
+// never listed as a snapshot.
+func TestRestoreBookkeepingSurvivesRestart(t *testing.T) {
+	h, st, ff := newTest(t)
+	const dpid = 257
+	a := entry(0, 100, pipeline.InfraCookie(tA, 1), 1, 2)
+	app := entry(10, 7, pipeline.TenantCookie(tA, 0xabc), 1, 2)
+	app.HardTimeout = 900
+	fa, _ := snapshot.FlowFromEntry(a)
+	fa.PacketCount, fa.ByteCount = 10, 1000
+	fapp, _ := snapshot.FlowFromEntry(app)
+	if n := h.remember(dpid, restoreRecord{DPID: "0000000000000101", At: time.Now().Add(-30 * time.Second),
+		Offsets: []snapshot.Flow{fa}, Adopted: []snapshot.Flow{fapp}}); n != 1 {
+		t.Fatalf("remember: %d offsets, want 1", n)
+	}
+
+	h2, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: ff.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, restored := h2.restoredCounters(dpid, []ofwire.FlowStats{stats(a, 3, 30*time.Second)})
+	if out[0].PacketCount != 13 || !restored[0] {
+		t.Errorf("after restart: %d packets (restored %v), want 13", out[0].PacketCount, restored[0])
+	}
+	h2.mu.Lock()
+	h2.views = map[addr.TenantID]*tenantView{tA: {}}
+	h2.mu.Unlock()
+	sw := &statsSwitch{fs: []ofwire.FlowStats{stats(app, 0, time.Minute)}}
+	if fs, _ := h2.reconcileView(dpid, sw).FlowStats(context.Background(), nil); len(fs) != 0 {
+		t.Errorf("adopted entry visible to the reconciler after restart: %+v", fs)
+	}
+	if l, err := h2.Snapshots(context.Background()); err != nil || len(l) != 0 {
+		t.Errorf("snapshots listed: %+v %v", l, err)
+	}
+	if _, err := h2.Snapshot(context.Background(), restoreStateID); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("bookkeeping served as a snapshot: %v", err)
+	}
+}
