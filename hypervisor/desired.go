@@ -239,6 +239,7 @@ func (st *state) useBindings(all []store.Binding) (map[string]store.Binding, map
 type incState struct {
 	mu     sync.Mutex
 	parsed map[string]*parsedTenant // by tenant name
+	addrs  map[string]*cachedAddrs  // by tenant name
 	// fabricSig is the digest of the fabric inputs fabric and infra were
 	// compiled from (sites, tunnel tree and ports, mesh flag).
 	fabricSig [32]byte
@@ -280,7 +281,41 @@ func (c *incState) parsedTenants(ts []*store.Tenant) map[string]*parsedTenant {
 	if len(out) < len(c.parsed) {
 		c.parsed = maps.Clone(out)
 	}
+	for n := range c.addrs {
+		if out[n] == nil {
+			delete(c.addrs, n)
+		}
+	}
 	return out
+}
+
+// addressMap returns t.AddressMap(), cached under the record's digest
+// sig (it parses the topology again).
+func (c *incState) addressMap(t *store.Tenant, sig [32]byte) (*addr.TenantMap, error) {
+	c.mu.Lock()
+	a := c.addrs[t.Name]
+	c.mu.Unlock()
+	if a != nil && a.sig == sig {
+		return a.m, nil
+	}
+	m, err := t.AddressMap()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.addrs == nil {
+		c.addrs = map[string]*cachedAddrs{}
+	}
+	c.addrs[t.Name] = &cachedAddrs{sig: sig, m: m}
+	c.mu.Unlock()
+	return m, nil
+}
+
+// cachedAddrs is a tenant's address map and the digest of the record it
+// was built from.
+type cachedAddrs struct {
+	sig [32]byte
+	m   *addr.TenantMap
 }
 
 func (c *incState) putParsed(name string, p *parsedTenant) {
@@ -575,11 +610,19 @@ func (h *Hypervisor) refresh(ctx context.Context) error {
 // every connected switch whose desired entries changed since it was last
 // reconciled.
 func (h *Hypervisor) pushLocked(ctx context.Context) error {
+	_, err := h.pushState(ctx)
+	return err
+}
+
+// pushState (applyMu held) is pushLocked that also returns the state it
+// pushed (nil if it could not be computed), so that a caller replying
+// with the tenants' status needs no second read of the store.
+func (h *Hypervisor) pushState(ctx context.Context) (*state, error) {
 	st, err := h.computeParts("")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return h.install(ctx, h.flatten(st), st)
+	return st, h.install(ctx, h.flatten(st), st)
 }
 
 // install makes desired (with st's parts and fingerprints, computeParts)
@@ -593,7 +636,7 @@ func (h *Hypervisor) pushLocked(ctx context.Context) error {
 func (h *Hypervisor) install(ctx context.Context, desired map[uint64][]pipeline.Entry, st *state) error {
 	views := make(map[addr.TenantID]*tenantView, len(st.tenants))
 	for _, t := range st.tenants {
-		tm, err := t.AddressMap()
+		tm, err := h.inc.addressMap(t, st.parseSigs[t.Name])
 		if err != nil {
 			return err
 		}

@@ -103,12 +103,14 @@ func (h *Hypervisor) apply(ctx context.Context, ts []*topology.Topology, root fu
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	if err := h.pushLocked(ctx); err != nil {
+	st, err := h.pushState(ctx) // desired.go: the state it pushed serves the status reply
+	if err != nil {
 		h.log.Warn("hypervisor: push after apply", "err", err)
 	}
-	st, err := h.loadState("")
-	if err != nil {
-		return nil, err
+	if st == nil {
+		if st, err = h.loadState(""); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]api.TenantStatus, len(recs))
 	for i, r := range recs {
