@@ -118,6 +118,7 @@ func MakeStats(xs []int) Stats {
 type ApplyResult struct {
 	Hosts, Switches, Clouds, Runs int
 	TotalMS, MinMS, MaxMS         float64
+	CPUMS                         float64 // median process CPU time of the same span (user + system, all threads)
 	ValidateMS, StoreMS, LoadMS   float64
 	CompileMS, LearningMS         float64
 	FingerprintMS, DiffMS         float64
@@ -467,13 +468,13 @@ func apply(ctx context.Context, opt Options, f *Fabric, st *store.Store, big Ten
 		clouds[h.Cloud] = true
 	}
 	a := &ApplyResult{Hosts: opt.ApplyHosts, Switches: opt.ApplySwitches, Clouds: len(clouds), Runs: opt.ApplyRuns}
-	var total, val, sto, lo, co, le, fp, di, sd []float64
+	var total, cpu, val, sto, lo, co, le, fp, di, sd []float64
 	for run := 0; run < opt.ApplyRuns; run++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		runtime.GC() // do not bill the previous run's garbage to this one
-		start := time.Now()
+		c0, start := cpuTime(), time.Now()
 		t0 := start
 		// The REST layer parses the JSON; the hypervisor gets a topology.
 		if err := validate([]*topology.Topology{big.Topology}, f.Infra); err != nil {
@@ -528,6 +529,7 @@ func apply(ctx context.Context, opt Options, f *Fabric, st *store.Store, big Ten
 		}
 		di = append(di, ms(time.Since(t0)))
 		total = append(total, ms(time.Since(start)))
+		cpu = append(cpu, ms(cpuTime()-c0))
 		t0 = time.Now()
 		scopedAdded := 0
 		for _, d := range changed {
@@ -551,11 +553,11 @@ func apply(ctx context.Context, opt Options, f *Fabric, st *store.Store, big Ten
 		slices.Sort(s)
 		return s[(len(s)-1)/2]
 	}
-	a.TotalMS, a.MinMS, a.MaxMS = med(total), slices.Min(total), slices.Max(total)
+	a.TotalMS, a.MinMS, a.MaxMS, a.CPUMS = med(total), slices.Min(total), slices.Max(total), med(cpu)
 	a.ValidateMS, a.StoreMS, a.LoadMS, a.CompileMS = med(val), med(sto), med(lo), med(co)
 	a.LearningMS, a.FingerprintMS, a.DiffMS, a.ScopedDiffMS = med(le), med(fp), med(di), med(sd)
-	progress("apply: median %.1f ms of controller time over %d runs (min %.1f, max %.1f); a diff scoped to the tenant's cookies would take %.1f ms",
-		a.TotalMS, a.Runs, a.MinMS, a.MaxMS, a.ScopedDiffMS)
+	progress("apply (full recompute): median %.1f ms of controller time (CPU %.1f ms) over %d runs (min %.1f, max %.1f); a diff scoped to the tenant's cookies would take %.1f ms",
+		a.TotalMS, a.CPUMS, a.Runs, a.MinMS, a.MaxMS, a.ScopedDiffMS)
 	return a, nil
 }
 

@@ -1,0 +1,63 @@
+package scale
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
+)
+
+// BenchmarkHypervisorApply: the real hypervisor (StartHypervisor) holds
+// 1,000 tenants of 10 hosts (1 virtual switch) on 8 clouds x 4 VMs; each
+// iteration is ApplyTenant of a 100-host tenant plugged into all 32 edge
+// bridges (DeleteTenant after it, untimed). The store does not fsync
+// (setup speed); docs/benchmarks.md "Tenant scale" has the fsync'd
+// figures from skyexp scale.
+func BenchmarkHypervisorApply(b *testing.B) {
+	ctx := context.Background()
+	f, err := NewFabric(Config{Clouds: 8, VMsPerCloud: 4, Tenants: 1000, HostsPerTenant: 10, SwitchesPerTenant: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts, err := f.Tenants()
+	if err != nil {
+		b.Fatal(err)
+	}
+	big, err := f.AddTenant("big", 100, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(b.TempDir(), "skyvisor.db"), store.WithNoSync())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	tops := make([]*topology.Topology, len(ts))
+	for i := range ts {
+		tops[i] = ts[i].Topology
+	}
+	if _, err := st.PutTenants(tops); err != nil {
+		b.Fatal(err)
+	}
+	if err := putBindings(st, f, append(ts, big)); err != nil {
+		b.Fatal(err)
+	}
+	h, _, _, err := StartHypervisor(ctx, f, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := h.ApplyTenant(ctx, big.Topology); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := h.DeleteTenant(ctx, "big"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
