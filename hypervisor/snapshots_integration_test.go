@@ -149,7 +149,7 @@ func flowKey(f *snapshot.Flow) string {
 // TestSnapshotRestoreLab is the snapshot/restore round trip on real Open
 // vSwitch, over the REST API: a tenant with hosts in two clouds pings;
 // a tenant app's entry with idle and hard timeouts is on the aws VM
-// bridge; the tenant snapshot holds both VM bridges with only the tenant's
+// bridge, a QoS with a queue on h1's port; the tenant snapshot holds both VM bridges with only the tenant's
 // entries (counters, timeouts) and their OVSDB configuration; aws's
 // ovs-vswitchd is killed, its VM bridge deleted (hosts' port and uplink
 // gone) and a fresh ovs-vswitchd started (empty flow tables); pings fail;
@@ -184,6 +184,11 @@ func TestSnapshotRestoreLab(t *testing.T) {
 	appCookie := pipeline.TenantCookie(tid, 0xabc)
 	siteCmd(t, l.dir, "aws", "ovs-ofctl", "-O", "OpenFlow13", "add-flow", aws.Bridge,
 		fmt.Sprintf("table=10,priority=7,cookie=0x%x,dl_type=0x88b5,idle_timeout=600,hard_timeout=900,actions=drop", appCookie))
+
+	// A queue on h1's port (QoS with one queue), as an operator would set it.
+	hostPort := lab.HostPort("sa")
+	siteCmd(t, l.dir, "aws", "ovs-vsctl", "set", "Port", hostPort, "qos=@q", "--", "--id=@q", "create", "QoS", "type=linux-htb",
+		"other-config:max-rate=900000000", "queues:1=@q1", "--", "--id=@q1", "create", "Queue", "other-config:max-rate=500000000")
 
 	// Snapshot the tenant over REST.
 	t0 := time.Now()
@@ -230,14 +235,19 @@ func TestSnapshotRestoreLab(t *testing.T) {
 		t.Fatalf("tenant app entry in the snapshot: %+v", app)
 	}
 	bc := awsSnap.Bridge
-	var hostPort, uplink bool
+	var hostBound, uplink bool
 	for _, p := range bc.Ports {
 		for _, in := range p.Interfaces {
-			hostPort = hostPort || in.ExternalIDs["iface-id"] == "acme/h1" && in.OFPort > 0
+			hostBound = hostBound || in.ExternalIDs["iface-id"] == "acme/h1" && in.OFPort > 0
 			uplink = uplink || in.Type == "patch" && in.Options["peer"] != ""
 		}
 	}
-	if bc.FailMode != "secure" || len(bc.Controllers) == 0 || bc.DatapathID != aws.DPIDHex || !hostPort || !uplink {
+	for _, p := range bc.Ports {
+		if p.Name == hostPort && (p.QoS == nil || p.QoS.Type != "linux-htb" || p.QoS.Queues[1].OtherConfig["max-rate"] != "500000000") {
+			t.Errorf("QoS of %s in the snapshot: %+v", hostPort, p.QoS)
+		}
+	}
+	if bc.FailMode != "secure" || len(bc.Controllers) == 0 || bc.DatapathID != aws.DPIDHex || !hostBound || !uplink {
 		t.Fatalf("aws bridge config %+v: want fail mode secure, a controller, DPID %s, host port acme/h1 and the patch uplink", bc, aws.DPIDHex)
 	}
 
@@ -304,6 +314,15 @@ func TestSnapshotRestoreLab(t *testing.T) {
 
 	// The tenant's traffic works again.
 	l.allPairs(t, hs)
+	// The re-created port has a QoS whose queue 1 has the captured rate
+	// (QoS and Queue rows are roots: the old ones outlive the port).
+	if qos := siteCmd(t, l.dir, "aws", "ovs-vsctl", "get", "Port", hostPort, "qos"); qos == "[]" {
+		t.Errorf("port %s has no QoS after the restore", hostPort)
+	} else if q1 := siteCmd(t, l.dir, "aws", "ovs-vsctl", "get", "QoS", qos, "queues:1"); q1 == "" {
+		t.Errorf("QoS %s of %s has no queue 1", qos, hostPort)
+	} else if rate := siteCmd(t, l.dir, "aws", "ovs-vsctl", "get", "Queue", q1, "other_config:max-rate"); rate != `"500000000"` {
+		t.Errorf("queue 1 of %s: max-rate %s, want \"500000000\"", hostPort, rate)
+	}
 
 	// The statistics the hypervisor reports: at least the snapshot's
 	// counters for every restored entry; timeouts as snapshotted.
