@@ -15,6 +15,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/migrate"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/snapshot"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
@@ -386,6 +387,39 @@ func (e migrationEnv) bound(id string, dpid uint64) (bool, error) {
 	}
 	ub, ok := st.bindings[id]
 	return ok && uint64(ub.DPID) == dpid, nil
+}
+
+// MergeStats implements migrate.Env with the snapshot restore's counter
+// offsets (snapshots.go): the source's last counters of the cloned entries
+// become offsets of the target's same entries, added wherever the
+// hypervisor reports restored counters; offsets the target had from an
+// earlier restore or migration are kept (a newer one of the same entry
+// wins).
+func (e migrationEnv) MergeStats(target uint64, at time.Time, counters []controller.FlowStats) {
+	h := e.h
+	var flows []snapshot.Flow
+	seen := map[string]bool{}
+	for i := range counters {
+		f, err := snapshot.FlowFromStats(&counters[i])
+		if err != nil {
+			continue
+		}
+		flows = append(flows, f)
+		seen[flowKeyOf(&f)+fmt.Sprintf("/%x", f.Cookie)] = true
+	}
+	h.snaps.load.Do(h.loadRestores)
+	h.snaps.mu.Lock()
+	old, ok := h.snaps.records[target]
+	h.snaps.mu.Unlock()
+	if ok {
+		for _, f := range old.Offsets {
+			if !seen[flowKeyOf(&f)+fmt.Sprintf("/%x", f.Cookie)] {
+				flows = append(flows, f)
+			}
+		}
+	}
+	n := h.remember(target, restoreRecord{DPID: fmt.Sprintf("%016x", target), At: at, Offsets: flows, Adopted: nil})
+	h.log.Info("hypervisor: migration: source counters carried over as offsets", "dpid", pipeline.DPID(target), "entries", n)
 }
 
 // Commit implements migrate.Env: every moved host's topology now places it

@@ -414,6 +414,21 @@ func TestLiveMigration(t *testing.T) {
 	if idle == 0 {
 		t.Errorf("no tb entry on gcp/vm2 has its idle timeout back: %v", after)
 	}
+	// statistics merge: tb's entries on the target report the source's
+	// counters carried over (they have counted b1's pings on aws)
+	fl, err := h.Flows(ctx, fmt.Sprintf("%016x", res.Plan.Target.DPID), "tb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := 0
+	for _, f := range fl.Flows {
+		if f.CountersRestored && f.PacketCount > 0 && f.Cookie>>48 == uint64(tb.ID) {
+			merged++
+		}
+	}
+	if merged == 0 {
+		t.Errorf("no tb entry on the target carries the source's counters: %+v", fl.Flows)
+	}
 	if v := virtualView(t, h, "ta"); v != viewA {
 		t.Errorf("ta's virtual view changed:\n%s\nwas\n%s", v, viewA)
 	}

@@ -168,6 +168,14 @@ type Env interface {
 	// Commit records the hosts' new placement (the target's cloud and VM)
 	// durably and withdraws the admission.
 	Commit(ctx context.Context, p Plan) error
+	// MergeStats is the statistics merge after the source's copy is gone:
+	// counters are the source's tenant entries as the retire step last
+	// read them; the Env adds them to the same entries of the target
+	// (created at or before at) wherever it reports statistics, so the
+	// tenant's counters continue instead of restarting from the clone's.
+	// While both copies exist the tenant's flow-stats already sum them
+	// (vnet reads every edge bridge of a virtual switch).
+	MergeStats(target uint64, at time.Time, counters []controller.FlowStats)
 }
 
 // Mover moves one host's interface from one VM bridge to another, as a
@@ -255,8 +263,9 @@ type Result struct {
 	Frozen int `json:"frozen"`
 	// Moved are the iface-ids of the hosts on the target at the end.
 	Moved []string `json:"moved"`
-	// Counters are the source's counters of the cloned entries at freeze
-	// time: the statistics merge (MergeStats) adds them to the target's.
+	// Counters are the source's counters of its tenant entries as the
+	// retire step last read them (at freeze time until then): the
+	// statistics merge (Env.MergeStats) adds them to the target's.
 	Counters []controller.FlowStats `json:"-"`
 	// RolledBack is true when the migration failed and was undone.
 	RolledBack bool          `json:"rolled_back"`
@@ -604,11 +613,11 @@ func (r *run) retire(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("target %s: %w", p.Target, err)
 	}
-	srcNow, err := r.clonables(ctx, src)
+	srcNow, srcStats, err := r.clonables(ctx, src)
 	if err != nil {
 		return "", fmt.Errorf("source %s: %w", p.Source, err)
 	}
-	dstNow, err := r.clonables(ctx, dst)
+	dstNow, _, err := r.clonables(ctx, dst)
 	if err != nil {
 		return "", fmt.Errorf("target %s: %w", p.Target, err)
 	}
@@ -653,6 +662,7 @@ func (r *run) retire(ctx context.Context) (string, error) {
 	}
 	r.orig = keep
 	r.res.Cloned += len(add) - len(drop)
+	r.res.Counters = srcStats // the statistics merge (unfreeze) carries them over
 	if len(srcNow) == 0 {
 		return fmt.Sprintf("%s holds none of the hosts any more (its hypervisor entries were recompiled)", p.Source), nil
 	}
@@ -667,20 +677,25 @@ func (r *run) retire(ctx context.Context) (string, error) {
 
 // clonables reads sw's flow table and returns the clonable entries of the
 // plan's tenants (matches copied).
-func (r *run) clonables(ctx context.Context, sw controller.Switch) ([]pipeline.Entry, error) {
+func (r *run) clonables(ctx context.Context, sw controller.Switch) ([]pipeline.Entry, []controller.FlowStats, error) {
 	all, err := sw.FlowStats(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read flow table: %w", err)
+		return nil, nil, fmt.Errorf("read flow table: %w", err)
 	}
 	ts := r.tenants()
 	var out []pipeline.Entry
+	var stats []controller.FlowStats
 	for i := range all {
 		c := all[i].Cookie
 		if ts[uint16(c>>48)] && r.env.Clonable(c) {
-			out = append(out, cloneEntry(pipeline.FromFlowStats(&all[i])))
+			e := cloneEntry(pipeline.FromFlowStats(&all[i]))
+			out = append(out, e)
+			fs := all[i]
+			fs.Match.Fields, fs.Instructions = e.Match, e.Instructions
+			stats = append(stats, fs)
 		}
 	}
-	return out, nil
+	return out, stats, nil
 }
 
 // entryKey names a flow entry: table, priority, normalized match, cookie.
@@ -698,7 +713,8 @@ func keySet(es []pipeline.Entry) map[string]bool {
 func (r *run) unfreeze(ctx context.Context) (string, error) {
 	restore := timed(r.orig)
 	if len(restore) == 0 {
-		return "no timeouts to restore", nil
+		r.mergeStats()
+		return fmt.Sprintf("no timeouts to restore; the source's counters of %d entries carried over", len(r.res.Counters)), nil
 	}
 	dst, err := r.env.Switch(r.res.Plan.Target.DPID)
 	if err != nil {
@@ -714,7 +730,17 @@ func (r *run) unfreeze(ctx context.Context) (string, error) {
 	if err := addAll(ctx, dst, restore); err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
 	}
-	return fmt.Sprintf("%d entries got their timeouts back on %s", len(restore), r.res.Plan.Target), nil
+	r.mergeStats()
+	return fmt.Sprintf("%d entries got their timeouts back on %s; the source's counters of %d entries carried over",
+		len(restore), r.res.Plan.Target, len(r.res.Counters)), nil
+}
+
+// mergeStats hands the source's last counters to the Env (see
+// Env.MergeStats).
+func (r *run) mergeStats() {
+	if len(r.res.Counters) > 0 {
+		r.env.MergeStats(r.res.Plan.Target.DPID, time.Now(), r.res.Counters)
+	}
 }
 
 // commit records the placement.

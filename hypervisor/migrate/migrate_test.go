@@ -148,6 +148,7 @@ type fakeEnv struct {
 	commits  int
 	calls    []string
 	noBind   string // WaitBound of this iface-id never succeeds
+	merged   []controller.FlowStats
 }
 
 const (
@@ -252,6 +253,14 @@ func (e *fakeEnv) Commit(context.Context, Plan) error {
 	return nil
 }
 
+func (e *fakeEnv) MergeStats(target uint64, _ time.Time, c []controller.FlowStats) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if target == e.plan.Target.DPID {
+		e.merged = append(e.merged, c...)
+	}
+}
+
 func (e *fakeEnv) mover() Mover {
 	return MoverFunc(func(_ context.Context, h Host, from, to Bridge) error {
 		e.call("move " + h.IfaceID + " " + to.Site)
@@ -326,6 +335,11 @@ func TestRunMigratesAndRestoresTimeouts(t *testing.T) {
 	}
 	if strings.Contains(dst, "0x203000000000009") {
 		t.Errorf("entry of a tenant without a moving host was cloned:\n%s", dst)
+	}
+	// the statistics merge got the source's three tenant entries with
+	// their counters (the fake keeps packet counts across re-adds)
+	if len(e.merged) != 3 {
+		t.Errorf("merged counters of %d entries, want 3", len(e.merged))
 	}
 	if e.commits != 1 || e.where["a/h1"] != 0x201 || e.where["b/h1"] != 0x201 {
 		t.Errorf("commits %d, hosts %v", e.commits, e.where)
