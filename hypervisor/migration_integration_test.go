@@ -540,3 +540,65 @@ func TestMigrationRollbackWhenTargetDies(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationRollbackAfterHostsMoved injects a failure after the
+// unfreeze step (every host already on the target, the source's entries
+// retired): the rollback moves every host back to aws/vm1, puts tb's
+// entries back there with their idle timeouts and removes the clones from
+// gcp/vm2; pings lose packets only while hosts move, and every pair of
+// each tenant pings afterwards.
+func TestMigrationRollbackAfterHostsMoved(t *testing.T) {
+	l := startSkmLab(t, "c")
+	ctx := context.Background()
+	h := l.inst.h
+	tb, err := l.st.GetTenant("tb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3 := skmHost1("m3")
+	pStill := startPing(t, l.dir, "m2", m3.ip, 600)
+	time.Sleep(500 * time.Millisecond)
+	var events []string
+	t0 := time.Now()
+	res, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp", FailAfter: migrate.StepUnfreeze},
+		migrate.Options{Mover: labMover(l.dir), HostTimeout: 30 * time.Second,
+			Progress: func(e migrate.Event) {
+				events = append(events, fmt.Sprintf("+%6.0f ms %s", float64(time.Since(t0))/1e6, e))
+			}})
+	t.Logf("migration events:\n%s", strings.Join(events, "\n"))
+	if err == nil || !res.RolledBack {
+		t.Fatalf("err %v, rolled back %v", err, res != nil && res.RolledBack)
+	}
+	sent, seqs := pStill.wait(t)
+	t.Logf("h2 (not moving) -> h3: %d sent, %d lost", sent, sent-len(seqs))
+	if sent != len(seqs) {
+		t.Errorf("a host that did not move lost %d packets", sent-len(seqs))
+	}
+	for _, id := range []string{"ta/h1", "ta/h4", "tb/b1"} {
+		b, err := l.st.GetBinding(id)
+		if err != nil || b.Site != "aws" || b.VM != "vm1" {
+			t.Errorf("binding %s after the rollback: %+v %v", id, b, err)
+		}
+	}
+	src := tenantEntries(t, l.dir, "aws", "vm1", uint16(tb.ID))
+	if len(src) == 0 {
+		t.Error("tb's entries are not back on aws/vm1")
+	}
+	for _, e := range src {
+		if !strings.Contains(e, "idle_timeout=") {
+			t.Errorf("entry on aws/vm1 left frozen: %s", e)
+		}
+	}
+	if got := tenantEntries(t, l.dir, "gcp", "vm2", uint16(tb.ID)); len(got) != 0 {
+		t.Errorf("clones left on gcp/vm2: %v", got)
+	}
+	for _, a := range skmHosts() {
+		for _, b := range skmHosts() {
+			if a.tenant == b.tenant && a.lab != b.lab && (a.vm == "vm1" && a.cloud == "aws" || b.cloud == "aws" && b.vm == "vm1") {
+				if err := ping(l.dir, a.lab, b.ip, 5); err != nil {
+					t.Errorf("%s -> %s after the rollback: %v", a.lab, b.lab, err)
+				}
+			}
+		}
+	}
+}
