@@ -125,7 +125,8 @@ func Compile(m *Model) (map[DPID][]Entry, error) {
 // entries of every bridge (Infra) and, separately, the entries one tenant
 // adds (Tenant), which depend only on the Fabric, the tenant's View and
 // the tenant's bindings: a caller that keeps each tenant's part can
-// recompile only the tenants that changed (docs/pipeline.md). Compile is
+// recompile only the tenants that changed (the hypervisor does:
+// docs/benchmarks.md, "Tenant scale"). Compile is
 // Infra plus every tenant's part. A Fabric is immutable and safe for
 // concurrent use.
 type Fabric struct {

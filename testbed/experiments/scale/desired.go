@@ -132,9 +132,10 @@ func AddLearning(out map[pipeline.DPID][]pipeline.Entry, m *pipeline.Model, view
 	return nil
 }
 
-// Fingerprint identifies a bridge's entries regardless of order (the
-// hypervisor compares it with the last reconciled one to decide which
-// switches to reconcile).
+// Fingerprint identifies a bridge's entries regardless of order: the
+// sorted, joined canonical forms the hypervisor compared before it
+// compiled incrementally (it now sums 128-bit digests of the entries,
+// reconcile.Fingerprint). The full-recompute apply times this.
 func Fingerprint(es []pipeline.Entry) (string, error) {
 	cs := make([]string, len(es))
 	for i := range es {
