@@ -5,10 +5,12 @@ package hypervisor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -600,5 +602,69 @@ func TestMigrationRollbackAfterHostsMoved(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMigrationOverREST drives a migration the way the daemon runs it:
+// POST /v1/migrations, then the test plays the orchestrator (as skyctl
+// migrate --lab does): whenever GET /v1/migrations/{id} names an awaited
+// host, it moves that host's interface with lab.Move; the migration ends
+// done with every step recorded and the hosts bound on the target.
+func TestMigrationOverREST(t *testing.T) {
+	l := startSkmLab(t, "d")
+	h := l.inst.h
+	h.ConfigureMigrations(migrate.Options{HostTimeout: 30 * time.Second})
+	srv := httptest.NewServer(api.NewHandler(h, api.Options{Token: "skm-token"}))
+	defer srv.Close()
+	c, err := api.NewClient(srv.URL, "skm-token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := c.StartMigration(ctx, api.MigrationRequest{Switch: "aws/vm1", To: "nowhere"}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("unknown cloud: %v, want 400", err)
+	}
+	m, err := c.StartMigration(ctx, api.MigrationRequest{Switch: "aws/vm1", To: "gcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Target.Site != "gcp" || len(m.Hosts) != 3 {
+		t.Errorf("planned: %+v", m)
+	}
+	if _, err := c.StartMigration(ctx, api.MigrationRequest{Switch: "aws/vm1", To: "gcp"}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("second migration of a busy bridge: %v, want 409", err)
+	}
+	moved := map[string]bool{}
+	for !m.Done() {
+		if a := m.Awaiting; a != nil && !moved[a.IfaceID] {
+			moved[a.IfaceID] = true
+			if _, err := lab.Move(ctx, l.dir, strings.TrimPrefix(a.Port, "h-"), m.Target.Site, m.Target.VM); err != nil {
+				t.Fatalf("move %s: %v", a.IfaceID, err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		if m, err = c.Migration(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range m.Steps {
+		t.Logf("step %-10s %-8s %8.1f ms  %s", s.Step, s.Status, s.TookMS, s.Detail)
+	}
+	if m.State != "done" || len(m.Steps) != len(migrate.Steps()) || len(m.Moved) != 3 || m.Awaiting != nil {
+		t.Fatalf("migration over REST: state %s, %d steps, moved %v, error %s", m.State, len(m.Steps), m.Moved, m.Error)
+	}
+	list, err := c.Migrations(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != m.ID {
+		t.Errorf("list: %v %v", list, err)
+	}
+	for _, id := range []string{"ta/h1", "ta/h4", "tb/b1"} {
+		b, err := l.st.GetBinding(id)
+		if err != nil || b.Site != "gcp" {
+			t.Errorf("binding %s: %+v %v", id, b, err)
+		}
+	}
+	if err := ping(l.dir, "m1", skmHost1("m3").ip, 5); err != nil {
+		t.Errorf("h1 -> h3 after: %v", err)
 	}
 }
