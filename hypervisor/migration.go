@@ -145,8 +145,8 @@ func (h *Hypervisor) migrationRequest(r api.MigrationRequest) (migrate.Request, 
 	req := migrate.Request{To: r.To, VM: r.VM}
 	if r.FailAfter != "" {
 		st, err := migrate.ParseStep(r.FailAfter)
-		if err != nil {
-			return req, fmt.Errorf("fail_after: %w", api.ErrInvalid)
+		if err != nil || st == migrate.StepCommit {
+			return req, fmt.Errorf("fail_after %q: want a step before commit (%v): %w", r.FailAfter, migrate.Steps()[:len(migrate.Steps())-1], api.ErrInvalid)
 		}
 		req.FailAfter = st
 	}

@@ -92,7 +92,7 @@ func TestMigrationPlan(t *testing.T) {
 			t.Errorf("switch %q: %x %v", s, r.Switch, err)
 		}
 	}
-	for _, bad := range []api.MigrationRequest{{Switch: "aws/vm7", To: "gcp"}, {Switch: "zz", To: "gcp"}, {Switch: "0x101", To: "gcp", FailAfter: "nope"}} {
+	for _, bad := range []api.MigrationRequest{{Switch: "aws/vm7", To: "gcp"}, {Switch: "zz", To: "gcp"}, {Switch: "0x101", To: "gcp", FailAfter: "nope"}, {Switch: "0x101", To: "gcp", FailAfter: "commit"}} {
 		if _, err := h.migrationRequest(bad); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("%+v: %v", bad, err)
 		}

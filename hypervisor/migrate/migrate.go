@@ -24,7 +24,9 @@
 //	          only the source (before a host was bound on the target),
 //	          then the tenant entries are deleted from the source
 //	unfreeze  the target's entries get their original timeouts back
-//	commit    the new placement is recorded (the tenants' host clouds)
+//	commit    the new placement is recorded (the tenants' host clouds) and
+//	          the source's last counters are merged into the target's
+//	          (Env.MergeStats); the point of no return
 //
 // A failure (or cancellation) at any step undoes every change made so far,
 // newest first: hosts already moved are moved back, entries re-installed
@@ -352,7 +354,9 @@ func Run(ctx context.Context, env Env, req Request, opt Options) (*Result, error
 		r.emit(Event{Step: s.step, Status: StatusRunning})
 		st := time.Now()
 		detail, err := s.fn(ctx)
-		if err == nil && (opt.FailAt == s.step || req.FailAfter == s.step) {
+		// (a failure injected after commit is ignored: commit is the point
+		// of no return, its changes are not undone)
+		if err == nil && s.step != StepCommit && (opt.FailAt == s.step || req.FailAfter == s.step) {
 			err = fmt.Errorf("injected failure after step %s", s.step)
 		}
 		if err == nil {
@@ -713,8 +717,7 @@ func keySet(es []pipeline.Entry) map[string]bool {
 func (r *run) unfreeze(ctx context.Context) (string, error) {
 	restore := timed(r.orig)
 	if len(restore) == 0 {
-		r.mergeStats()
-		return fmt.Sprintf("no timeouts to restore; the source's counters of %d entries carried over", len(r.res.Counters)), nil
+		return "no timeouts to restore", nil
 	}
 	dst, err := r.env.Switch(r.res.Plan.Target.DPID)
 	if err != nil {
@@ -730,9 +733,7 @@ func (r *run) unfreeze(ctx context.Context) (string, error) {
 	if err := addAll(ctx, dst, restore); err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
 	}
-	r.mergeStats()
-	return fmt.Sprintf("%d entries got their timeouts back on %s; the source's counters of %d entries carried over",
-		len(restore), r.res.Plan.Target, len(r.res.Counters)), nil
+	return fmt.Sprintf("%d entries got their timeouts back on %s", len(restore), r.res.Plan.Target), nil
 }
 
 // mergeStats hands the source's last counters to the Env (see
@@ -748,7 +749,9 @@ func (r *run) commit(ctx context.Context) (string, error) {
 	if err := r.env.Commit(ctx, r.res.Plan); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d hosts now placed in %s", len(r.res.Plan.Hosts), r.res.Plan.Target), nil
+	r.mergeStats()
+	return fmt.Sprintf("%d hosts now placed in %s; the source's counters of %d entries carried over",
+		len(r.res.Plan.Hosts), r.res.Plan.Target, len(r.res.Counters)), nil
 }
 
 // timed returns the entries of es that have a timeout.

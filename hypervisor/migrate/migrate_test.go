@@ -600,3 +600,20 @@ func TestCatchUp(t *testing.T) {
 		t.Errorf("source keeps the new entry:\n%s", src)
 	}
 }
+
+// TestFailAfterCommitIgnored: commit is the point of no return; the stats
+// merge happens only there.
+func TestFailAfterCommitIgnored(t *testing.T) {
+	e := newFakeEnv()
+	res, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp", FailAfter: StepCommit}, Options{Mover: e.mover()})
+	if err != nil || res.RolledBack || e.commits != 1 || len(e.merged) != 3 {
+		t.Errorf("err %v, rolled back %v, commits %d, merged %d", err, res.RolledBack, e.commits, len(e.merged))
+	}
+	e = newFakeEnv()
+	if _, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp", FailAfter: StepUnfreeze}, Options{Mover: e.mover()}); err == nil {
+		t.Fatal("no failure injected")
+	}
+	if len(e.merged) != 0 {
+		t.Errorf("counters merged by a rolled-back migration: %d", len(e.merged))
+	}
+}
