@@ -61,6 +61,9 @@ type state struct {
 	// fps are their fingerprints (partsFingerprint).
 	parts map[uint64][]*reconcile.Part
 	fps   map[uint64]string
+	// flat are the entries of parts per bridge in one slice, onto which
+	// the parts are rebased (reconcile.FlattenParts).
+	flat map[uint64][]pipeline.Entry
 }
 
 type connInfo struct {
@@ -246,6 +249,9 @@ type incState struct {
 	fabric    *pipeline.Fabric
 	infra     map[uint64]*reconcile.Part
 	tenants   map[string]*compiledTenant // by tenant name, for fabricSig
+	// flat is every bridge's entries as last flattened, with the parts
+	// rebased onto them (the same pointers as in infra and tenants).
+	flat map[uint64]reconcile.Flat
 	// desired are the parts of every bridge as installed (h.desired is
 	// their flattening); installed are the parts each connected switch was
 	// last reconciled with on its current session (with h.synced).
@@ -407,7 +413,7 @@ func (h *Hypervisor) computeParts(exclude string) (*state, error) {
 			}
 			infra[uint64(d)] = p
 		}
-		c.fabricSig, c.fabric, c.infra, c.tenants = fsig, f, infra, map[string]*compiledTenant{}
+		c.fabricSig, c.fabric, c.infra, c.tenants, c.flat = fsig, f, infra, map[string]*compiledTenant{}, nil
 	}
 	byTenant := map[string][]pipeline.Binding{}
 	for _, b := range st.model.Bindings {
@@ -433,16 +439,36 @@ func (h *Hypervisor) computeParts(exclude string) (*state, error) {
 	}
 	st.parts = map[uint64][]*reconcile.Part{}
 	st.fps = map[uint64]string{}
+	st.flat = map[uint64][]pipeline.Entry{}
+	flat := make(map[uint64]reconcile.Flat, len(c.flat))
 	for _, d := range c.fabric.Bridges() {
 		ps := []*reconcile.Part{c.infra[uint64(d)]}
+		owners := []*compiledTenant{nil}
 		for _, t := range st.tenants {
 			if p := keep[t.Name].parts[uint64(d)]; p != nil {
 				ps = append(ps, p)
+				owners = append(owners, keep[t.Name])
 			}
 		}
-		st.parts[uint64(d)] = ps
-		st.fps[uint64(d)] = partsFingerprint(ps)
+		// The bridge's entries in one slice, held once: the parts are
+		// rebased onto it (and replace the cached ones) unless they are
+		// the ones flattened last time.
+		fl, ok := c.flat[uint64(d)]
+		if !ok || !slices.Equal(fl.Parts, ps) {
+			fl = reconcile.FlattenParts(ps)
+			for i, o := range owners {
+				if o == nil {
+					c.infra[uint64(d)] = fl.Parts[i]
+				} else {
+					o.parts[uint64(d)] = fl.Parts[i]
+				}
+			}
+		}
+		flat[uint64(d)] = fl
+		st.parts[uint64(d)], st.flat[uint64(d)] = fl.Parts, fl.Entries
+		st.fps[uint64(d)] = partsFingerprint(fl.Parts)
 	}
+	c.flat = flat
 	return st, nil
 }
 
@@ -480,33 +506,14 @@ func (h *Hypervisor) compileTenant(f *pipeline.Fabric, st *state, t *store.Tenan
 }
 
 // compute returns the desired flow entries of every bridge (and the state
-// they were computed from), leaving out tenant exclude. A bridge whose
-// fingerprint is the installed one keeps the installed slice.
+// they were computed from), leaving out tenant exclude. The slices are
+// shared with the hypervisor's desired state: do not modify them.
 func (h *Hypervisor) compute(exclude string) (map[uint64][]pipeline.Entry, *state, error) {
 	st, err := h.computeParts(exclude)
 	if err != nil {
 		return nil, nil, err
 	}
-	return h.flatten(st), st, nil
-}
-
-// flatten returns st's desired entries per bridge, reusing the installed
-// lists of bridges whose fingerprint did not change.
-func (h *Hypervisor) flatten(st *state) map[uint64][]pipeline.Entry {
-	out := make(map[uint64][]pipeline.Entry, len(st.parts))
-	h.mu.Lock()
-	for d := range st.parts {
-		if es, ok := h.desired[d]; ok && h.fingerprint[d] == st.fps[d] {
-			out[d] = es
-		}
-	}
-	h.mu.Unlock()
-	for d, ps := range st.parts {
-		if _, ok := out[d]; !ok {
-			out[d] = reconcile.Flatten(ps)
-		}
-	}
-	return out
+	return st.flat, st, nil
 }
 
 // learningEntries compiles the proactive L2 forwarding of a tenant whose
@@ -622,7 +629,7 @@ func (h *Hypervisor) pushState(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	return st, h.install(ctx, h.flatten(st), st)
+	return st, h.install(ctx, st.flat, st)
 }
 
 // install makes desired (with st's parts and fingerprints, computeParts)

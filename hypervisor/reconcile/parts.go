@@ -53,6 +53,32 @@ func (p *Part) Sum() pipeline.Digest {
 	return p.sum
 }
 
+// Flat is the entries of a list of parts in one slice, with the parts
+// rebased onto it (FlattenParts).
+type Flat struct {
+	Entries []pipeline.Entry
+	Parts   []*Part
+}
+
+// FlattenParts copies the entries of parts, in order, into one new slice
+// and returns it with a rebased copy of every part whose Entries are the
+// matching sub-slice of it (digests shared, Sum unchanged): keeping the
+// rebased parts instead of the originals lets the original entry slices
+// be freed, so a switch's desired entries are held once.
+func FlattenParts(parts []*Part) Flat {
+	out := Flat{Entries: Flatten(parts), Parts: make([]*Part, len(parts))}
+	off := 0
+	for i, p := range parts {
+		if p == nil {
+			continue
+		}
+		n := len(p.Entries)
+		out.Parts[i] = &Part{Entries: out.Entries[off : off+n : off+n], keys: p.keys, canon: p.canon, sum: p.sum}
+		off += n
+	}
+	return out
+}
+
 // Fingerprint identifies the entries of parts regardless of order and of
 // how they are split into parts: the sum of the parts' Sums. Two switches
 // with equal fingerprints hold the same entries (up to a 2^-128 chance).
@@ -81,9 +107,10 @@ func Flatten(parts []*Part) []pipeline.Entry {
 
 // DiffParts returns the plan that turns a switch holding exactly the
 // entries of old (what it was last reconciled with) into one holding those
-// of new, without reading the switch. Parts present in both lists (the
-// same *Part) are skipped, so the cost is proportional to the entries of
-// the parts that changed, not to the switch's table. An entry of a new
+// of new, without reading the switch. Parts present in both lists (equal
+// content: same Sum and length, e.g. the same *Part or a rebased copy)
+// are skipped, so the cost is proportional to the entries of the parts
+// that changed, not to the switch's table. An entry of a new
 // part is added unless an old part had the same entry; an entry of a
 // dropped part is deleted (strict, by its cookie) unless a new part has
 // an entry with its key (table, priority, match), which the ADD replaces
@@ -93,17 +120,42 @@ func Flatten(parts []*Part) []pipeline.Entry {
 // behind the caller's back) is not seen: repair it with a periodic
 // DiffTable against the real flow table.
 func DiffParts(old, new []*Part) (Plan, error) {
-	inOld := make(map[*Part]bool, len(old))
-	for _, p := range old {
-		inOld[p] = true
+	type ident struct {
+		sum pipeline.Digest
+		n   int
 	}
-	inNew := make(map[*Part]bool, len(new))
+	id := func(p *Part) ident { return ident{p.sum, len(p.Entries)} }
+	// Parts of old with a part of equal content in new (and vice versa),
+	// matched one to one.
+	count := map[ident]int{}
 	for _, p := range new {
-		inNew[p] = true
+		if p != nil {
+			count[id(p)]++
+		}
+	}
+	keptOld := make([]bool, len(old))
+	for i, p := range old {
+		if p != nil && count[id(p)] > 0 {
+			count[id(p)]--
+			keptOld[i] = true
+		}
+	}
+	count = map[ident]int{}
+	for i, p := range old {
+		if keptOld[i] {
+			count[id(p)]++
+		}
+	}
+	keptNew := make([]bool, len(new))
+	for i, p := range new {
+		if p != nil && count[id(p)] > 0 {
+			count[id(p)]--
+			keptNew[i] = true
+		}
 	}
 	removed := map[pipeline.Digest]pipeline.Digest{} // key -> canonical, entries of dropped parts
-	for _, p := range old {
-		if p == nil || inNew[p] {
+	for i, p := range old {
+		if p == nil || keptOld[i] {
 			continue
 		}
 		for i := range p.keys {
@@ -112,8 +164,8 @@ func DiffParts(old, new []*Part) (Plan, error) {
 	}
 	added := map[pipeline.Digest]bool{} // keys of entries of new parts
 	var plan Plan
-	for _, p := range new {
-		if p == nil || inOld[p] {
+	for j, p := range new {
+		if p == nil || keptNew[j] {
 			continue
 		}
 		for i := range p.keys {
@@ -128,8 +180,8 @@ func DiffParts(old, new []*Part) (Plan, error) {
 			plan.Add = append(plan.Add, p.Entries[i])
 		}
 	}
-	for _, p := range old {
-		if p == nil || inNew[p] {
+	for j, p := range old {
+		if p == nil || keptOld[j] {
 			continue
 		}
 		for i := range p.keys {

@@ -146,12 +146,22 @@ func mustParts(t *testing.T, es []pipeline.Entry) []*Part {
 	return []*Part{p}
 }
 
-// TestDiffPartsUnchanged: the same parts give an empty plan; a duplicate
-// key among new parts is an error.
+// TestDiffPartsUnchanged: the same parts, or rebased copies of them, give
+// an empty plan; a duplicate key among new parts is an error.
 func TestDiffPartsUnchanged(t *testing.T) {
 	ps := mustParts(t, desired(t))
 	if p, err := DiffParts(ps, ps); err != nil || !p.Empty() {
 		t.Fatalf("same parts: %+v, %v", p, err)
+	}
+	// Rebased copies (FlattenParts) are the same content: nothing to do,
+	// and they hold the flat slice's entries.
+	two := append(mustParts(t, desired(t)[:2]), mustParts(t, desired(t)[2:])...)
+	fl := FlattenParts(two)
+	if p, err := DiffParts(two, fl.Parts); err != nil || !p.Empty() {
+		t.Fatalf("rebased parts: %+v, %v", p, err)
+	}
+	if len(fl.Entries) != 4 || &fl.Parts[1].Entries[0] != &fl.Entries[2] || Fingerprint(fl.Parts) != Fingerprint(two) {
+		t.Fatal("FlattenParts: parts not rebased onto the flat slice")
 	}
 	d := desired(t)
 	dup, err := NewPart(d[:1])
