@@ -16,7 +16,8 @@ import (
 // iteration is ApplyTenant of a 100-host tenant plugged into all 32 edge
 // bridges (DeleteTenant after it, untimed). The store does not fsync
 // (setup speed); docs/benchmarks.md "Tenant scale" has the fsync'd
-// figures from skyexp scale.
+// figures from skyexp scale. heap-MiB is the live heap with the
+// hypervisor's desired state, before the switches connect.
 func BenchmarkHypervisorApply(b *testing.B) {
 	ctx := context.Background()
 	f, err := NewFabric(Config{Clouds: 8, VMsPerCloud: 4, Tenants: 1000, HostsPerTenant: 10, SwitchesPerTenant: 1})
@@ -46,7 +47,7 @@ func BenchmarkHypervisorApply(b *testing.B) {
 	if err := putBindings(st, f, append(ts, big)); err != nil {
 		b.Fatal(err)
 	}
-	h, _, _, err := StartHypervisor(ctx, f, st)
+	h, _, heap, err := StartHypervisor(ctx, f, st)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,4 +70,5 @@ func BenchmarkHypervisorApply(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/op")
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 }
