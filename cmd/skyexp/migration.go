@@ -34,11 +34,25 @@ func runMigration(args []string, stdout, stderr io.Writer) int {
 	sum := fs.String("summary", "docs/results/migration-summary.csv", "medians CSV (\"\" for none)")
 	png := fs.String("plot", "docs/results/migration.png", "PNG plot (\"\" for none)")
 	verbose := fs.Bool("v", false, "log Skyvisor at debug level to stderr")
+	full := fs.Bool("full", false, "larger sizes: flows 0,100,1000,5000, hosts 1,2,4,8, 3 reps (unless given); about 40 min")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *full {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["flows"] {
+			*flows = "0,100,1000,5000"
+		}
+		if !set["hosts"] {
+			*hosts = "1,2,4,8"
+		}
+		if !set["reps"] {
+			cfg.Reps = 3
+		}
 	}
 	var err error
 	for _, l := range []struct {
