@@ -220,6 +220,10 @@ func apiMigration(m migrate.Migration) api.Migration {
 	if m.Awaiting != nil {
 		out.Awaiting = &api.MigrationHost{IfaceID: m.Awaiting.IfaceID, Port: m.Awaiting.Port}
 	}
+	if m.AwaitingTo != nil {
+		b := apiBridge(*m.AwaitingTo)
+		out.AwaitingTo = &b
+	}
 	return out
 }
 

@@ -654,9 +654,9 @@ func TestMigrationOverREST(t *testing.T) {
 	}
 	moved := map[string]bool{}
 	for !m.Done() {
-		if a := m.Awaiting; a != nil && !moved[a.IfaceID] {
-			moved[a.IfaceID] = true
-			if _, err := lab.Move(ctx, l.dir, strings.TrimPrefix(a.Port, "h-"), m.Target.Site, m.Target.VM); err != nil {
+		if a, to := m.Awaiting, m.AwaitingTo; a != nil && to != nil && !moved[a.IfaceID+to.DPID] {
+			moved[a.IfaceID+to.DPID] = true
+			if _, err := lab.Move(ctx, l.dir, strings.TrimPrefix(a.Port, "h-"), to.Site, to.VM); err != nil {
 				t.Fatalf("move %s: %v", a.IfaceID, err)
 			}
 		}

@@ -34,9 +34,10 @@ func checkMigrate(pos []string, opts options) error {
 // as it starts and ends with its time, until it is done or rolled back.
 // With --lab DIR skyctl also plays the orchestrator of the lab at DIR:
 // whenever the migration waits for a host (the "awaiting" host), it moves
-// that host's interface to the target VM with testbed/lab.Move, as a
-// cloud's VM live migration would; without it, someone else (skylab move,
-// the cloud) must move each host.
+// that host's interface to the bridge named by "awaiting_to" (the target,
+// or the source while a failed migration rolls back) with
+// testbed/lab.Move, as a cloud's VM live migration would; without it,
+// someone else (skylab move, the cloud) must move each host.
 func (c *cli) migrate(ctx context.Context, pos []string) error {
 	req := api.MigrationRequest{Switch: pos[1], To: c.opts.to, VM: c.opts.vm, FailAfter: c.opts.failAfter}
 	m, err := c.client.StartMigration(ctx, req)
@@ -66,12 +67,13 @@ func (c *cli) migrate(ctx context.Context, pos []string) error {
 		if m.Done() {
 			break
 		}
-		if c.opts.lab != "" && m.Awaiting != nil && m.Awaiting.IfaceID != moving {
-			moving = m.Awaiting.IfaceID
-			host := strings.TrimPrefix(m.Awaiting.Port, "h-")
-			if _, err := lab.Move(ctx, c.opts.lab, host, m.Target.Site, m.Target.VM); err != nil {
+		if c.opts.lab != "" && m.Awaiting != nil && m.AwaitingTo != nil && m.Awaiting.IfaceID+" "+m.AwaitingTo.DPID != moving {
+			// the move step (to the target) or a rollback (back to the source)
+			moving = m.Awaiting.IfaceID + " " + m.AwaitingTo.DPID
+			host, to := strings.TrimPrefix(m.Awaiting.Port, "h-"), m.AwaitingTo
+			if _, err := lab.Move(ctx, c.opts.lab, host, to.Site, to.VM); err != nil {
 				fmt.Fprintf(c.stderr, "skyctl: lab move %s to %s/%s: %v (the migration will time out and roll back)\n",
-					host, m.Target.Site, m.Target.VM, err)
+					host, to.Site, to.VM, err)
 			}
 		}
 		select {

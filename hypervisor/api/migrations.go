@@ -92,12 +92,15 @@ type Migration struct {
 	// must move its interface to Target (skyctl migrate --lab does it in
 	// the lab).
 	Awaiting *MigrationHost `json:"awaiting,omitempty"`
-	Cloned   int            `json:"cloned"`
-	Frozen   int            `json:"frozen"`
-	Moved    []string       `json:"moved"`
-	Error    string         `json:"error,omitempty"`
-	Started  time.Time      `json:"started"`
-	Finished *time.Time     `json:"finished,omitempty"`
+	// AwaitingTo is the bridge the awaited host must be moved to: the
+	// target, or the source while a failed migration rolls back.
+	AwaitingTo *MigrationBridge `json:"awaiting_to,omitempty"`
+	Cloned     int              `json:"cloned"`
+	Frozen     int              `json:"frozen"`
+	Moved      []string         `json:"moved"`
+	Error      string           `json:"error,omitempty"`
+	Started    time.Time        `json:"started"`
+	Finished   *time.Time       `json:"finished,omitempty"`
 }
 
 // Done reports whether the migration has ended (successfully or not).

@@ -31,13 +31,16 @@ type Migration struct {
 	Events []Event      `json:"events"`
 	// Awaiting is the host the move step waits for (the orchestrator must
 	// move its interface to Plan.Target), nil otherwise.
-	Awaiting *Host      `json:"awaiting,omitempty"`
-	Cloned   int        `json:"cloned"`
-	Frozen   int        `json:"frozen"`
-	Moved    []string   `json:"moved"`
-	Error    string     `json:"error,omitempty"`
-	Started  time.Time  `json:"started"`
-	Finished *time.Time `json:"finished,omitempty"`
+	Awaiting *Host `json:"awaiting,omitempty"`
+	// AwaitingTo is the bridge the awaited host must appear on: the
+	// target, or the source during a rollback.
+	AwaitingTo *Bridge    `json:"awaiting_to,omitempty"`
+	Cloned     int        `json:"cloned"`
+	Frozen     int        `json:"frozen"`
+	Moved      []string   `json:"moved"`
+	Error      string     `json:"error,omitempty"`
+	Started    time.Time  `json:"started"`
+	Finished   *time.Time `json:"finished,omitempty"`
 }
 
 // Manager runs migrations in the background and keeps their records (in
@@ -98,12 +101,15 @@ func (m *Manager) Start(ctx context.Context, req Request) (Migration, error) {
 			m.opt.Progress(e)
 		}
 	}
-	opt.Awaiting = func(h *Host) {
+	opt.Awaiting = func(h *Host, to Bridge) {
 		m.mu.Lock()
-		mg.Awaiting = h
+		mg.Awaiting, mg.AwaitingTo = h, nil
+		if h != nil {
+			mg.AwaitingTo = &to
+		}
 		m.mu.Unlock()
 		if m.opt.Awaiting != nil {
-			m.opt.Awaiting(h)
+			m.opt.Awaiting(h, to)
 		}
 	}
 	m.wg.Add(1)
@@ -182,6 +188,10 @@ func copyMigration(mg *Migration) Migration {
 	if mg.Awaiting != nil {
 		h := *mg.Awaiting
 		c.Awaiting = &h
+	}
+	if mg.AwaitingTo != nil {
+		b := *mg.AwaitingTo
+		c.AwaitingTo = &b
 	}
 	if c.Steps == nil {
 		c.Steps = []StepRecord{}

@@ -215,10 +215,12 @@ type Options struct {
 	HostTimeout time.Duration
 	// Progress, if set, receives every event (synchronously, in order).
 	Progress func(Event)
-	// Awaiting, if set, is told which host the move step is waiting for
-	// (nil when none): the REST status shows it so that an orchestrator
-	// (skyctl --lab) can move it.
-	Awaiting func(*Host)
+	// Awaiting, if set, is told which host the migration waits for and
+	// the bridge it must appear on (nil when none): in the move step
+	// toward the target, in a rollback back toward the source. The REST
+	// status shows it so that an orchestrator (skyctl migrate --lab) can
+	// move it.
+	Awaiting func(h *Host, to Bridge)
 	// FailAt makes Run fail right after the given step (fault injection
 	// for tests and demonstrations of the rollback).
 	FailAt Step
@@ -368,6 +370,9 @@ func Run(ctx context.Context, env Env, req Request, opt Options) (*Result, error
 			r.emit(Event{Step: s.step, Status: StatusFailed, Took: took, Detail: err.Error()})
 			rbErr := r.rollback(ctx)
 			r.res.RolledBack = rbErr == nil
+			if r.res.RolledBack {
+				r.res.Moved = nil // every host is back on the source
+			}
 			err = fmt.Errorf("migrate %s to %s: step %s: %w", bridgeName(r.res.Plan.Source, req.Switch), req.To, s.step, err)
 			if rbErr != nil {
 				return r.res, fmt.Errorf("%w; rollback incomplete: %w", err, rbErr)
@@ -532,7 +537,6 @@ func (r *run) connect(ctx context.Context) (string, error) {
 // move moves the hosts one by one and waits for each binding.
 func (r *run) move(ctx context.Context) (string, error) {
 	p := r.res.Plan
-	defer r.await(nil)
 	var parts []string
 	for _, h := range p.Hosts {
 		t := time.Now()
@@ -543,7 +547,6 @@ func (r *run) move(ctx context.Context) (string, error) {
 		if err := r.targetAlive(ctx); err != nil {
 			return "", err
 		}
-		r.await(&h)
 		// Undo first: a move that fails half-way may have moved the host.
 		r.pushUndo(StepMove, "move "+h.IfaceID+" back to "+p.Source.String(), func(ctx context.Context) error {
 			return r.moveOne(ctx, h, p.Target, p.Source)
@@ -574,9 +577,9 @@ func (r *run) targetAlive(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) await(h *Host) {
+func (r *run) await(h *Host, to Bridge) {
 	if r.opt.Awaiting != nil {
-		r.opt.Awaiting(h)
+		r.opt.Awaiting(h, to)
 	}
 }
 
@@ -585,6 +588,8 @@ func (r *run) await(h *Host) {
 func (r *run) moveOne(ctx context.Context, h Host, from, to Bridge) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opt.HostTimeout)
 	defer cancel()
+	r.await(&h, to)
+	defer r.await(nil, Bridge{})
 	if r.opt.Mover != nil {
 		if err := r.opt.Mover.MoveHost(ctx, h, from, to); err != nil {
 			return fmt.Errorf("move to %s: %w", to, err)

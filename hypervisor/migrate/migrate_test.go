@@ -281,9 +281,9 @@ func TestRunMigratesAndRestoresTimeouts(t *testing.T) {
 	var awaited []string
 	res, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover(),
 		Progress: func(ev Event) { events = append(events, ev) },
-		Awaiting: func(h *Host) {
+		Awaiting: func(h *Host, to Bridge) {
 			if h != nil {
-				awaited = append(awaited, h.IfaceID)
+				awaited = append(awaited, h.IfaceID+">"+to.Site)
 			}
 		}})
 	if err != nil {
@@ -316,7 +316,7 @@ func TestRunMigratesAndRestoresTimeouts(t *testing.T) {
 	if res.Cloned != 3 || res.Frozen != 2 {
 		t.Errorf("cloned %d frozen %d, want 3 and 2", res.Cloned, res.Frozen)
 	}
-	if !slices.Equal(res.Moved, []string{"a/h1", "b/h1"}) || !slices.Equal(awaited, []string{"a/h1", "b/h1"}) {
+	if !slices.Equal(res.Moved, []string{"a/h1", "b/h1"}) || !slices.Equal(awaited, []string{"a/h1>gcp", "b/h1>gcp"}) {
 		t.Errorf("moved %v awaited %v", res.Moved, awaited)
 	}
 	// the target holds the three tenant entries with their original
@@ -402,8 +402,8 @@ func TestRollbackWhenHostNeverBinds(t *testing.T) {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline", err)
 	}
-	if !res.RolledBack || e.where["a/h1"] != 0x101 || e.where["b/h1"] != 0x101 {
-		t.Errorf("rolled back %v, hosts %v", res.RolledBack, e.where)
+	if !res.RolledBack || e.where["a/h1"] != 0x101 || e.where["b/h1"] != 0x101 || len(res.Moved) != 0 {
+		t.Errorf("rolled back %v, hosts %v, moved %v", res.RolledBack, e.where, res.Moved)
 	}
 	if got := e.src.table(); got != srcBefore {
 		t.Errorf("source:\n%s\nwant:\n%s", got, srcBefore)
@@ -495,16 +495,30 @@ func TestPlanErrorChangesNothing(t *testing.T) {
 func TestWithoutMover(t *testing.T) {
 	e := newFakeEnv()
 	mv := e.mover()
-	res, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp"}, Options{Awaiting: func(h *Host) {
-		if h != nil {
-			go mv.MoveHost(context.Background(), *h, e.plan.Source, e.plan.Target) //nolint:errcheck
+	orchestrator := func(h *Host, to Bridge) {
+		if h == nil {
+			return
 		}
-	}})
+		from := e.plan.Source
+		if to.DPID == from.DPID {
+			from = e.plan.Target
+		}
+		go mv.MoveHost(context.Background(), *h, from, to) //nolint:errcheck
+	}
+	res, err := Run(context.Background(), e, Request{Switch: 0x101, To: "gcp"}, Options{Awaiting: orchestrator})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Moved) != 2 {
 		t.Errorf("moved %v", res.Moved)
+	}
+	// a rollback after the hosts moved asks the orchestrator to move them
+	// back to the source
+	e = newFakeEnv()
+	mv = e.mover()
+	res, err = Run(context.Background(), e, Request{Switch: 0x101, To: "gcp", FailAfter: StepRetire}, Options{Awaiting: orchestrator})
+	if err == nil || !res.RolledBack || e.where["a/h1"] != 0x101 || e.where["b/h1"] != 0x101 {
+		t.Errorf("rollback with an orchestrator: %v, rolled back %v, hosts %v", err, res.RolledBack, e.where)
 	}
 }
 
