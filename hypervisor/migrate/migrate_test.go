@@ -524,7 +524,14 @@ func TestWithoutMover(t *testing.T) {
 
 func TestManager(t *testing.T) {
 	e := newFakeEnv()
-	m := NewManager(e, Options{Mover: e.mover()})
+	mv := e.mover()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	m := NewManager(e, Options{Mover: MoverFunc(func(ctx context.Context, h Host, from, to Bridge) error {
+		entered <- struct{}{}
+		<-release // the first host's move waits for the test
+		return mv.MoveHost(ctx, h, from, to)
+	})})
 	mg, err := m.Start(context.Background(), Request{Switch: 0x101, To: "gcp"})
 	if err != nil {
 		t.Fatal(err)
@@ -532,12 +539,14 @@ func TestManager(t *testing.T) {
 	if !strings.HasPrefix(mg.ID, "mig-") || mg.State != StatusRunning || mg.Plan == nil {
 		t.Errorf("start: %+v", mg)
 	}
-	if _, err := m.Start(context.Background(), Request{Switch: 0x101, To: "gcp"}); !errors.Is(err, ErrBusy) {
-		// it may already be done on a fast machine
-		if got, _ := m.Get(mg.ID); got.State == StatusRunning {
-			t.Errorf("second start: %v", err)
-		}
+	<-entered
+	if got, _ := m.Get(mg.ID); got.Awaiting == nil || got.Awaiting.IfaceID != "a/h1" || got.AwaitingTo == nil || got.AwaitingTo.Site != "gcp" {
+		t.Errorf("while moving: awaiting %+v to %+v", got.Awaiting, got.AwaitingTo)
 	}
+	if _, err := m.Start(context.Background(), Request{Switch: 0x101, To: "gcp"}); !errors.Is(err, ErrBusy) {
+		t.Errorf("second start while the first runs: %v", err)
+	}
+	close(release)
 	m.Wait()
 	got, err := m.Get(mg.ID)
 	if err != nil || got.State != StatusDone || len(got.Steps) != len(Steps()) || got.Awaiting != nil {
