@@ -404,16 +404,18 @@ func TestLiveMigration(t *testing.T) {
 	if lostS > 1 {
 		t.Errorf("h2 (not moving, on the target cloud's OVS) lost %d packets, want at most 1", lostS)
 	}
-	// A moving host loses packets only while its own interface moves:
-	// one gap, no longer than its move (at 10 ms per packet, +2 packets of
-	// slack for the ping's own timing).
+	// A moving host loses packets only while its own interface moves: a
+	// gap no longer than its move (at 10 ms per packet, +2 packets of
+	// slack for the ping's own timing), plus at most the one packet a
+	// later port change on the target cloud's shared ovs-vswitchd may cost
+	// (see h2 below).
 	for _, c := range []struct {
 		id        string
 		lost, gap int
 	}{{"ta/h1", lostM, longestGap(seqM)}, {"tb/b1", lostB, longestGap(seqB)}} {
 		limit := int(moveTook[c.id]/(10*time.Millisecond)) + 2
-		if c.lost != c.gap || c.lost > limit {
-			t.Errorf("%s lost %d packets (longest gap %d); its move took %v (at most %d packets)", c.id, c.lost, c.gap, moveTook[c.id], limit)
+		if c.gap > limit || c.lost > c.gap+1 {
+			t.Errorf("%s lost %d packets (longest gap %d); its move took %v (at most %d packets in one gap, +1)", c.id, c.lost, c.gap, moveTook[c.id], limit)
 		}
 	}
 	if res.Cloned == 0 || res.Frozen == 0 {
