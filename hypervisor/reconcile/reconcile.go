@@ -10,6 +10,14 @@
 // are never deleted; a desired entry with the same table, priority and
 // match as a foreign entry replaces it (an ADD with an identical match
 // replaces, §6.4), since the desired state must hold.
+//
+// Two ways to compute a plan: against the switch's real flow table (Diff,
+// DiffTable, Sync, SyncTable: repairs anything, costs the whole table),
+// or against the entries the switch was last reconciled with, given as
+// Parts (DiffParts: costs only the parts that changed, trusts the switch
+// to hold what it was sent). The hypervisor pushes changes with DiffParts
+// and repairs drift with a periodic full DiffTable (docs/benchmarks.md,
+// "Tenant scale").
 package reconcile
 
 import (
