@@ -48,6 +48,10 @@ type DaemonConfig struct {
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	// AuditInterval is Config.AuditInterval (0 = default 30 s, < 0 = off).
 	AuditInterval time.Duration `mapstructure:"audit_interval"`
+	// TunnelMesh joins the gateways with a full mesh of tunnels instead of
+	// the minimum spanning tree (Config.TunnelMesh; the baseline of the
+	// setup-time experiment, docs/experiments.md).
+	TunnelMesh bool `mapstructure:"tunnel_mesh"`
 }
 
 // DefaultDaemonConfig returns the defaults: state in /var/lib/skyvisor,
@@ -111,7 +115,7 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
 	}
 	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
-		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval})
+		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval, TunnelMesh: cfg.TunnelMesh})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -64,6 +64,7 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 	fs.String("api-listen", hd.APIListen, `hypervisor REST API address (docs/api.md); "" = no API`)
 	fs.String("api-token", "", "bearer token the REST API wants for writes (prefer --api-token-file: keeps it out of the process list)")
 	fs.String("api-token-file", "", "file holding the REST API token (trailing whitespace trimmed)")
+	fs.Bool("tunnel-mesh", false, "join the gateways with a full mesh of tunnels instead of the minimum spanning tree")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: skyvisor [flags]\n\nSettings also come from SKYVISOR_<KEY> environment variables and --config.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -86,6 +87,7 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		"learning.idle_timeout": "learning-idle-timeout",
 		"hypervisor.infra":      "infra", "hypervisor.state_dir": "state-dir", "hypervisor.api_listen": "api-listen",
 		"hypervisor.api_token": "api-token", "hypervisor.api_token_file": "api-token-file",
+		"hypervisor.tunnel_mesh": "tunnel-mesh",
 	}
 	for key, flag := range binds {
 		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {

@@ -63,7 +63,7 @@ func TestHypervisorFlags(t *testing.T) {
 
 	// A config file section.
 	file := filepath.Join(dir, "sky.yaml")
-	os.WriteFile(file, []byte("apps: [hypervisor]\nhypervisor:\n  infra: "+testInfra+"\n  retry_interval: 250ms\n  api_auth_reads: true\n"), 0o600)
+	os.WriteFile(file, []byte("apps: [hypervisor]\nhypervisor:\n  infra: "+testInfra+"\n  retry_interval: 250ms\n  api_auth_reads: true\n  tunnel_mesh: true\n"), 0o600)
 	t.Setenv("SKYVISOR_APPS", "")
 	t.Setenv("SKYVISOR_HYPERVISOR_INFRA", "")
 	s, err = loadReg(t, "--config", file)
@@ -74,7 +74,7 @@ func TestHypervisorFlags(t *testing.T) {
 	if err := s.appOptions(s.newLogger(&bytes.Buffer{}))(hypervisor.AppName).Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Infra != testInfra || cfg.RetryInterval != 250*time.Millisecond || !cfg.APIAuthReads || cfg.StateDir != "/var/lib/skyvisor" {
+	if cfg.Infra != testInfra || cfg.RetryInterval != 250*time.Millisecond || !cfg.APIAuthReads || !cfg.TunnelMesh || cfg.StateDir != "/var/lib/skyvisor" {
 		t.Fatalf("file section %+v", cfg)
 	}
 }
