@@ -1,7 +1,8 @@
 // Package store persists Skyvisor's desired state in one bbolt file
 // (go.etcd.io/bbolt): tenants with their submitted topology, the tenant IDs and
 // host indices allocated to them (package hypervisor/addr), port bindings
-// observed in OVSDB, and opaque snapshots. Every record is JSON with a
+// observed in OVSDB, opaque snapshots, and live-migration records with their
+// write-ahead logs (hypervisor/migrate). Every record is JSON with a
 // "version" field; every write is one bbolt transaction, so a failed call
 // stores nothing.
 //
@@ -14,6 +15,8 @@
 //	bindings       <iface-id "<tenant>/<host>"> -> binding JSON
 //	snapshot_meta  <snapshot ID> -> snapshot metadata JSON
 //	snapshot_data  <snapshot ID> -> snapshot bytes (opaque)
+//	migrations     <migration ID> -> migration record JSON (migrations.go)
+//	migration_logs <migration ID> (nested bucket): <sequence, 8 bytes big-endian> -> log entry (opaque)
 //
 // A Store is safe for concurrent use (bbolt serializes writers and lets
 // readers run alongside).
@@ -42,7 +45,7 @@ const SchemaVersion = 1
 const RecordVersion = 1
 
 // ErrNotFound is returned (wrapped, with the kind and key) when a tenant,
-// binding or snapshot does not exist. Test with errors.Is.
+// binding, snapshot or migration does not exist. Test with errors.Is.
 var ErrNotFound = errors.New("not found")
 
 // Bucket names and the schema key (see the package comment).
@@ -54,11 +57,15 @@ const (
 	bucketBindings     = "bindings"
 	bucketSnapshotMeta = "snapshot_meta"
 	bucketSnapshotData = "snapshot_data"
-	keySchema          = "schema"
+	bucketMigrations   = "migrations"
+	// bucketMigrationLogs holds one nested bucket per migration ID.
+	bucketMigrationLogs = "migration_logs"
+	keySchema           = "schema"
 )
 
 func allBuckets() []string {
-	return []string{bucketMeta, bucketTenants, bucketTenantIDs, bucketHostIndices, bucketBindings, bucketSnapshotMeta, bucketSnapshotData}
+	return []string{bucketMeta, bucketTenants, bucketTenantIDs, bucketHostIndices, bucketBindings, bucketSnapshotMeta, bucketSnapshotData,
+		bucketMigrations, bucketMigrationLogs}
 }
 
 // bucket returns a top-level bucket; Open created them all.
