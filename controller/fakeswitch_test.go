@@ -205,6 +205,32 @@ func (l *logSink) contains(s string) bool {
 	return false
 }
 
+// containsAll reports whether one logged line contains every s.
+func (l *logSink) containsAll(subs ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		all := true
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns everything logged, for failure messages.
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "")
+}
+
 // harness runs one session over net.Pipe.
 type harness struct {
 	c    *Controller

@@ -112,8 +112,9 @@ func TestPacketInDecoderMatchesNetrack(t *testing.T) {
 
 // FuzzSession feeds arbitrary bytes as the switch side, both from the
 // first byte (hello negotiation) and after a completed handshake. The
-// session must end, with an error unless it was a clean close, and
-// never through the panic guard.
+// session must end, with an error unless it was a clean close, never
+// through the panic guard, and with its reason logged ("switch
+// disconnected" reason=... or "openflow handshake failed").
 func FuzzSession(f *testing.F) {
 	f.Add(false, []byte{4, 0, 0, 8, 0, 0, 0, 1})
 	f.Add(false, []byte{1, 0, 0, 8, 0, 0, 0, 1})
@@ -148,6 +149,10 @@ func FuzzSession(f *testing.F) {
 		case err := <-done:
 			if err != nil && strings.Contains(err.Error(), "internal error") {
 				t.Fatalf("session hit the panic guard: %v", err)
+			}
+			// ServeConn logs why the session ended before it returns.
+			if err != nil && !sink.containsAll("switch disconnected", "reason=") && !sink.contains("openflow handshake failed") {
+				t.Fatalf("session ended with %v but logged no reason; log:\n%s", err, sink)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("session did not end after the switch closed")

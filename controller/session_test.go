@@ -390,27 +390,37 @@ func TestRequestTimeoutAndDisconnectFailsPending(t *testing.T) {
 }
 
 func TestMalformedInputClosesSession(t *testing.T) {
-	cases := map[string][]byte{
-		"length below 8":    {4, 10, 0, 4, 0, 0, 0, 1},
-		"truncated message": {4, 10, 0, 200, 0, 0, 0, 1, 1, 2, 3},
-		"garbage OXM":       append([]byte{4, 10, 0, 42, 0, 0, 0, 1}, append(make([]byte, 16), 0, 1, 0, 12, 0x80, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)...),
-		"short port status": {4, 12, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0},
-		"short error":       {4, 1, 0, 10, 0, 0, 0, 1, 0, 1},
+	// reason is what the session's error and its "switch disconnected"
+	// log line must say.
+	cases := map[string]struct {
+		raw    []byte
+		reason string
+	}{
+		"length below 8":    {[]byte{4, 10, 0, 4, 0, 0, 0, 1}, "header length 4 below 8"},
+		"truncated message": {[]byte{4, 10, 0, 200, 0, 0, 0, 1, 1, 2, 3}, "read 200-byte message type 10: unexpected EOF"},
+		"garbage OXM":       {append([]byte{4, 10, 0, 42, 0, 0, 0, 1}, append(make([]byte, 16), 0, 1, 0, 12, 0x80, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)...), "malformed packet-in xid 1"},
+		"short port status": {[]byte{4, 12, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0}, "malformed port status"},
+		"short error":       {[]byte{4, 1, 0, 10, 0, 0, 0, 1, 0, 1}, "malformed error message"},
 	}
-	for name, raw := range cases {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			rec := newRecorder("rec")
 			h, _ := upSession(t, nil, rec)
-			h.sw.write(raw)
+			h.sw.write(tc.raw)
 			if name == "truncated message" {
 				h.sw.conn.Close()
 			}
 			recv(t, rec.downCh, "SwitchDown")
-			err := h.sessionErr(t)
+			err := h.sessionErr(t) // returns after the disconnect is logged
 			if err == nil {
 				t.Fatal("ServeConn returned nil for malformed input")
 			}
-			t.Logf("reason: %v", err)
+			if !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("session error %q does not say %q", err, tc.reason)
+			}
+			if !h.log.containsAll("switch disconnected", "reason=", tc.reason) {
+				t.Errorf("no \"switch disconnected\" log line with reason %q; log:\n%s", tc.reason, h.log)
+			}
 		})
 	}
 }
