@@ -37,7 +37,14 @@ type Entry struct {
 // port/group, match type OFPMT_OXM). The match and instructions are
 // shared with e, not copied.
 func (e *Entry) FlowMod() *ofp.FlowMod {
-	return &ofp.FlowMod{
+	fm := new(ofp.FlowMod)
+	e.flowMod(fm)
+	return fm
+}
+
+// flowMod sets *fm to FlowMod's result.
+func (e *Entry) flowMod(fm *ofp.FlowMod) {
+	*fm = ofp.FlowMod{
 		Cookie: e.Cookie, Table: ofp.Table(e.Table), Command: ofp.FlowAdd,
 		IdleTimeout: e.IdleTimeout, HardTimeout: e.HardTimeout, Priority: e.Priority,
 		Buffer: ofp.NoBuffer, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny, Flags: e.Flags,

@@ -76,7 +76,13 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket, "unicast destination %v is not one of the tenant's host MACs", dst)
 	}
 	group := dst.IsMulticast()
-	var acts ofp.Actions
+	// One allocation for the packet-out and (usually) its actions, one
+	// for the frame: the hot path of every packet-out of a tenant app.
+	out := &packetOutBuf{}
+	acts := out.acts[:0]
+	if n := actionsBound(sw, po.Actions); n > len(out.acts) {
+		acts = make(ofp.Actions, 0, n)
+	}
 	for _, a := range po.Actions {
 		if o, ok := a.(*ofp.ActionOutput); ok {
 			switch o.Port {
@@ -98,14 +104,23 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 		if _, err := checkAction(v, sw, a); err != nil {
 			return 0, nil, err
 		}
-		as, err := translateAction(v, sw, a, inPort, group)
-		if err != nil {
+		var err error
+		if acts, err = appendAction(acts, v, sw, a, inPort, group); err != nil {
 			return 0, nil, err
 		}
-		acts = append(acts, as...)
+	}
+	if len(acts) == 0 {
+		acts = nil
 	}
 	data := bytes.Clone(po.Data)
 	fab := addr.FabricMAC(v.ID, h.Index)
 	copy(data[6:12], fab[:])
-	return bridge, &ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController, Actions: acts, Data: data}, nil
+	out.po = ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController, Actions: acts, Data: data}
+	return bridge, &out.po, nil
+}
+
+// packetOutBuf is a translated packet-out with room for two actions.
+type packetOutBuf struct {
+	po   ofp.PacketOut
+	acts [2]ofp.Action
 }

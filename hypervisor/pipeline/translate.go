@@ -53,11 +53,7 @@ func Translate(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]*ofp.FlowMod, e
 		if err != nil {
 			return nil, err
 		}
-		out := make([]*ofp.FlowMod, len(es))
-		for i := range es {
-			out[i] = es[i].FlowMod()
-		}
-		return out, nil
+		return appendFlowMods(make([]*ofp.FlowMod, 0, len(es)), es), nil
 	case ofp.FlowDelete, ofp.FlowDeleteStrict:
 		return deleteMods(v, vdpid, fm, fm.Command == ofp.FlowDeleteStrict)
 	case ofp.FlowModify, ofp.FlowModifyStrict:
@@ -71,12 +67,23 @@ func Translate(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]*ofp.FlowMod, e
 		if err != nil {
 			return nil, err
 		}
-		for i := range es {
-			dels = append(dels, es[i].FlowMod())
-		}
-		return dels, nil
+		return appendFlowMods(dels, es), nil
 	}
 	return nil, errf(ofp.ErrTypeFlowModFailed, ofp.ErrCodeFlowModFailedBadCommand, "flow-mod command %d", fm.Command)
+}
+
+// appendFlowMods appends the OFPFC_ADD flow-mods of es (Entry.FlowMod) to
+// dst; the flow-mods are allocated together.
+func appendFlowMods(dst []*ofp.FlowMod, es []Entry) []*ofp.FlowMod {
+	if len(es) == 0 {
+		return dst
+	}
+	fms := make([]ofp.FlowMod, len(es))
+	for i := range es {
+		es[i].flowMod(&fms[i])
+		dst = append(dst, &fms[i])
+	}
+	return dst
 }
 
 // vmatch is a tenant match split into what the pipeline rewrites.
@@ -87,10 +94,18 @@ type vmatch struct {
 	never  bool // the match can never hit (eth_src not a host of the tenant)
 }
 
+// The results of groupCopies: shared, never modified.
+var (
+	copiesUnicast = []bool{false}
+	copiesGroup   = []bool{true}
+	copiesBoth    = []bool{false, true}
+)
+
 // groupCopies returns the values of the metadata group bit an entry with
 // this match can meet: only 0 when it matches a unicast eth_dst, only 1
 // for a group eth_dst, both otherwise (the group bit is set at ingress
-// exactly when the destination's I/G bit is).
+// exactly when the destination's I/G bit is). The slice is shared: do not
+// modify it.
 func (vm *vmatch) groupCopies() []bool {
 	for _, f := range vm.rest {
 		if f.Type != ofp.XMTypeEthDst || len(f.Value) != 6 {
@@ -99,28 +114,33 @@ func (vm *vmatch) groupCopies() []bool {
 		if len(f.Mask) == 6 && f.Mask[0]&0x01 == 0 {
 			break // I/G bit not matched
 		}
-		return []bool{f.Value[0]&0x01 != 0}
+		if f.Value[0]&0x01 != 0 {
+			return copiesGroup
+		}
+		return copiesUnicast
 	}
-	return []bool{false, true}
+	return copiesBoth
 }
 
-func translateMatch(v *View, vdpid topology.DPID, table ofp.Table, m *ofp.Match, forDelete bool) (*vmatch, error) {
+// translateMatch splits m; the fields kept (rewritten) are appended to
+// rest[:0], so a caller can pass a buffer of its own.
+func translateMatch(v *View, vdpid topology.DPID, table ofp.Table, m *ofp.Match, forDelete bool, rest []ofp.XM) (vmatch, error) {
 	sw, ok := v.SwitchByDPID(vdpid)
 	if !ok {
-		return nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "tenant %q has no virtual switch %s", v.Name, vdpid)
+		return vmatch{}, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPort, "tenant %q has no virtual switch %s", v.Name, vdpid)
 	}
 	if table >= ofp.Table(NumTenantTables) && !(forDelete && table == ofp.TableAll) {
-		return nil, errf(ofp.ErrTypeFlowModFailed, ofp.ErrCodeFlowModFailedBadTableID, "virtual table %d: only tables 0-%d exist", table, NumTenantTables-1)
+		return vmatch{}, errf(ofp.ErrTypeFlowModFailed, ofp.ErrCodeFlowModFailedBadTableID, "virtual table %d: only tables 0-%d exist", table, NumTenantTables-1)
 	}
-	vm := &vmatch{sw: sw}
+	vm := vmatch{sw: sw, rest: rest[:0]}
 	for _, f := range m.Fields {
 		if f.Class != ofp.XMClassOpenflowBasic {
-			return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadField, "OXM class %#x is not supported", uint16(f.Class))
+			return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadField, "OXM class %#x is not supported", uint16(f.Class))
 		}
 		switch f.Type {
 		case ofp.XMTypeInPort:
 			if len(f.Value) != 4 || len(f.Mask) != 0 {
-				return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadLen, "in_port must be 4 bytes, unmasked")
+				return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadLen, "in_port must be 4 bytes, unmasked")
 			}
 			p := binary.BigEndian.Uint32(f.Value)
 			vi, ok := v.PortOf(sw.Index, p)
@@ -129,24 +149,24 @@ func translateMatch(v *View, vdpid topology.DPID, table ofp.Table, m *ofp.Match,
 					vm.never = true
 					continue
 				}
-				return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadValue, "in_port %d is not a port of virtual switch %s", p, vdpid)
+				return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadValue, "in_port %d is not a port of virtual switch %s", p, vdpid)
 			}
 			vm.inPort = vi
 		case ofp.XMTypeEthSrc:
 			if len(f.Value) != 6 {
-				return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadLen, "eth_src must be 6 bytes")
+				return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadLen, "eth_src must be 6 bytes")
 			}
 			if len(f.Mask) != 0 && addr.MAC(f.Mask) != addr.Broadcast {
-				return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadMask, "masked eth_src is not supported (sources are rewritten to fabric MACs)")
+				return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadMask, "masked eth_src is not supported (sources are rewritten to fabric MACs)")
 			}
-			h, ok := v.HostByMAC(addr.MAC(f.Value))
+			hs, ok := v.hostSlot(addr.MAC(f.Value))
 			if !ok {
 				vm.never = true // no such source can reach the tenant tables
 				continue
 			}
-			vm.rest = append(vm.rest, EthSrc(addr.FabricMAC(v.ID, h.Index)))
+			vm.rest = append(vm.rest, v.fabricSrcXM(hs))
 		case ofp.XMTypeMetadata, ofp.XMTypeTunnelID, ofp.XMTypeInPhyPort:
-			return nil, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadField, "match field %s is reserved by the hypervisor", f.Type)
+			return vmatch{}, errf(ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadField, "match field %s is reserved by the hypervisor", f.Type)
 		default:
 			vm.rest = append(vm.rest, f)
 		}
@@ -156,6 +176,12 @@ func translateMatch(v *View, vdpid topology.DPID, table ofp.Table, m *ofp.Match,
 
 // metaMatch returns the metadata OXM of one variant.
 func (vm *vmatch) metaMatch(v *View, inPort uint16, group *bool) ofp.XM {
+	return vm.metaMatchIn(v, inPort, group, make([]byte, 16))
+}
+
+// metaMatchIn is metaMatch with the OXM's value and mask in buf (16
+// bytes).
+func (vm *vmatch) metaMatchIn(v *View, inPort uint16, group *bool, buf []byte) ofp.XM {
 	val := uint64(v.ID)<<MetaTenantShift | uint64(vm.sw.Index)
 	mask := MetaTenantMask | MetaSwitchMask
 	if inPort != 0 {
@@ -168,7 +194,9 @@ func (vm *vmatch) metaMatch(v *View, inPort uint16, group *bool) ofp.XM {
 			val |= MetaGroup
 		}
 	}
-	return Metadata(val, mask)
+	binary.BigEndian.PutUint64(buf[0:8], val)
+	binary.BigEndian.PutUint64(buf[8:16], mask)
+	return ofp.XM{Class: ofp.XMClassOpenflowBasic, Type: ofp.XMTypeMetadata, Value: buf[0:8:8], Mask: buf[8:16:16]}
 }
 
 func physPriority(p uint16) uint16 {
@@ -194,7 +222,8 @@ func tenantCookie(v *View, c uint64) (uint64, error) {
 // from). An entry whose eth_src is not one of the tenant's hosts yields no
 // entries and no error (it could never match).
 func AddEntries(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]Entry, error) {
-	vm, err := translateMatch(v, vdpid, fm.Table, &fm.Match, false)
+	var restBuf [8]ofp.XM
+	vm, err := translateMatch(v, vdpid, fm.Table, &fm.Match, false, restBuf[:0])
 	if err != nil {
 		return nil, err
 	}
@@ -212,18 +241,36 @@ func AddEntries(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]Entry, error) 
 	if vm.never {
 		return nil, nil
 	}
-	inPorts := []uint16{vm.inPort}
+	one := [1]uint16{vm.inPort}
+	inPorts := one[:]
 	if vm.inPort == 0 && needVariants {
 		inPorts = vm.sw.Ports
 	}
-	var out []Entry
+	copies := vm.groupCopies()
+	n := len(inPorts) * len(copies)
+	if n == 0 {
+		return nil, nil
+	}
+	// The hot path of every tenant app's flow-mod (a reactive app installs
+	// one per packet-in): the variants' entries, matches, metadata bytes,
+	// instructions and actions take one allocation each, whatever their
+	// number; the actions that depend on the view only are shared
+	// (xlatCache).
+	ml := 1 + len(vm.rest)
+	out := make([]Entry, 0, n)
+	matches := make([]ofp.XM, n*ml)
+	md := make([]byte, 16*n)
+	ib := newInsBuilder(vm.sw, fm, n)
 	for _, in := range inPorts {
-		for _, group := range vm.groupCopies() {
-			ins, err := translateInstructions(v, vm.sw, fm, in, group)
+		for _, group := range copies {
+			k := len(out)
+			ins, err := ib.variant(v, vm.sw, fm, in, group)
 			if err != nil {
 				return nil, err
 			}
-			match := append([]ofp.XM{vm.metaMatch(v, in, &group)}, vm.rest...)
+			match := matches[k*ml : (k+1)*ml : (k+1)*ml]
+			match[0] = vm.metaMatchIn(v, in, &group, md[16*k:16*(k+1):16*(k+1)])
+			copy(match[1:], vm.rest)
 			out = append(out, Entry{
 				Table: TableTenant + uint8(fm.Table), Priority: physPriority(fm.Priority), Match: match,
 				Instructions: ins, Cookie: cookie, IdleTimeout: fm.IdleTimeout, HardTimeout: fm.HardTimeout,
@@ -318,57 +365,84 @@ func checkAction(v *View, sw *VSwitch, a ofp.Action) (bool, error) {
 	return false, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionType, "action %T is not supported", a)
 }
 
-// translateInstructions builds the physical instructions of one variant
-// (in-port vport index, 0 = unknown; group bit).
-func translateInstructions(v *View, sw *VSwitch, fm *ofp.FlowMod, inPort uint16, group bool) (ofp.Instructions, error) {
-	var out ofp.Instructions
+// insBuilder builds the physical instructions of an entry's variants in
+// three shared backing arrays (instructions, apply-actions, actions), each
+// variant's slices capped so that none can grow into another's.
+type insBuilder struct {
+	ins   ofp.Instructions
+	apply []ofp.InstructionApplyActions
+	acts  ofp.Actions
+}
+
+// newInsBuilder sizes the arrays for n variants of fm on sw.
+func newInsBuilder(sw *VSwitch, fm *ofp.FlowMod, n int) insBuilder {
+	var nApply, nActs int
+	for _, in := range fm.Instructions {
+		if in, ok := in.(*ofp.InstructionApplyActions); ok {
+			nApply++
+			nActs += actionsBound(sw, in.Actions)
+		}
+	}
+	return insBuilder{ins: make(ofp.Instructions, 0, n*len(fm.Instructions)),
+		apply: make([]ofp.InstructionApplyActions, 0, n*nApply), acts: make(ofp.Actions, 0, n*nActs)}
+}
+
+// actionsBound is an upper bound of the number of physical actions acts
+// translate into on sw.
+func actionsBound(sw *VSwitch, acts ofp.Actions) int {
+	n := 0
+	for _, a := range acts {
+		if o, ok := a.(*ofp.ActionOutput); ok && (o.Port == ofp.PortFlood || o.Port == ofp.PortAll) {
+			n += len(sw.Ports)
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// variant builds the physical instructions of one variant (in-port vport
+// index, 0 = unknown; group bit); nil when fm has none.
+func (b *insBuilder) variant(v *View, sw *VSwitch, fm *ofp.FlowMod, inPort uint16, group bool) (ofp.Instructions, error) {
+	start := len(b.ins)
 	for _, in := range fm.Instructions {
 		switch in := in.(type) {
 		case *ofp.InstructionApplyActions:
-			var acts ofp.Actions
+			as := len(b.acts)
 			for _, a := range in.Actions {
-				as, err := translateAction(v, sw, a, inPort, group)
-				if err != nil {
+				var err error
+				if b.acts, err = appendAction(b.acts, v, sw, a, inPort, group); err != nil {
 					return nil, err
 				}
-				acts = append(acts, as...)
 			}
-			out = append(out, Apply(acts...))
+			var acts ofp.Actions
+			if n := len(b.acts); n > as {
+				acts = b.acts[as:n:n]
+			}
+			b.apply = append(b.apply, ofp.InstructionApplyActions{Actions: acts})
+			b.ins = append(b.ins, &b.apply[len(b.apply)-1])
 		case *ofp.InstructionGotoTable:
-			out = append(out, Goto(TableTenant+uint8(in.Table)))
+			b.ins = append(b.ins, Goto(TableTenant+uint8(in.Table)))
 		case *ofp.InstructionClearActions:
-			out = append(out, &ofp.InstructionClearActions{})
+			b.ins = append(b.ins, &ofp.InstructionClearActions{})
 		}
 	}
-	return out, nil
-}
-
-// toVPort returns the actions that send the packet out of vport vi: a
-// clone that sets the destination fabric MAC and resubmits to table 20 for
-// a host port; a clone that moves the packet to the peer port's switch and
-// resubmits to table 10 for a link port.
-func toVPort(v *View, vi uint16, group bool) (ofp.Action, error) {
-	p := &v.Ports[vi-1]
-	if p.Host != nil {
-		dst := addr.FabricMAC(v.ID, p.Host.Index)
-		if group {
-			dst = addr.GroupMAC(v.ID, p.Host.Index)
-		}
-		return Clone(SetField(EthDst(dst)), Resubmit(TableFabricOut))
+	n := len(b.ins)
+	if n == start {
+		return nil, nil
 	}
-	peer := &v.Ports[p.Peer-1]
-	md := MetadataValue(v.ID, peer.Index, peer.Switch, group)
-	return Clone(SetField(basic(ofp.XMTypeMetadata, binary.BigEndian.AppendUint64(nil, md), nil)), Resubmit(TableTenant))
+	return b.ins[start:n:n], nil
 }
 
-func translateAction(v *View, sw *VSwitch, a ofp.Action, inPort uint16, group bool) (ofp.Actions, error) {
+// appendAction appends the physical actions of tenant action a (checked
+// by checkAction) to dst.
+func appendAction(dst ofp.Actions, v *View, sw *VSwitch, a ofp.Action, inPort uint16, group bool) (ofp.Actions, error) {
 	switch a := a.(type) {
 	case *ofp.ActionOutput:
 		switch p := a.Port; {
 		case p == ofp.PortController:
-			return ofp.Actions{&ofp.ActionOutput{Port: ofp.PortController, MaxLen: a.MaxLen}}, nil
+			return append(dst, &ofp.ActionOutput{Port: ofp.PortController, MaxLen: a.MaxLen}), nil
 		case p == ofp.PortFlood || p == ofp.PortAll:
-			var acts ofp.Actions
 			for _, vi := range sw.Ports {
 				if vi == inPort {
 					continue
@@ -377,28 +451,27 @@ func translateAction(v *View, sw *VSwitch, a ofp.Action, inPort uint16, group bo
 				if err != nil {
 					return nil, err
 				}
-				acts = append(acts, c)
+				dst = append(dst, c)
 			}
-			return acts, nil
+			return dst, nil
 		default:
 			vi, _ := v.PortOf(sw.Index, uint32(p))
 			if vi == inPort {
-				return nil, nil // OpenFlow never outputs to the in-port implicitly
+				return dst, nil // OpenFlow never outputs to the in-port implicitly
 			}
 			c, err := toVPort(v, vi, group)
 			if err != nil {
 				return nil, err
 			}
-			return ofp.Actions{c}, nil
+			return append(dst, c), nil
 		}
 	case *ofp.ActionSetField:
 		if a.Field.Type == ofp.XMTypeEthSrc {
-			h, _ := v.HostByMAC(addr.MAC(a.Field.Value))
-			return ofp.Actions{SetField(EthSrc(addr.FabricMAC(v.ID, h.Index)))}, nil
+			hs, _ := v.hostSlot(addr.MAC(a.Field.Value))
+			return append(dst, v.fabricSetSrc(hs)), nil
 		}
-		return ofp.Actions{a}, nil
 	}
-	return ofp.Actions{a}, nil
+	return append(dst, a), nil
 }
 
 // deleteMods translates OFPFC_DELETE(_STRICT) (and the delete half of a
@@ -413,7 +486,7 @@ func deleteMods(v *View, vdpid topology.DPID, fm *ofp.FlowMod, strict bool) ([]*
 	if strict && table == ofp.TableAll {
 		return nil, errf(ofp.ErrTypeFlowModFailed, ofp.ErrCodeFlowModFailedBadTableID, "strict delete needs one table")
 	}
-	vm, err := translateMatch(v, vdpid, table, &fm.Match, true)
+	vm, err := translateMatch(v, vdpid, table, &fm.Match, true, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,12 @@ package pipeline
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
+
+	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
@@ -72,6 +76,109 @@ type View struct {
 	hostByMAC  map[addr.MAC]int
 	byDPID     map[topology.DPID]uint16
 	portIdx    map[[2]uint32]uint16 // (switch index, port number) -> vport index
+
+	// xlat holds translation parts that depend on the view only, built on
+	// the first translation of a tenant app's flow-mod or packet-out (most
+	// views, those of tenants without apps on the virtual view, never need
+	// them). nil in a View not made by NewView: translation then builds
+	// the parts every time.
+	xlat *xlatCache
+}
+
+// xlatCache is the per-view part of translating tenant apps' messages
+// (translate.go), shared read-only by every translated flow-mod and
+// packet-out of the view: the physical session encodes them, nothing
+// modifies them. It saves the per-message allocation and encoding of the
+// same NXAST_CLONE actions and fabric MAC OXMs on the packet-in hot path.
+type xlatCache struct {
+	once sync.Once
+	err  error
+	// toPort[vi-1][g] is toVPort(vport vi, group bit g).
+	toPort [][2]ofp.Action
+	// srcXM[h] is EthSrc(fabric MAC) of host slot h (View.Hosts order);
+	// setSrc[h] is SetField of it.
+	srcXM  []ofp.XM
+	setSrc []ofp.Action
+}
+
+// cache returns the view's translation cache, built on first use, or nil
+// when the view has none or building it failed (callers then build the
+// parts themselves, with the error where it belongs).
+func (v *View) cache() *xlatCache {
+	c := v.xlat
+	if c == nil {
+		return nil
+	}
+	c.once.Do(func() {
+		c.toPort = make([][2]ofp.Action, len(v.Ports))
+		for i := range v.Ports {
+			for g := range 2 {
+				a, err := buildToVPort(v, uint16(i+1), g == 1)
+				if err != nil {
+					c.err = err
+					return
+				}
+				c.toPort[i][g] = a
+			}
+		}
+		c.srcXM = make([]ofp.XM, len(v.Hosts))
+		c.setSrc = make([]ofp.Action, len(v.Hosts))
+		for i := range v.Hosts {
+			c.srcXM[i] = EthSrc(addr.FabricMAC(v.ID, v.Hosts[i].Index))
+			c.setSrc[i] = SetField(c.srcXM[i])
+		}
+	})
+	if c.err != nil {
+		return nil
+	}
+	return c
+}
+
+// fabricSrcXM returns EthSrc(fabric MAC) of the host at slot i of v.Hosts.
+func (v *View) fabricSrcXM(i int) ofp.XM {
+	if c := v.cache(); c != nil {
+		return c.srcXM[i]
+	}
+	return EthSrc(addr.FabricMAC(v.ID, v.Hosts[i].Index))
+}
+
+// fabricSetSrc returns set_field eth_src=<fabric MAC> of the host at slot
+// i of v.Hosts.
+func (v *View) fabricSetSrc(i int) ofp.Action {
+	if c := v.cache(); c != nil {
+		return c.setSrc[i]
+	}
+	return SetField(EthSrc(addr.FabricMAC(v.ID, v.Hosts[i].Index)))
+}
+
+// toVPort returns the actions that send the packet out of vport vi: a
+// clone that sets the destination fabric MAC (the group MAC when group)
+// and resubmits to table 20 for a host port; a clone that moves the
+// packet to the peer port's switch and resubmits to table 10 for a link
+// port. The action is shared (see xlatCache): callers must not modify it.
+func toVPort(v *View, vi uint16, group bool) (ofp.Action, error) {
+	if c := v.cache(); c != nil {
+		if group {
+			return c.toPort[vi-1][1], nil
+		}
+		return c.toPort[vi-1][0], nil
+	}
+	return buildToVPort(v, vi, group)
+}
+
+// buildToVPort builds toVPort's action.
+func buildToVPort(v *View, vi uint16, group bool) (ofp.Action, error) {
+	p := &v.Ports[vi-1]
+	if p.Host != nil {
+		dst := addr.FabricMAC(v.ID, p.Host.Index)
+		if group {
+			dst = addr.GroupMAC(v.ID, p.Host.Index)
+		}
+		return Clone(SetField(EthDst(dst)), Resubmit(TableFabricOut))
+	}
+	peer := &v.Ports[p.Peer-1]
+	md := MetadataValue(v.ID, peer.Index, peer.Switch, group)
+	return Clone(SetField(basic(ofp.XMTypeMetadata, binary.BigEndian.AppendUint64(nil, md), nil)), Resubmit(TableTenant))
 }
 
 // NewView indexes tenant t. It fails if the tenant ID is invalid, the
@@ -86,7 +193,7 @@ func NewView(t Tenant) (*View, error) {
 		return nil, fmt.Errorf("tenant %v: no topology", t.ID)
 	}
 	v := &View{ID: t.ID, Name: tp.Tenant, hostByName: map[string]int{}, hostByMAC: map[addr.MAC]int{},
-		byDPID: map[topology.DPID]uint16{}, portIdx: map[[2]uint32]uint16{}}
+		byDPID: map[topology.DPID]uint16{}, portIdx: map[[2]uint32]uint16{}, xlat: &xlatCache{}}
 	sws := slices.Clone(tp.Switches)
 	slices.SortFunc(sws, func(a, b topology.Switch) int { return cmp.Compare(a.Name, b.Name) })
 	if len(sws) > 0xffff {
@@ -212,6 +319,12 @@ func (v *View) HostByMAC(m addr.MAC) (*HostInfo, bool) {
 		return nil, false
 	}
 	return &v.Hosts[i], true
+}
+
+// hostSlot returns the position in v.Hosts of the host whose own MAC is m.
+func (v *View) hostSlot(m addr.MAC) (int, bool) {
+	i, ok := v.hostByMAC[m]
+	return i, ok
 }
 
 // HostByName returns the host called name.
