@@ -80,7 +80,27 @@
 // Barrier also collects such errors that arrived shortly before it was
 // called (see Switch.Barrier).
 //
+// # Why the session frames messages itself
+//
+// netrack/openflow v0.1.0 supplies the ofp message types and the of.Header
+// and of.Type constants; of.Conn, of.Server and of.ServeMux are not used.
+// Server runs each received message on a goroutine of its own by default
+// (OnDemandRoutineRunner), so packet-ins, port status and the parts of one
+// multipart reply reach handlers in any order. ServeMux walks a map of
+// matchers in random order, and a one-shot handler for a reply's xid
+// (HandleOnce with TransactionMatcher) gets only one of the messages that
+// match it: the other parts of a multipart reply, or a reply that arrives
+// before the handler is registered, go to DiscardHandler and are lost.
+// of.Conn.Receive copies every message into a freshly allocated buffer, and
+// Send copies the body through three more buffers and writes to the socket
+// under a lock (Server flushes once per reply), with no bound on how long a
+// slow switch makes a sender wait. The session instead reads messages in
+// place from its bufio buffer (copying only what it keeps: replies, event
+// payloads), matches replies by xid on its single reader, and batches the
+// bounded send queue into one Write (see Goroutines per session).
+//
 // Decoders for what netrack cannot decode (hello version bitmaps, group
-// buckets, meter bands, experimenter actions in flow stats) live in the
-// ofwire sub-package.
+// buckets, meter bands, experimenter actions in flow stats, OFPAT_POP_PBB,
+// on which it panics) live in the ofwire sub-package; its workaround tests
+// fail once netrack decodes them correctly.
 package controller
