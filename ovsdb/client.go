@@ -135,7 +135,9 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 	})
 	// Only the columns this package reads: vswitchd rewrites others
 	// (Interface statistics every 5 s, status maps) and each rewrite would
-	// wake every watcher.
+	// wake every watcher. bfd_status is rewritten only when a BFD session
+	// changes (bridge.c iface_refresh_ofproto_status asks ofproto for the
+	// status without force).
 	root, br, port := &vswitch.OpenvSwitch{}, &vswitch.Bridge{}, &vswitch.Port{}
 	ctl, iface := &vswitch.Controller{}, &vswitch.Interface{}
 	mon := c.lib.NewMonitor(
@@ -146,7 +148,7 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 		client.WithTable(ctl, &ctl.Target, &ctl.ConnectionMode, &ctl.IsConnected, &ctl.Role),
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Options, &iface.Ofport,
 			&iface.OfportRequest, &iface.ExternalIDs, &iface.MACInUse, &iface.AdminState,
-			&iface.LinkState, &iface.Error),
+			&iface.LinkState, &iface.Error, &iface.BFD, &iface.BFDStatus),
 	)
 	if _, err := c.lib.Monitor(ctx, mon); err != nil {
 		c.Close()

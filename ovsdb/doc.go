@@ -6,7 +6,9 @@
 // datapath ID, OpenFlow versions, fail mode and controllers (EnsureBridge),
 // the tunnel ports that join cloud gateways (EnsureTunnelPort,
 // DeleteTunnelPort, TunnelPorts, WaitInterface for the assigned port
-// number), and the interfaces that VMs plug in, which it watches
+// number; TunnelPort.BFD enables BFD on a tunnel, and Interface.BFD
+// reports the session's bfd_status, so a watcher of the gateway bridge
+// sees a tunnel go down), and the interfaces that VMs plug in, which it watches
 // (WatchInterfaces) to bind an interface carrying external_ids:iface-id to a
 // tenant port, as OVN does, and marks (SetInterfaceExternalIDs).
 //

@@ -31,7 +31,10 @@ type Interface struct {
 	LinkState   string // "up", "down" or ""
 	Error       string // why OVS could not open the interface, "" if fine
 	ExternalIDs map[string]string
-	uuid        string
+	// BFD is the interface's BFD session as vswitchd reports it
+	// (bfd_status); zero when BFD is off or not yet reported.
+	BFD  BFDStatus
+	uuid string
 }
 
 // IfaceID returns external_ids:iface-id ("" if unset).
@@ -43,7 +46,8 @@ func (i Interface) AttachedMAC() string { return i.ExternalIDs[ExternalIDAttache
 func (i Interface) equal(o Interface) bool {
 	return i.Name == o.Name && i.Port == o.Port && i.Bridge == o.Bridge && i.Type == o.Type &&
 		i.OFPort == o.OFPort && i.MAC == o.MAC && i.AdminState == o.AdminState &&
-		i.LinkState == o.LinkState && i.Error == o.Error && maps.Equal(i.ExternalIDs, o.ExternalIDs)
+		i.LinkState == o.LinkState && i.Error == o.Error && maps.Equal(i.ExternalIDs, o.ExternalIDs) &&
+		i.BFD == o.BFD
 }
 
 func str[T ~string](p *T) string {
@@ -76,6 +80,7 @@ func (v *view) interfaces(bridge string) []Interface {
 			LinkState:   str(vi.LinkState),
 			Error:       str(vi.Error),
 			ExternalIDs: maps.Clone(vi.ExternalIDs),
+			BFD:         ParseBFDStatus(vi.BFDStatus),
 			uuid:        vi.UUID,
 		}
 		if i.ExternalIDs == nil {
@@ -110,7 +115,7 @@ type InterfaceEventType int
 // Interface event types.
 const (
 	InterfaceAdded   InterfaceEventType = iota + 1 // appeared on the bridge (or present when the watch began)
-	InterfaceUpdated                               // a reported field changed (OFPort, MAC, states, external_ids, ...)
+	InterfaceUpdated                               // a reported field changed (OFPort, MAC, states, external_ids, BFD status, ...)
 	InterfaceRemoved                               // left the bridge; Interface is its last known state
 )
 

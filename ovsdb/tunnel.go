@@ -39,6 +39,11 @@ type TunnelPort struct {
 	Key         string            // options:key: decimal tunnel key/VNI, or "flow"; "" = none
 	OFPort      int               // ofport_request; 0 = OVS chooses
 	ExternalIDs map[string]string // Interface external_ids
+	// BFD enables Bidirectional Forwarding Detection on the interface
+	// with these settings (Interface bfd column); nil = BFD off (the
+	// column is empty). Read back from the database, only enable=true
+	// makes it non-nil. The session's state is Interface.BFD.
+	BFD *BFDConfig
 }
 
 // Validate checks p and returns an error naming the field at fault. Keys are
@@ -63,6 +68,11 @@ func (p TunnelPort) Validate() error {
 		a, err := netip.ParseAddr(p.RemoteIP)
 		if err != nil || a.Zone() != "" || a.IsUnspecified() {
 			return fail("remote IP %q: want an IP address or \"flow\"", p.RemoteIP)
+		}
+	}
+	if p.BFD != nil {
+		if err := p.BFD.Validate(); err != nil {
+			return fail("%v", err)
 		}
 	}
 	if p.Key != "" && p.Key != FlowOption {
@@ -102,6 +112,7 @@ func tunnelFromIface(i *vswitch.Interface) TunnelPort {
 		RemoteIP:    i.Options["remote_ip"],
 		Key:         i.Options["key"],
 		ExternalIDs: maps.Clone(i.ExternalIDs),
+		BFD:         parseBFDConfig(i.BFD),
 	}
 	if i.OfportRequest != nil {
 		p.OFPort = *i.OfportRequest
@@ -113,8 +124,8 @@ func tunnelFromIface(i *vswitch.Interface) TunnelPort {
 }
 
 // tunnelIfaceColumns returns the Interface columns that differ between cur
-// and p (type, options, ofport_request, external_ids), with the desired
-// values in row.
+// and p (type, options, ofport_request, external_ids, bfd), with the
+// desired values in row.
 func tunnelIfaceColumns(cur *vswitch.Interface, p TunnelPort) (row vswitch.Interface, cols []string) {
 	row = vswitch.Interface{UUID: cur.UUID, Name: cur.Name}
 	if cur.Type != p.Type {
@@ -144,13 +155,18 @@ func tunnelIfaceColumns(cur *vswitch.Interface, p TunnelPort) (row vswitch.Inter
 		row.ExternalIDs = maps.Clone(want)
 		cols = append(cols, "external_ids")
 	}
+	if bfd := bfdColumn(p.BFD); !maps.Equal(cur.BFD, bfd) {
+		row.BFD = bfd
+		cols = append(cols, "bfd")
+	}
 	return row, cols
 }
 
 // EnsureTunnelPort creates tunnel port p on bridge, or updates an existing
 // one in place (only the columns that differ; none: no transaction). The
-// Interface's options are set to exactly remote_ip and key, and its
-// external_ids to exactly p.ExternalIDs. Errors name the bridge and port; it
+// Interface's options are set to exactly remote_ip and key, its
+// external_ids to exactly p.ExternalIDs, and its bfd column to exactly
+// p.BFD's (empty when nil). Errors name the bridge and port; it
 // refuses to touch a port of that name that is on another bridge or is not a
 // tunnel. The error wraps ErrNotFound if the bridge does not exist.
 func (c *Client) EnsureTunnelPort(ctx context.Context, bridge string, p TunnelPort) error {
@@ -188,6 +204,8 @@ func (c *Client) EnsureTunnelPort(ctx context.Context, bridge string, p TunnelPo
 				fields = append(fields, &row.OfportRequest)
 			case "external_ids":
 				fields = append(fields, &row.ExternalIDs)
+			case "bfd":
+				fields = append(fields, &row.BFD)
 			}
 		}
 		ops, err := c.lib.Where(&vswitch.Interface{UUID: row.UUID}).Update(&row, fields...)
@@ -202,6 +220,9 @@ func (c *Client) EnsureTunnelPort(ctx context.Context, bridge string, p TunnelPo
 		Type:        p.Type,
 		Options:     p.options(),
 		ExternalIDs: maps.Clone(p.ExternalIDs),
+	}
+	if p.BFD != nil {
+		iface.BFD = p.BFD.column()
 	}
 	if p.OFPort != 0 {
 		req := p.OFPort
