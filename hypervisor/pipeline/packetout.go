@@ -76,8 +76,8 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 		return 0, nil, errf(ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadPacket, "unicast destination %v is not one of the tenant's host MACs", dst)
 	}
 	group := dst.IsMulticast()
-	// One allocation for the packet-out and (usually) its actions, one
-	// for the frame: the hot path of every packet-out of a tenant app.
+	// One allocation for the packet-out, its actions and its frame unless
+	// they are large: the hot path of every packet-out of a tenant app.
 	out := &packetOutBuf{}
 	acts := out.acts[:0]
 	if n := actionsBound(sw, po.Actions); n > len(out.acts) {
@@ -112,15 +112,23 @@ func TranslatePacketOut(v *View, bindings []Binding, vdpid topology.DPID, po *of
 	if len(acts) == 0 {
 		acts = nil
 	}
-	data := bytes.Clone(po.Data)
+	var data []byte
+	if len(po.Data) <= len(out.frame) {
+		data = out.frame[:len(po.Data):len(po.Data)]
+		copy(data, po.Data)
+	} else {
+		data = bytes.Clone(po.Data)
+	}
 	fab := addr.FabricMAC(v.ID, h.Index)
 	copy(data[6:12], fab[:])
 	out.po = ofp.PacketOut{Buffer: ofp.NoBuffer, InPort: ofp.PortController, Actions: acts, Data: data}
 	return bridge, &out.po, nil
 }
 
-// packetOutBuf is a translated packet-out with room for two actions.
+// packetOutBuf is a translated packet-out with room for two actions and a
+// frame of up to 128 bytes (ARP, a TCP SYN, ofbench's frames).
 type packetOutBuf struct {
-	po   ofp.PacketOut
-	acts [2]ofp.Action
+	po    ofp.PacketOut
+	acts  [2]ofp.Action
+	frame [128]byte
 }

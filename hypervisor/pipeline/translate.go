@@ -53,6 +53,15 @@ func Translate(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]*ofp.FlowMod, e
 		if err != nil {
 			return nil, err
 		}
+		if len(es) == 1 { // the usual reactive entry: one allocation
+			one := &struct {
+				fm  ofp.FlowMod
+				ptr [1]*ofp.FlowMod
+			}{}
+			es[0].flowMod(&one.fm)
+			one.ptr[0] = &one.fm
+			return one.ptr[:], nil
+		}
 		return appendFlowMods(make([]*ofp.FlowMod, 0, len(es)), es), nil
 	case ofp.FlowDelete, ofp.FlowDeleteStrict:
 		return deleteMods(v, vdpid, fm, fm.Command == ofp.FlowDeleteStrict)
@@ -252,15 +261,28 @@ func AddEntries(v *View, vdpid topology.DPID, fm *ofp.FlowMod) ([]Entry, error) 
 		return nil, nil
 	}
 	// The hot path of every tenant app's flow-mod (a reactive app installs
-	// one per packet-in): the variants' entries, matches, metadata bytes,
-	// instructions and actions take one allocation each, whatever their
-	// number; the actions that depend on the view only are shared
-	// (xlatCache).
+	// one per packet-in): a single variant with a short match and at most
+	// two actions (a learned unicast entry) takes one allocation; otherwise
+	// the variants' entries, matches, metadata bytes, instructions and
+	// actions take one allocation each, whatever their number. The actions
+	// that depend on the view only are shared (xlatCache).
 	ml := 1 + len(vm.rest)
-	out := make([]Entry, 0, n)
-	matches := make([]ofp.XM, n*ml)
-	md := make([]byte, 16*n)
-	ib := newInsBuilder(vm.sw, fm, n)
+	var (
+		out     []Entry
+		matches []ofp.XM
+		md      []byte
+		ib      insBuilder
+	)
+	if n == 1 && ml <= oneVariantFields && fitsOneVariant(vm.sw, fm) {
+		one := new(oneVariant)
+		out, matches, md = one.entry[:0], one.match[:ml], one.md[:]
+		ib = insBuilder{ins: one.ins[:0], apply: one.apply[:0], acts: one.acts[:0]}
+	} else {
+		out = make([]Entry, 0, n)
+		matches = make([]ofp.XM, n*ml)
+		md = make([]byte, 16*n)
+		ib = newInsBuilder(vm.sw, fm, n)
+	}
 	for _, in := range inPorts {
 		for _, group := range copies {
 			k := len(out)
@@ -363,6 +385,33 @@ func checkAction(v *View, sw *VSwitch, a ofp.Action) (bool, error) {
 		return false, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionExperimenter, "experimenter actions are not allowed")
 	}
 	return false, errf(ofp.ErrTypeBadAction, ofp.ErrCodeBadActionType, "action %T is not supported", a)
+}
+
+// oneVariant holds an entry of AddEntries with a single variant, a match of
+// at most four fields and at most one instruction with at most two actions
+// (fitsOneVariant), in one allocation.
+type oneVariant struct {
+	entry [1]Entry
+	match [oneVariantFields]ofp.XM
+	md    [16]byte
+	ins   [1]ofp.Instruction
+	apply [1]ofp.InstructionApplyActions
+	acts  [2]ofp.Action
+}
+
+// oneVariantFields is the room for match fields in a oneVariant.
+const oneVariantFields = 4
+
+// fitsOneVariant reports whether fm's instructions fit in a oneVariant.
+func fitsOneVariant(sw *VSwitch, fm *ofp.FlowMod) bool {
+	switch len(fm.Instructions) {
+	case 0:
+		return true
+	case 1:
+		in, ok := fm.Instructions[0].(*ofp.InstructionApplyActions)
+		return !ok || actionsBound(sw, in.Actions) <= 2
+	}
+	return false
 }
 
 // insBuilder builds the physical instructions of an entry's variants in
