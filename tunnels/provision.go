@@ -19,6 +19,10 @@ import (
 // ovsdb.Client.Interfaces reports), and the Interface external_ids.
 type TunnelPort = ovsdb.TunnelPort
 
+// BFDConfig is the BFD configuration of a tunnel port (bfd:min_rx,
+// bfd:min_tx, bfd:mult); an alias of ovsdb.BFDConfig.
+type BFDConfig = ovsdb.BFDConfig
+
 // GatewayPorts manages the tunnel ports of one gateway's OVS bridges over
 // OVSDB (RFC 7047): exactly the three methods of *ovsdb.Client the
 // Provisioner needs (the consumer-side interface; tests use a fake).
@@ -55,6 +59,7 @@ type Provisioner struct {
 	sites    map[string]Site
 	gateways map[string]Gateway
 	encap    Encap
+	bfd      *BFDConfig // BFD on every managed port; nil = off
 }
 
 // NewProvisioner checks and stores the sites (name and gateway address),
@@ -98,6 +103,21 @@ func NewProvisioner(sites []Site, gateways map[string]Gateway, enc Encap) (*Prov
 		p.gateways[name] = gw
 	}
 	return p, nil
+}
+
+// EnableBFD makes every tunnel port the Provisioner ensures run BFD (RFC
+// 5880/5881, implemented by ovs-vswitchd) with b, so the port's
+// bfd_status (ovsdb.Interface.BFD) tells whether the tunnel carries
+// packets; existing ports are updated in place (only their bfd column).
+// Both ends of a tunnel must enable it: a session with an end that does
+// not run BFD never comes up. Call it before Apply. Errors: b invalid
+// (ovsdb.BFDConfig.Validate).
+func (p *Provisioner) EnableBFD(b BFDConfig) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("tunnels: %w", err)
+	}
+	p.bfd = &b
+	return nil
 }
 
 // SiteReport says what reconciling one gateway did.
@@ -290,6 +310,10 @@ func (p *Provisioner) reconcileSite(ctx context.Context, site string, peers []st
 				ExternalIDSite:   site,
 			},
 		}
+		if p.bfd != nil {
+			b := *p.bfd
+			want.BFD = &b
+		}
 		rep.Ports[peer] = want
 		if have, ok := managed[want.Name]; ok && samePort(have, want) {
 			continue
@@ -327,10 +351,13 @@ func (p *Provisioner) reconcileSite(ctx context.Context, site string, peers []st
 }
 
 // samePort reports whether an existing port already matches the desired
-// one: same name, type, remote address, key, OpenFlow port and our two
-// external IDs (other external IDs are allowed).
+// one: same name, type, remote address, key, OpenFlow port, BFD settings
+// and our two external IDs (other external IDs are allowed).
 func samePort(have, want TunnelPort) bool {
 	if have.Name != want.Name || have.Type != want.Type || have.Key != want.Key || have.OFPort != want.OFPort {
+		return false
+	}
+	if (have.BFD == nil) != (want.BFD == nil) || (have.BFD != nil && *have.BFD != *want.BFD) {
 		return false
 	}
 	ha, err1 := netip.ParseAddr(have.RemoteIP)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeOVSDB is an in-memory GatewayPorts for one gateway: bridge -> port
@@ -560,5 +561,64 @@ func TestProvisionerEventSequence(t *testing.T) {
 	}
 	if steps < 100 {
 		t.Fatalf("only %d of 200 events applied", steps)
+	}
+}
+
+// TestProvisionerBFD: EnableBFD puts the BFD settings on every port;
+// applying again changes nothing; a changed interval updates each port
+// in place (one ensure per port, same OpenFlow ports, no delete).
+func TestProvisionerBFD(t *testing.T) {
+	ctx := context.Background()
+	enc := Encap{Type: Geneve}
+	names := []string{"a", "b", "c"}
+	f := newFabric(t, enc, names...)
+	plan, err := MST(f.sites, fullCosts(names...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.prov.EnableBFD(BFDConfig{Mult: 300}); err == nil {
+		t.Fatal("mult 300 accepted")
+	}
+	bfd := BFDConfig{MinRx: 500 * time.Millisecond, MinTx: 500 * time.Millisecond}
+	if err := f.prov.EnableBFD(bfd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.prov.Apply(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	ofports := map[string]int{}
+	for site, fk := range f.fakes {
+		for name, p := range fk.ports("br-int") {
+			if p.BFD == nil || *p.BFD != bfd {
+				t.Fatalf("site %s port %s: BFD %+v", site, name, p.BFD)
+			}
+			ofports[site+"/"+name] = p.OFPort
+		}
+	}
+	before := f.mutations()
+	if rep, err := f.prov.Apply(ctx, plan); err != nil || rep.Changes() != 0 || f.mutations() != before {
+		t.Fatalf("second apply: %d changes, err %v", f.mutations()-before, err)
+	}
+	if err := f.prov.EnableBFD(BFDConfig{MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.prov.Apply(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changes() != 2*plan.Len() {
+		t.Fatalf("interval change: %d changes, want %d (one ensure per port)", rep.Changes(), 2*plan.Len())
+	}
+	for site, sr := range rep {
+		if len(sr.Deleted) != 0 {
+			t.Fatalf("site %s: deleted %v", site, sr.Deleted)
+		}
+	}
+	for site, fk := range f.fakes {
+		for name, p := range fk.ports("br-int") {
+			if p.BFD == nil || p.BFD.MinRx != 300*time.Millisecond || ofports[site+"/"+name] != p.OFPort {
+				t.Fatalf("site %s port %s after update: %+v", site, name, p)
+			}
+		}
 	}
 }

@@ -178,3 +178,95 @@ func canonicalDown(down map[Pair]bool) map[Pair]bool {
 	}
 	return out
 }
+
+// Readmit is Replan followed by one exchange that puts pair p (a tunnel
+// that came back up) into the tree when that makes the tree cheaper: if
+// p is available (both sites in sites, pair in costs, not in down) and not
+// in the repaired tree, the most expensive tunnel on the tree path between
+// p's sites (ties: the last in (cost, A, B) order) is replaced by p when it
+// costs strictly more than p. A tie keeps the tree (fewer changes).
+//
+// When current is a spanning tree of the available graph without p (for
+// example a minimum spanning tree repaired by Replan after p went down),
+// the exchange is the only change: the diff is empty or exactly {Add: p,
+// Remove: the replaced tunnel}, so traffic moves back in one step. If
+// current was a minimum spanning tree of the graph without p, the result
+// is a minimum spanning tree of the graph with p (the cycle property: the
+// heaviest edge of the cycle p closes is not needed), so a tunnel that
+// went down and came back is restored to the cheapest tree with the
+// fewest changes. Errors as for Replan. Complexity O(E log E + T log T + n).
+func Readmit(current Plan, sites []Site, costs Costs, down map[Pair]bool, p Pair) (Plan, Diff, error) {
+	next, _, err := Replan(current, sites, costs, down)
+	if err != nil {
+		return Plan{}, Diff{}, err
+	}
+	p = MakePair(p.A, p.B)
+	if next.Has(p.A, p.B) || canonicalDown(down)[p] || !slices.Contains(next.Sites, p.A) || !slices.Contains(next.Sites, p.B) {
+		return next, Compare(current, next), nil
+	}
+	c, ok := costs.Get(p.A, p.B)
+	if !ok {
+		return next, Compare(current, next), nil
+	}
+	path := treePath(next, p.A, p.B)
+	if len(path) == 0 {
+		return next, Compare(current, next), nil // cannot happen in a spanning tree
+	}
+	worst := path[0]
+	for _, t := range path[1:] {
+		if t.Cost > worst.Cost || (t.Cost == worst.Cost && cmpPair(t.Pair(), worst.Pair()) > 0) {
+			worst = t
+		}
+	}
+	if worst.Cost <= c {
+		return next, Compare(current, next), nil
+	}
+	out := Plan{Sites: next.Sites}
+	for _, t := range next.Tunnels {
+		if t.Pair() != worst.Pair() {
+			out.Tunnels = append(out.Tunnels, t)
+		}
+	}
+	out.Tunnels = append(out.Tunnels, Tunnel{A: p.A, B: p.B, Cost: c})
+	sortTunnels(out.Tunnels)
+	return out, Compare(current, out), nil
+}
+
+// treePath returns the tunnels on the path from a to b in tree (nil if
+// there is none, or a == b).
+func treePath(tree Plan, a, b string) []Tunnel {
+	type hop struct {
+		from string
+		via  Tunnel
+	}
+	adj := map[string][]Tunnel{}
+	for _, t := range tree.Tunnels {
+		adj[t.A] = append(adj[t.A], t)
+		adj[t.B] = append(adj[t.B], t)
+	}
+	prev := map[string]hop{a: {}}
+	queue := []string{a}
+	for len(queue) > 0 && b != a {
+		s := queue[0]
+		queue = queue[1:]
+		for _, t := range adj[s] {
+			o := t.A
+			if o == s {
+				o = t.B
+			}
+			if _, seen := prev[o]; seen {
+				continue
+			}
+			prev[o] = hop{from: s, via: t}
+			queue = append(queue, o)
+		}
+	}
+	if _, ok := prev[b]; !ok || a == b {
+		return nil
+	}
+	var path []Tunnel
+	for s := b; s != a; s = prev[s].from {
+		path = append(path, prev[s].via)
+	}
+	return path
+}
