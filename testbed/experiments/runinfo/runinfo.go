@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,4 +142,17 @@ func (c Columns) HasAll(names []string) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// JoinCommits returns the distinct non-empty commits in first-seen order,
+// joined by "+": the commit column of a summary row over measurements
+// (normally one commit; several when files of different runs were merged).
+func JoinCommits(commits []string) string {
+	var out []string
+	for _, c := range commits {
+		if c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return strings.Join(out, "+")
 }

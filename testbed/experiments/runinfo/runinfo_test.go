@@ -60,3 +60,12 @@ func TestColumns(t *testing.T) {
 		t.Fatal("HasAll a, b")
 	}
 }
+
+func TestJoinCommits(t *testing.T) {
+	if got := JoinCommits([]string{"a1", "", "b2", "a1"}); got != "a1+b2" {
+		t.Fatalf("got %q", got)
+	}
+	if got := JoinCommits(nil); got != "" {
+		t.Fatalf("got %q", got)
+	}
+}

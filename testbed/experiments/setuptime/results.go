@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // Result is one run of one (sites, VMs, mode); see the package
@@ -44,6 +46,9 @@ type Result struct {
 	FlowAdds uint64
 	// Load1 is the 1-minute load average (/proc/loadavg) when the run started.
 	Load1 float64
+	// Commit is the commit of the code that measured (runinfo.Commit); ""
+	// in files written before the column existed.
+	Commit string
 }
 
 // TunnelCreationMS is the tunnel creation phase: t_start to every tunnel usable.
@@ -69,7 +74,7 @@ func (r Result) SetupMS() float64 { return r.TunnelCreationMS() + r.PopulationMS
 func CSVHeader() []string {
 	return []string{"sites", "vms_per_site", "mode", "run", "tunnels", "hosts", "host_pairs", "tunnel_type", "delay_ms",
 		"lab_up_ms", "t_switches_ms", "t_tunnel_ports_ms", "t_tunnels_usable_ms", "t_hosts_bound_ms",
-		"apply_ms", "t_reachable_ms", "ovsdb_txns", "flow_entries_added", "load1"}
+		"apply_ms", "t_reachable_ms", "ovsdb_txns", "flow_entries_added", "load1", "commit"}
 }
 
 func ms(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
@@ -85,7 +90,7 @@ func WriteCSV(w io.Writer, rs []Result) error {
 			strconv.Itoa(r.Hosts), strconv.Itoa(r.Pairs), r.TunnelType, strconv.FormatFloat(r.DelayMS, 'f', -1, 64),
 			ms(r.LabUpMS), ms(r.SwitchesMS), ms(r.TunnelPortsMS), ms(r.TunnelsUsableMS), ms(r.BoundMS),
 			ms(r.ApplyMS), ms(r.ReachableMS), strconv.FormatUint(r.OVSDBTxns, 10), strconv.FormatUint(r.FlowAdds, 10),
-			strconv.FormatFloat(r.Load1, 'f', 2, 64)}
+			strconv.FormatFloat(r.Load1, 'f', 2, 64), r.Commit}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}
@@ -97,8 +102,9 @@ func WriteCSV(w io.Writer, rs []Result) error {
 	return nil
 }
 
-// ReadCSV parses what WriteCSV wrote (the header must match CSVHeader);
-// errors name the line and column.
+// ReadCSV parses what WriteCSV wrote (the header must match CSVHeader, or
+// CSVHeader without its last column "commit": files written before it
+// existed, read with Commit ""); errors name the line and column.
 func ReadCSV(r io.Reader) ([]Result, error) {
 	cr := csv.NewReader(r)
 	rows, err := cr.ReadAll()
@@ -106,9 +112,10 @@ func ReadCSV(r io.Reader) ([]Result, error) {
 		return nil, fmt.Errorf("read csv: %w", err)
 	}
 	hdr := CSVHeader()
-	if len(rows) == 0 || !slices.Equal(rows[0], hdr) {
+	if len(rows) == 0 || !slices.Equal(rows[0], hdr) && !slices.Equal(rows[0], hdr[:len(hdr)-1]) {
 		return nil, fmt.Errorf("read csv: header is not %v", hdr)
 	}
+	withCommit := len(rows[0]) == len(hdr)
 	var out []Result
 	for k, row := range rows[1:] {
 		line := k + 2
@@ -124,6 +131,9 @@ func ReadCSV(r io.Reader) ([]Result, error) {
 			Hosts: int(num(5)), Pairs: int(num(6)), TunnelType: row[7], DelayMS: num(8),
 			LabUpMS: num(9), SwitchesMS: num(10), TunnelPortsMS: num(11), TunnelsUsableMS: num(12), BoundMS: num(13),
 			ApplyMS: num(14), ReachableMS: num(15), OVSDBTxns: uint64(num(16)), FlowAdds: uint64(num(17)), Load1: num(18)}
+		if withCommit {
+			r.Commit = row[19]
+		}
 		if perr != nil {
 			return nil, perr
 		}
@@ -151,6 +161,8 @@ type Median struct {
 	OVSDBTxns, FlowAdds float64
 	// Load1 is the median load average at the start of the runs.
 	Load1 float64
+	// Commit is the runs' commit (runinfo.JoinCommits of theirs).
+	Commit string
 }
 
 // median returns the median of xs (mean of the middle two for an even
@@ -210,9 +222,18 @@ func Aggregate(rs []Result) []Median {
 			OVSDBTxns:        col(func(r Result) float64 { return float64(r.OVSDBTxns) }),
 			FlowAdds:         col(func(r Result) float64 { return float64(r.FlowAdds) }),
 			Load1:            col(func(r Result) float64 { return r.Load1 }),
+			Commit:           commits(g),
 		})
 	}
 	return out
+}
+
+func commits(g []Result) string {
+	cs := make([]string, len(g))
+	for i, r := range g {
+		cs[i] = r.Commit
+	}
+	return runinfo.JoinCommits(cs)
 }
 
 func modeOrder(m string) int {
@@ -229,7 +250,7 @@ func modeOrder(m string) int {
 func MediansHeader() []string {
 	return []string{"sites", "vms_per_site", "vms_total", "mode", "tunnels", "hosts", "runs", "lab_up_ms",
 		"switches_ms", "tunnel_ports_ms", "tunnel_creation_ms", "hosts_bound_ms", "controller_ms", "reachability_ms",
-		"state_population_ms", "setup_ms", "ovsdb_txns", "flow_entries_added", "load1"}
+		"state_population_ms", "setup_ms", "ovsdb_txns", "flow_entries_added", "load1", "commit"}
 }
 
 // WriteMediansCSV writes one row per (sites, vms, mode) under
@@ -246,7 +267,7 @@ func WriteMediansCSV(w io.Writer, meds []Median) error {
 			ms(m.SwitchesMS), ms(m.TunnelPortsMS), ms(m.TunnelCreationMS), ms(m.BoundMS), ms(m.ControllerMS),
 			ms(m.ReachabilityMS), ms(m.PopulationMS), ms(m.SetupMS),
 			strconv.FormatFloat(m.OVSDBTxns, 'f', -1, 64), strconv.FormatFloat(m.FlowAdds, 'f', -1, 64),
-			strconv.FormatFloat(m.Load1, 'f', 2, 64)}); err != nil {
+			strconv.FormatFloat(m.Load1, 'f', 2, 64), m.Commit}); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}
 	}

@@ -12,7 +12,7 @@ func sample() []Result {
 	r := func(sites int, mode string, run, tunnels int, tun, apply, reach, load float64) Result {
 		return Result{Sites: sites, VMs: 1, Mode: mode, Run: run, Tunnels: tunnels, Hosts: sites, Pairs: sites * (sites - 1) / 2,
 			TunnelType: "vxlan", LabUpMS: 300, SwitchesMS: tun / 4, TunnelPortsMS: tun / 2, TunnelsUsableMS: tun, BoundMS: tun / 2,
-			ApplyMS: apply, ReachableMS: reach, OVSDBTxns: uint64(2 * tunnels), FlowAdds: 40, Load1: load}
+			ApplyMS: apply, ReachableMS: reach, OVSDBTxns: uint64(2 * tunnels), FlowAdds: 40, Load1: load, Commit: "abc1234"}
 	}
 	return []Result{
 		r(2, ModeMST, 1, 1, 100, 10, 30, 1.5),
@@ -35,7 +35,7 @@ func TestCSVRoundTrip(t *testing.T) {
 	if len(lines) != 7 || lines[0] != strings.Join(CSVHeader(), ",") {
 		t.Fatalf("csv:\n%s", b.String())
 	}
-	if lines[4] != "3,1,mesh,1,3,3,3,vxlan,2.5,300.0,75.0,150.0,300.0,150.0,10.0,40.0,6,40,1.00" {
+	if lines[4] != "3,1,mesh,1,3,3,3,vxlan,2.5,300.0,75.0,150.0,300.0,150.0,10.0,40.0,6,40,1.00,abc1234" {
 		t.Fatalf("row: %q", lines[4])
 	}
 	got, err := ReadCSV(&b)
@@ -47,11 +47,24 @@ func TestCSVRoundTrip(t *testing.T) {
 	}
 }
 
+func TestReadCSVWithoutCommit(t *testing.T) {
+	// a file written before the commit column existed (docs/results of 2026-11-22)
+	old := strings.Join(CSVHeader()[:len(CSVHeader())-1], ",") + "\n" +
+		"2,2,mst,1,1,4,6,vxlan,0,828.0,50.0,60.0,107.0,90.0,10.0,12.0,8,102,19.90\n"
+	got, err := ReadCSV(strings.NewReader(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Commit != "" || got[0].Load1 != 19.9 || got[0].FlowAdds != 102 || got[0].TunnelsUsableMS != 107 {
+		t.Fatalf("got %+v", got)
+	}
+}
+
 func TestReadCSVErrors(t *testing.T) {
 	if _, err := ReadCSV(strings.NewReader("a,b\n1,2\n")); err == nil || !strings.Contains(err.Error(), "header") {
 		t.Fatalf("bad header: %v", err)
 	}
-	row := "2,1,mst,1,1,2,1,vxlan,0,300,1,1,x,1,1,1,2,40,0.5"
+	row := "2,1,mst,1,1,2,1,vxlan,0,300,1,1,x,1,1,1,2,40,0.5,abc1234"
 	_, err := ReadCSV(strings.NewReader(strings.Join(CSVHeader(), ",") + "\n" + row + "\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 2, column t_tunnels_usable_ms") {
 		t.Fatalf("bad number: %v", err)
@@ -102,7 +115,7 @@ func TestAggregate(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 4 || lines[0] != strings.Join(MediansHeader(), ",") ||
-		lines[1] != "2,1,2,mst,1,2,3,300.0,30.0,60.0,120.0,60.0,10.0,20.0,30.0,140.0,2,40,1.50" {
+		lines[1] != "2,1,2,mst,1,2,3,300.0,30.0,60.0,120.0,60.0,10.0,20.0,30.0,140.0,2,40,1.50,abc1234" {
 		t.Fatalf("medians csv:\n%s", b.String())
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skyvisor/skyvisor/hypervisor/api"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
@@ -107,7 +108,7 @@ func RunOnce(ctx context.Context, cfg Config, n int, mode string, run int) (res 
 	spec := LabSpec(cfg, n)
 	hosts := n * cfg.VMs
 	res = Result{Sites: n, VMs: cfg.VMs, Mode: mode, Run: run, TunnelType: cfg.TunnelType, DelayMS: cfg.DelayMS,
-		Hosts: hosts, Pairs: hosts * (hosts - 1) / 2, Load1: load1()}
+		Hosts: hosts, Pairs: hosts * (hosts - 1) / 2, Load1: runinfo.Load1(), Commit: runinfo.Commit()}
 
 	var sky *skyvisor
 	var conns []*icmpConn
@@ -383,23 +384,6 @@ func alive(pid string) bool {
 		return false
 	}
 	return b[k+2] != 'Z' && b[k+2] != 'X'
-}
-
-// load1 returns the 1-minute load average from /proc/loadavg (-1 if unreadable).
-func load1() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
