@@ -172,8 +172,8 @@ func TestOverheadAndSummarize(t *testing.T) {
 	p := Point{"vxlan", 0, false}
 	q := Point{"gre", 10, true}
 	ms := []Measurement{
-		{Point: p, Mode: ModePlain, Rep: 1, RTTMedMS: 0.5, Mbps: 500, Load1: 1},
-		{Point: p, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 0.6, Mbps: 400, Load1: 2},
+		{Point: p, Mode: ModePlain, Rep: 1, RTTMedMS: 0.5, Mbps: 500, Load1: 1, Commit: "abc1234"},
+		{Point: p, Mode: ModeVirtualized, Rep: 1, RTTMedMS: 0.6, Mbps: 400, Load1: 2, Commit: "abc1234"},
 		{Point: p, Mode: ModePlain, Rep: 2, RTTMedMS: 0.7, Mbps: 300, Load1: 3},
 		{Point: p, Mode: ModeVirtualized, Rep: 2, RTTMedMS: 0.6, Mbps: 200, Load1: 4},
 		{Point: q, Mode: ModePlain, Rep: 1, RTTMedMS: 20, Mbps: 100, Load1: 1},
@@ -200,8 +200,8 @@ func TestOverheadAndSummarize(t *testing.T) {
 	if err := WriteSummaries(&b, ss[:1]); err != nil {
 		t.Fatal(err)
 	}
-	want := "tunnel,delay_ms,wg,reps,plain_rtt_ms,virt_rtt_ms,rtt_overhead_pct,plain_mbps,virt_mbps,tput_overhead_pct,load1\n" +
-		"vxlan,0,off,2,0.600,0.600,0.0,400.0,300.0,25.0,2.50\n"
+	want := "tunnel,delay_ms,wg,reps,plain_rtt_ms,virt_rtt_ms,rtt_overhead_pct,plain_mbps,virt_mbps,tput_overhead_pct,load1,commit\n" +
+		"vxlan,0,off,2,0.600,0.600,0.0,400.0,300.0,25.0,2.50,abc1234\n"
 	if b.String() != want {
 		t.Fatalf("summary CSV:\n%s", b.String())
 	}
@@ -210,7 +210,7 @@ func TestOverheadAndSummarize(t *testing.T) {
 func TestMeasurementsCSVRoundTrip(t *testing.T) {
 	ms := []Measurement{
 		{Point: Point{"geneve", 50, true}, Mode: ModeVirtualized, Rep: 2, PingSent: 20, PingRecv: 19, RTTMinMS: 100.5,
-			RTTAvgMS: 101.25, RTTMedMS: 101, Mbps: 123.4, Retransmits: 7, PathPackets: 9000, Load1: 3.25},
+			RTTAvgMS: 101.25, RTTMedMS: 101, Mbps: 123.4, Retransmits: 7, PathPackets: 9000, Load1: 3.25, Commit: "abc1234-dirty"},
 		{Point: Point{"vxlan", 0, false}, Mode: ModePlain, Rep: 1, PingSent: 20, PingRecv: 20, RTTMinMS: 0.3,
 			RTTAvgMS: 0.4, RTTMedMS: 0.35, Mbps: 600, PathPackets: 1, Load1: 0.5},
 	}
@@ -219,7 +219,7 @@ func TestMeasurementsCSVRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(b.String(), strings.Join(MeasurementHeader(), ",")+"\n") ||
-		!strings.Contains(b.String(), "geneve,50,on,virtualized,2,20,19,100.500,101.250,101.000,123.4,7,9000,3.25\n") {
+		!strings.Contains(b.String(), "geneve,50,on,virtualized,2,20,19,100.500,101.250,101.000,123.4,7,9000,3.25,abc1234-dirty\n") {
 		t.Fatalf("CSV:\n%s", b.String())
 	}
 	got, err := ReadMeasurements(&b)
@@ -229,13 +229,24 @@ func TestMeasurementsCSVRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, ms) {
 		t.Fatalf("round trip:\n%+v\n%+v", got, ms)
 	}
-	bad := strings.Join(MeasurementHeader(), ",") + "\nvxlan,0,maybe,plain,1,1,1,1,1,1,1,1,1,x\n"
+	bad := strings.Join(MeasurementHeader(), ",") + "\nvxlan,0,maybe,plain,1,1,1,1,1,1,1,1,1,x,abc\n"
 	if _, err := ReadMeasurements(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "line 2") ||
 		!strings.Contains(err.Error(), "wg") || !strings.Contains(err.Error(), "load1") {
 		t.Fatalf("bad row: %v", err)
 	}
 	if _, err := ReadMeasurements(strings.NewReader("a,b\n")); err == nil {
 		t.Fatal("wrong header accepted")
+	}
+	short := strings.Join(MeasurementHeader(), ",") + "\nvxlan,0,off,plain,1,1,1,1,1,1,1,1,1,1\n"
+	if _, err := ReadMeasurements(strings.NewReader(short)); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("short row: %v", err)
+	}
+	// a file written before the commit column (docs/results of 2026-11-22)
+	hdr := MeasurementHeader()
+	old := strings.Join(hdr[:len(hdr)-1], ",") + "\nvxlan,0,off,plain,1,20,20,0.5,0.6,0.654,696.0,10,20,1.59\n"
+	got, err = ReadMeasurements(strings.NewReader(old))
+	if err != nil || len(got) != 1 || got[0].Commit != "" || got[0].Load1 != 1.59 || got[0].Mbps != 696 {
+		t.Fatalf("old file: %+v, %v", got, err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // Measurement is one ping + iperf3 measurement of one mode at one point.
@@ -32,6 +34,9 @@ type Measurement struct {
 	PathPackets int
 	// Load1 is the 1-minute load average when the measurement started.
 	Load1 float64
+	// Commit is the commit of the code that measured (runinfo.Commit); ""
+	// in files written before the column existed.
+	Commit string
 }
 
 // Summary compares the modes at one point: medians over the repetitions.
@@ -50,6 +55,8 @@ type Summary struct {
 	TputOverheadPct float64
 	// Load1 is the median load average over the point's measurements.
 	Load1 float64
+	// Commit is the measurements' commit (runinfo.JoinCommits of theirs).
+	Commit string
 }
 
 // PingStats parses ping's output (iputils, -n): the "time=X ms" of every
@@ -161,9 +168,11 @@ func Summarize(ms []Measurement) []Summary {
 	var out []Summary
 	for _, p := range order {
 		var prtt, vrtt, pmb, vmb, load []float64
+		var commits []string
 		reps := 0
 		for _, m := range by[p] {
 			load = append(load, m.Load1)
+			commits = append(commits, m.Commit)
 			switch m.Mode {
 			case ModePlain:
 				prtt, pmb = append(prtt, m.RTTMedMS), append(pmb, m.Mbps)
@@ -173,7 +182,8 @@ func Summarize(ms []Measurement) []Summary {
 			reps = max(reps, m.Rep)
 		}
 		s := Summary{Point: p, Reps: reps, PlainRTTMS: Median(prtt), VirtRTTMS: Median(vrtt),
-			PlainMbps: Median(pmb), VirtMbps: Median(vmb), Load1: Median(load)}
+			PlainMbps: Median(pmb), VirtMbps: Median(vmb), Load1: Median(load),
+			Commit: runinfo.JoinCommits(commits)}
 		s.RTTOverheadPct = Overhead(s.PlainRTTMS, s.VirtRTTMS)
 		s.TputOverheadPct = -Overhead(s.PlainMbps, s.VirtMbps)
 		out = append(out, s)
@@ -184,7 +194,7 @@ func Summarize(ms []Measurement) []Summary {
 // MeasurementHeader returns the header of the per-measurement CSV.
 func MeasurementHeader() []string {
 	return []string{"tunnel", "delay_ms", "wg", "mode", "rep", "ping_sent", "ping_recv",
-		"rtt_min_ms", "rtt_avg_ms", "rtt_median_ms", "mbps", "retransmits", "path_packets", "load1"}
+		"rtt_min_ms", "rtt_avg_ms", "rtt_median_ms", "mbps", "retransmits", "path_packets", "load1", "commit"}
 }
 
 // WriteMeasurements writes ms as CSV (MeasurementHeader; wg is on/off;
@@ -195,26 +205,33 @@ func WriteMeasurements(w io.Writer, ms []Measurement) error {
 	for _, m := range ms {
 		cw.Write([]string{m.Tunnel, g(m.DelayMS), onOff(m.WireGuard), m.Mode, strconv.Itoa(m.Rep),
 			strconv.Itoa(m.PingSent), strconv.Itoa(m.PingRecv), f3(m.RTTMinMS), f3(m.RTTAvgMS), f3(m.RTTMedMS),
-			f1(m.Mbps), strconv.Itoa(m.Retransmits), strconv.Itoa(m.PathPackets), f2(m.Load1)})
+			f1(m.Mbps), strconv.Itoa(m.Retransmits), strconv.Itoa(m.PathPackets), f2(m.Load1), m.Commit})
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
-// ReadMeasurements reads a CSV written by WriteMeasurements. Errors name
+// ReadMeasurements reads a CSV written by WriteMeasurements, also one
+// written before the last column (commit) existed (Commit ""). Errors name
 // the line and column.
 func ReadMeasurements(r io.Reader) ([]Measurement, error) {
-	recs, err := csv.NewReader(r).ReadAll()
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // checked against the header below
+	recs, err := cr.ReadAll()
 	if err != nil {
 		return nil, err
 	}
 	measurementHeader := MeasurementHeader()
-	if len(recs) == 0 || !slices.Equal(recs[0], measurementHeader) {
+	old := measurementHeader[:len(measurementHeader)-1]
+	if len(recs) == 0 || !slices.Equal(recs[0], measurementHeader) && !slices.Equal(recs[0], old) {
 		return nil, fmt.Errorf("line 1: want header %s", strings.Join(measurementHeader, ","))
 	}
 	var out []Measurement
 	for i, rec := range recs[1:] {
 		line := i + 2
+		if len(rec) != len(recs[0]) {
+			return nil, fmt.Errorf("line %d: %d fields, want %d", line, len(rec), len(recs[0]))
+		}
 		var m Measurement
 		var errs []string
 		num := func(col int) float64 {
@@ -240,6 +257,9 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 		m.Rep, m.PingSent, m.PingRecv = int(num(4)), int(num(5)), int(num(6))
 		m.RTTMinMS, m.RTTAvgMS, m.RTTMedMS, m.Mbps = num(7), num(8), num(9), num(10)
 		m.Retransmits, m.PathPackets, m.Load1 = int(num(11)), int(num(12)), num(13)
+		if len(rec) > 14 {
+			m.Commit = rec[14]
+		}
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("line %d: bad %s", line, strings.Join(errs, ", "))
 		}
@@ -251,7 +271,7 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 // SummaryHeader returns the header of the summary CSV.
 func SummaryHeader() []string {
 	return []string{"tunnel", "delay_ms", "wg", "reps", "plain_rtt_ms", "virt_rtt_ms", "rtt_overhead_pct",
-		"plain_mbps", "virt_mbps", "tput_overhead_pct", "load1"}
+		"plain_mbps", "virt_mbps", "tput_overhead_pct", "load1", "commit"}
 }
 
 // WriteSummaries writes ss as CSV: medians over the repetitions, RTT
@@ -262,7 +282,7 @@ func WriteSummaries(w io.Writer, ss []Summary) error {
 	cw.Write(SummaryHeader())
 	for _, s := range ss {
 		cw.Write([]string{s.Tunnel, g(s.DelayMS), onOff(s.WireGuard), strconv.Itoa(s.Reps), f3(s.PlainRTTMS), f3(s.VirtRTTMS),
-			f1(s.RTTOverheadPct), f1(s.PlainMbps), f1(s.VirtMbps), f1(s.TputOverheadPct), f2(s.Load1)})
+			f1(s.RTTOverheadPct), f1(s.PlainMbps), f1(s.VirtMbps), f1(s.TputOverheadPct), f2(s.Load1), s.Commit})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/ovsdb"
 	"github.com/skyvisor/skyvisor/testbed/demo"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
@@ -374,7 +375,7 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 		return m, err
 	}
 	r.host(ctx, hostName(0), "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", hostIP(1))
-	m.Load1 = Load1()
+	m.Load1, m.Commit = Load1(), runinfo.Commit()
 	interval := strconv.FormatFloat(r.cfg.PingInterval.Seconds(), 'f', 3, 64)
 	out, err := r.host(ctx, hostName(0), "ping", "-n", "-c", strconv.Itoa(r.cfg.PingCount), "-i", interval, "-W", "2", hostIP(1))
 	sent, recv, rtts, perr := PingStats(out)
@@ -539,19 +540,6 @@ func (r *runner) site(ctx context.Context, site, stdin string, argv ...string) (
 	return string(out), nil
 }
 
-// Load1 returns the 1-minute load average from /proc/loadavg (-1 if unreadable).
-func Load1() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
+// Load1 returns the 1-minute load average from /proc/loadavg (-1 if
+// unreadable); see runinfo.Load1.
+func Load1() float64 { return runinfo.Load1() }
