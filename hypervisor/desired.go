@@ -781,6 +781,9 @@ func (h *Hypervisor) syncSwitchMode(ctx context.Context, dpid uint64, full bool)
 		h.log.Info("hypervisor: reconciled switch", "dpid", pipeline.DPID(dpid), "added", len(p.Add), "deleted", len(p.Delete),
 			"incremental", incremental, "took", time.Since(t0))
 	}
+	if !wasSynced {
+		h.replayTenantApps(ctx, dpid) // tenantapps.go: the apps' entries, after the first reconcile of a session
+	}
 	return p, nil
 }
 

@@ -88,7 +88,12 @@ type physical struct{ h *Hypervisor }
 // Switch returns the connected switch with datapath ID d, or nil. It is
 // on the hot path of every tenant flow-mod and packet-out: sessions are
 // cached outside h.mu and the cache entry is dropped once its session is
-// done (disconnect or replacement by a newer session of the DPID).
+// done (disconnect or replacement by a newer session of the DPID). The
+// switch is the session seen through countersView (snapshots.go): its
+// flow-stats carry the counter offsets of a snapshot restore or of a
+// migration's statistics merge (migration.go MergeStats), so the counters
+// a tenant app reads continue across both; everything else is the
+// session's own.
 func (p physical) Switch(d controller.DPID) controller.Switch {
 	if v, ok := p.h.tapps.sessions.Load(d); ok {
 		sw := v.(controller.Switch)
@@ -102,10 +107,27 @@ func (p physical) Switch(d controller.DPID) controller.Switch {
 	p.h.mu.Lock()
 	sw := p.h.switches[uint64(d)]
 	p.h.mu.Unlock()
-	if sw != nil {
-		p.h.tapps.sessions.Store(d, sw)
+	if sw == nil {
+		return nil
 	}
-	return sw
+	v := p.h.countersView(sw) // Done is the session's
+	p.h.tapps.sessions.Store(d, v)
+	return v
+}
+
+// replayTenantApps gives edge bridge dpid, which just connected on a new
+// session (and was reconciled), the entries the tenant apps installed on
+// the virtual switches that span it (vnet.Tenant.Replay: after an
+// ovs-vswitchd restart the bridge's flow table is empty, and a bridge
+// that was away missed flow-mods). The reconcile leaves these entries
+// alone (ownsCookie). Errors are logged.
+func (h *Hypervisor) replayTenantApps(ctx context.Context, dpid uint64) {
+	for name, rt := range *h.tapps.byName.Load() {
+		if err := rt.Replay(ctx, controller.DPID(dpid)); err != nil {
+			h.log.Warn("hypervisor: tenant apps: replay onto a connected bridge failed", "tenant", name,
+				"dpid", pipeline.DPID(dpid), "err", err)
+		}
+	}
 }
 
 // updateTenantApps makes the running vnet runtimes match st: a tenant
@@ -176,11 +198,12 @@ func (h *Hypervisor) deliverTenantPacketIn(tp TenantPacketIn) {
 
 // FlowRemoved implements controller.FlowRemovedHandler: an
 // OFPT_FLOW_REMOVED (OpenFlow 1.3.5 §7.4.2) of a tenant app's translated
-// entry (cookie = tenant ID ‖ app cookie) goes back to that tenant's apps
-// on the virtual switch named by its metadata (vnet.Tenant.FlowRemoved).
-func (h *Hypervisor) FlowRemoved(_ context.Context, _ controller.Switch, ev *ofp.FlowRemoved) {
+// entry (cookie = tenant ID ‖ app cookie) on edge bridge sw goes to that
+// tenant's runtime (vnet.Tenant.FlowRemoved), which tells the apps once
+// per virtual entry, when its last physical copy is gone.
+func (h *Hypervisor) FlowRemoved(_ context.Context, sw controller.Switch, ev *ofp.FlowRemoved) {
 	if rt := (*h.tapps.byID.Load())[addr.TenantID(ev.Cookie>>48)]; rt != nil {
-		rt.FlowRemoved(ev)
+		rt.FlowRemoved(sw.DPID(), ev)
 	}
 }
 

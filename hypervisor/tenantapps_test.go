@@ -293,7 +293,7 @@ func TestTenantAppsGlue(t *testing.T) {
 	if !ok {
 		t.Fatal("no virtual switch s1")
 	}
-	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Cookie: 0x77, Priority: 9, Buffer: ofp.NoBuffer,
+	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Cookie: 0x77, Priority: 9, Buffer: ofp.NoBuffer, Flags: ofp.FlowFlagSendFlowRem,
 		Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(mustMAC(t, "00:00:00:00:00:02"))}},
 		Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(2))}}); err != nil {
 		t.Fatal(err)
@@ -333,11 +333,54 @@ func TestTenantAppsGlue(t *testing.T) {
 	if e := rec.next(t, "packet-in"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.pi.InPort != 1 {
 		t.Errorf("host LLDP on %v port %d, want s1 port 1", e.sw, e.pi.InPort)
 	}
-	// Flow-removed of the app's entry: back on s1 with the app's cookie.
-	h.FlowRemoved(ctx, phys, &ofp.FlowRemoved{Cookie: pipeline.TenantCookie(id, 0x77), Table: ofp.Table(pipeline.TableTenant), Priority: 9,
-		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.Metadata(pipeline.MetadataValue(id, 0, sw1.Index, false),
-			pipeline.MetaTenantMask|pipeline.MetaSwitchMask)}}})
-	if e := rec.next(t, "flow-removed"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.fr.Cookie != 0x77 || e.fr.Table != 0 {
-		t.Errorf("flow-removed on %v: %+v", e.sw, e.fr)
+	// Flow-removed of the app's entry's physical copies: back on s1 once,
+	// with the app's cookie.
+	var copies []*ofp.FlowMod
+	phys.mu.Lock()
+	for _, f := range phys.fms {
+		if f.Cookie == pipeline.TenantCookie(id, 0x77) {
+			copies = append(copies, f)
+		}
+	}
+	phys.mu.Unlock()
+	for i, f := range copies {
+		if i > 0 {
+			rec.none(t, "flow-removed")
+		}
+		h.FlowRemoved(ctx, phys, &ofp.FlowRemoved{Cookie: f.Cookie, Table: f.Table, Priority: f.Priority, Reason: ofp.FlowReasonIdleTimeout,
+			Match: f.Match, PacketCount: 2})
+	}
+	if e := rec.next(t, "flow-removed"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.fr.Cookie != 0x77 || e.fr.Table != 0 ||
+		e.fr.PacketCount != 2*uint64(len(copies)) {
+		t.Errorf("flow-removed on %v: %+v (%d copies)", e.sw, e.fr, len(copies))
+	}
+
+	// The app's sessions see restored/merged counters (countersView).
+	if _, ok := (physical{h}).Switch(0x101).(counterSwitch); !ok {
+		t.Error("physical.Switch does not hand out the counters view")
+	}
+	// ovs-vswitchd restarts: the bridge reconnects with an empty table; the
+	// reconcile restores the hypervisor's entries and the replay the app's
+	// (installed again first, since the old one expired above).
+	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Cookie: 0x78, Priority: 9, Buffer: ofp.NoBuffer,
+		Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(mustMAC(t, "00:00:00:00:00:02"))}},
+		Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(2))}}); err != nil {
+		t.Fatal(err)
+	}
+	close(phys.done)
+	h.SwitchDown(ctx, phys)
+	if (physical{h}).Switch(0x101) != nil {
+		t.Error("a disconnected bridge is still handed out")
+	}
+	phys2 := &taSwitch{dpid: 0x101, done: make(chan struct{})}
+	h.SwitchUp(ctx, phys2)
+	if !slices.Contains(phys2.cookies(), pipeline.TenantCookie(id, 0x78)) {
+		t.Fatalf("reconnected bridge cookies %x: the app's entry (cookie %#x) was not replayed", phys2.cookies(), pipeline.TenantCookie(id, 0x78))
+	}
+	if slices.Contains(phys2.cookies(), pipeline.TenantCookie(id, 0x77)) {
+		t.Error("the expired entry was replayed")
+	}
+	if rt.Replays() == 0 {
+		t.Error("no replay counted")
 	}
 }

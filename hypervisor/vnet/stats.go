@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
@@ -21,20 +24,30 @@ import (
 // requested virtual table (physical table pipeline.TableTenant+t, or all
 // tenant tables for OFPTT_ALL) whose cookie is the tenant's prefix plus
 // the requested app cookie bits, keeps the entries of this virtual switch
-// (metadata switch index), maps each back to the virtual view (virtual
-// table, the app's cookie, in_port from the metadata's virtual port, the
-// host's own eth_src instead of its fabric MAC, metadata removed) and sums
-// the counters of the physical copies of one virtual entry (the group
-// copies and every bridge's copy; the duration is the longest). The
-// request's match is applied to the mapped entries as a non-strict filter
-// (every requested field present with the same value and mask).
+// (metadata switch index) and reports each virtual entry once:
 //
-// What is not mapped back: instructions (the physical actions are the
-// translated clone/resubmit sequences; the reply carries none), and an
-// entry that Translate expanded into per-in-port variants (FLOOD or a
-// virtual-link output without an in_port match) is reported once per
-// in-port, with its in_port. A priority-0 entry reads as priority 1.
-// out_port/out_group filters are refused (OFPET_BAD_REQUEST).
+//   - an entry of the switch's flow table (what the apps installed,
+//     table.go) as it was installed: virtual table, priority, match,
+//     instructions (virtual ports, the tenant's MACs), the app's cookie,
+//     timeouts and flags, with the counters of all its physical copies
+//     summed (group copies, in-port variants, every bridge's copy, and the
+//     copies already removed), the duration since it was installed or the
+//     longest copy's if longer (a restored or migrated copy). An entry of
+//     the table with no copy on a connected bridge (its bridges are away)
+//     is reported with the counters of its removed copies;
+//   - a physical entry the table does not know (installed before this run
+//     of Skyvisor, or restored from a snapshot) mapped back entry by entry
+//     (stats.go, virtualInstructions): in_port from the metadata's virtual
+//     port, the hosts' own MACs for fabric MACs, outputs to virtual ports
+//     for the clone/resubmit sequences, goto_table in virtual tables; an
+//     entry Translate expanded per in-port is then reported once per
+//     in-port, and a priority-0 entry reads as priority 1.
+//
+// Counters are what the physical switch reports through Physical (the
+// hypervisor adds restored snapshot and migration counter offsets). The
+// request's match is applied to the virtual entries with the non-strict
+// semantics of spec 6.4 (coversMatch). out_port/out_group filters are
+// refused (OFPET_BAD_REQUEST).
 func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]controller.FlowStats, error) {
 	snap, err := s.live("flow-stats")
 	if err != nil {
@@ -92,6 +105,32 @@ func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]co
 	}
 	var out []*agg
 	byKey := map[string]*agg{}
+	add := func(a *agg, p *controller.FlowStats) {
+		a.fs.PacketCount += p.PacketCount
+		a.fs.ByteCount += p.ByteCount
+		if p.Duration() > a.fs.Duration() {
+			a.fs.DurationSec, a.fs.DurationNSec = p.DurationSec, p.DurationNSec
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tab.init()
+	known := func(vf *vflow) *agg {
+		key := "t|" + vf.key
+		if a := byKey[key]; a != nil {
+			return a
+		}
+		ins, _ := cloneInstructions(vf.v.Instructions)
+		d := time.Since(vf.added)
+		a := &agg{key: key, fs: controller.FlowStats{Table: ofp.Table(vf.v.Table), Priority: vf.v.Priority,
+			DurationSec: uint32(d / time.Second), DurationNSec: uint32(d % time.Second),
+			IdleTimeout: vf.v.IdleTimeout, HardTimeout: vf.v.HardTimeout, Flags: vf.v.Flags, Cookie: vf.v.Cookie,
+			PacketCount: vf.packets, ByteCount: vf.bytes,
+			Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: slices.Clone(vf.v.Match)}, Instructions: ins}}
+		byKey[key] = a
+		out = append(out, a)
+		return a
+	}
 	for _, r := range replies {
 		for i := range r {
 			p := &r[i]
@@ -100,28 +139,38 @@ func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]co
 				continue
 			}
 			idx, match, ok := snap.mapMatch(p.Match.Fields)
-			if !ok || idx != s.index || !matchFilter(match, req.Match.Fields) {
+			if !ok || idx != s.index {
+				continue
+			}
+			if vf := s.tab.liveByPhys((&pipeline.Entry{Table: uint8(p.Table), Priority: p.Priority, Match: p.Match.Fields}).Key()); vf != nil &&
+				vf.v.Cookie == p.Cookie&(1<<48-1) {
+				add(known(vf), p)
 				continue
 			}
 			ve := pipeline.Entry{Table: uint8(p.Table) - pipeline.TableTenant, Priority: p.Priority, Match: match,
 				Cookie: p.Cookie & (1<<48 - 1)}
-			key := fmt.Sprintf("%x|%s", ve.Cookie, ve.Key())
+			key := fmt.Sprintf("p|%x|%s", ve.Cookie, ve.Key())
 			if a := byKey[key]; a != nil {
-				a.fs.PacketCount += p.PacketCount
-				a.fs.ByteCount += p.ByteCount
-				if p.Duration() > a.fs.Duration() {
-					a.fs.DurationSec, a.fs.DurationNSec = p.DurationSec, p.DurationNSec
-				}
+				add(a, p)
 				continue
 			}
 			a := &agg{key: key, fs: controller.FlowStats{Table: ofp.Table(ve.Table), DurationSec: p.DurationSec,
 				DurationNSec: p.DurationNSec, Priority: p.Priority, IdleTimeout: p.IdleTimeout, HardTimeout: p.HardTimeout,
 				Flags: p.Flags, Cookie: ve.Cookie, PacketCount: p.PacketCount, ByteCount: p.ByteCount,
-				Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: match}}}
+				Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: match},
+				Instructions: snap.virtualInstructions(idx, p.Instructions)}}
 			byKey[key] = a
 			out = append(out, a)
 		}
 	}
+	for _, vf := range s.tab.flows {
+		known(vf) // entries with no copy on a connected bridge
+	}
+	out = slices.DeleteFunc(out, func(a *agg) bool {
+		return req.Table != ofp.TableAll && a.fs.Table != req.Table ||
+			(a.fs.Cookie^req.Cookie)&req.CookieMask&(1<<48-1) != 0 ||
+			!coversMatch(a.fs.Match.Fields, req.Match.Fields)
+	})
 	slices.SortStableFunc(out, func(a, b *agg) int {
 		if a.fs.Table != b.fs.Table {
 			return int(a.fs.Table) - int(b.fs.Table)
@@ -129,19 +178,114 @@ func (s *Switch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]co
 		if a.fs.Priority != b.fs.Priority {
 			return int(b.fs.Priority) - int(a.fs.Priority)
 		}
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
+		return strings.Compare(a.key, b.key)
 	})
 	res := make([]controller.FlowStats, len(out))
 	for i, a := range out {
 		res[i] = a.fs
 	}
 	return res, nil
+}
+
+// virtualInstructions maps the physical instructions of a tenant-table
+// entry of virtual switch idx back to the virtual view (the inverse of
+// pipeline.Translate's translateInstructions): a clone that sets a host's
+// fabric (or group-marked) eth_dst and resubmits to the fabric output
+// table is output to that host's virtual port; a clone that sets the
+// metadata of a peer port and resubmits to the tenant tables is output to
+// the link port it is the peer of; set_field eth_src of a fabric MAC is
+// the host's own MAC; goto_table names the virtual table. Anything else
+// is kept as it is. A FLOOD reads as the list of outputs it was expanded
+// into.
+func (s *snapshot) virtualInstructions(idx uint16, ins ofp.Instructions) ofp.Instructions {
+	var out ofp.Instructions
+	for _, in := range ins {
+		switch in := in.(type) {
+		case *ofp.InstructionApplyActions:
+			out = append(out, &ofp.InstructionApplyActions{Actions: s.virtualActions(idx, in.Actions)})
+		case *ofp.InstructionGotoTable:
+			if uint8(in.Table) >= pipeline.TableTenant && uint8(in.Table) < pipeline.TableTenant+pipeline.NumTenantTables {
+				out = append(out, &ofp.InstructionGotoTable{Table: in.Table - ofp.Table(pipeline.TableTenant)})
+				continue
+			}
+			out = append(out, in)
+		default:
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// virtualActions maps one physical action list (virtualInstructions).
+func (s *snapshot) virtualActions(idx uint16, acts ofp.Actions) ofp.Actions {
+	out := make(ofp.Actions, 0, len(acts))
+	for _, a := range acts {
+		switch a := a.(type) {
+		case *ofwire.ExperimenterAction:
+			if a.Experimenter == pipeline.NiciraExperimenter && a.Subtype == pipeline.NXASTClone && len(a.Raw) >= 16 {
+				if nested, err := ofwire.DecodeActions(a.Raw[16:]); err == nil {
+					if port, ok := s.cloneTarget(idx, nested); ok {
+						out = append(out, &ofp.ActionOutput{Port: ofp.PortNo(port)})
+						continue
+					}
+				}
+			}
+			out = append(out, a)
+		case *ofp.ActionSetField:
+			f := a.Field
+			if f.Class == ofp.XMClassOpenflowBasic && f.Type == ofp.XMTypeEthSrc && len(f.Value) == 6 {
+				t, h := addr.Split(addr.MAC(f.Value))
+				if own, ok := s.fabric[h]; ok && t == s.view.ID {
+					out = append(out, pipeline.SetField(pipeline.EthSrc(own)))
+					continue
+				}
+			}
+			out = append(out, a)
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cloneTarget recognizes the clone of pipeline's toVPort: [set_field
+// eth_dst=<fabric MAC of a host>, resubmit(,TableFabricOut)] or
+// [set_field metadata=<peer port>, resubmit(,TableTenant)], and returns
+// the port number of virtual switch idx it outputs to.
+func (s *snapshot) cloneTarget(idx uint16, nested ofp.Actions) (uint32, bool) {
+	if len(nested) != 2 {
+		return 0, false
+	}
+	sf, ok1 := nested[0].(*ofp.ActionSetField)
+	rs, ok2 := nested[1].(*ofwire.ExperimenterAction)
+	if !ok1 || !ok2 || rs.Subtype != pipeline.NXASTResubmitTable || len(rs.Raw) < 13 {
+		return 0, false
+	}
+	v := s.view
+	table := rs.Raw[12]
+	switch {
+	case sf.Field.Type == ofp.XMTypeEthDst && len(sf.Field.Value) == 6 && table == pipeline.TableFabricOut:
+		t, h := addr.Split(addr.MAC(sf.Field.Value))
+		if t != v.ID {
+			return 0, false
+		}
+		h &^= addr.GroupMark
+		for i := range v.Hosts {
+			if hi := &v.Hosts[i]; hi.Index == h {
+				p := &v.Ports[hi.VPort-1]
+				return p.Port, p.Switch == idx
+			}
+		}
+	case sf.Field.Type == ofp.XMTypeMetadata && len(sf.Field.Value) == 8 && table == pipeline.TableTenant:
+		md := binary.BigEndian.Uint64(sf.Field.Value)
+		pi := int(md & pipeline.MetaVPortMask >> pipeline.MetaVPortShift)
+		if addr.TenantID(md>>pipeline.MetaTenantShift) != v.ID || pi < 1 || pi > len(v.Ports) || v.Ports[pi-1].Peer == 0 {
+			return 0, false
+		}
+		p := &v.Ports[v.Ports[pi-1].Peer-1]
+		return p.Port, p.Switch == idx
+	}
+	return 0, false
 }
 
 // mapMatch maps a physical tenant-table match back to the virtual view:
@@ -213,22 +357,4 @@ func cloneXM(f ofp.XM) ofp.XM {
 		f.Mask = bytes.Clone(f.Mask)
 	}
 	return f
-}
-
-// matchFilter reports whether entry has every field of filter with the
-// same value and mask (the non-strict flow-stats filter).
-func matchFilter(entry, filter []ofp.XM) bool {
-	for _, f := range pipeline.NormalizeMatch(filter) {
-		found := false
-		for _, e := range entry {
-			if e.Class == f.Class && e.Type == f.Type && bytes.Equal(e.Value, f.Value) && bytes.Equal(e.Mask, f.Mask) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }

@@ -31,6 +31,11 @@ type Switch struct {
 	done      chan struct{} // closed when the switch goes away
 	exited    chan struct{} // closed when run returned
 	closeOnce sync.Once
+
+	// mu guards tab and orders what is sent to the bridges for it: a
+	// flow-mod's table change and its physical flow-mods, a replay.
+	mu  sync.Mutex
+	tab flowTable // table.go
 }
 
 var _ controller.Switch = (*Switch)(nil)
@@ -166,35 +171,30 @@ func (s *Switch) refuse(err error) error {
 	return err
 }
 
-// FlowMod translates fm (pipeline.Translate) and queues the physical
-// flow-mods on every connected edge bridge of the switch. Translation
-// errors are *pipeline.Error (also delivered to ErrorHandler apps); a
-// bridge that is not connected is skipped (it gets the tenant's entries
-// again only when the app repeats them: reactive apps' entries are soft
-// state).
+// FlowMod applies fm to the switch's flow table (table.go; OpenFlow
+// 1.3.5 §6.4 for one switch) and sends its translation (pipeline.Translate,
+// pipeline.AddEntries) to every connected edge bridge of the switch:
+// OFPFC_ADD adds or replaces an entry, OFPFC_MODIFY(_STRICT) changes the
+// instructions of the matching entries in place, OFPFC_DELETE(_STRICT)
+// removes them (flowAdd, flowModify, flowDelete). A bridge that is not
+// connected gets the switch's entries, after the deletes it missed, when
+// it connects (Tenant.Replay). Translation errors are *pipeline.Error
+// (also delivered to ErrorHandler apps).
 func (s *Switch) FlowMod(ctx context.Context, fm *ofp.FlowMod) error {
 	snap, err := s.live("flow-mod")
 	if err != nil {
 		return err
 	}
-	fms, err := pipeline.Translate(snap.view, topology.DPID(s.dpid), fm)
-	if err != nil {
-		return s.refuse(err)
+	switch fm.Command {
+	case ofp.FlowAdd:
+		return s.flowAdd(ctx, snap, fm)
+	case ofp.FlowModify, ofp.FlowModifyStrict:
+		return s.flowModify(ctx, snap, fm)
+	case ofp.FlowDelete, ofp.FlowDeleteStrict:
+		return s.flowDelete(ctx, snap, fm)
 	}
-	var errs []error
-	for _, b := range snap.bridges[s.index-1] {
-		psw := s.t.phys.Switch(b)
-		if psw == nil {
-			continue
-		}
-		for _, f := range fms {
-			if err := psw.FlowMod(ctx, f); err != nil {
-				errs = append(errs, fmt.Errorf("bridge %s: %w", b, err))
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
+	_, err = pipeline.Translate(snap.view, topology.DPID(s.dpid), fm)
+	return s.refuse(err)
 }
 
 // GroupMod is refused: tenant groups are not virtualized

@@ -5,7 +5,10 @@
 // translated onto the physical edge bridges (package hypervisor/pipeline,
 // docs/pipeline.md):
 //
-//   - FlowMod -> pipeline.Translate, sent to every connected edge bridge of
+//   - FlowMod -> the virtual switch's flow table (table.go: the entries the
+//     apps installed, as installed, with the physical copies of each) and
+//     its translation (pipeline.Translate, pipeline.AddEntries, tenant ID
+//     in the cookie's top 16 bits), sent to every connected edge bridge of
 //     pipeline.EdgeBridges; translation errors are returned to the app
 //     (*pipeline.Error) and delivered to its ErrorHandler as an
 //     OFPT_ERROR would be (OpenFlow 1.3.5 §7.4.4);
@@ -19,9 +22,14 @@
 //     discovery sees exactly the virtual links it submitted);
 //   - Barrier -> barrier on every connected edge bridge of the switch;
 //   - FlowStats -> flow-stats of the edge bridges restricted to the
-//     tenant's cookie prefix, mapped back (virtual table, app cookie,
-//     in_port from the metadata, own eth_src) and summed over the physical
-//     copies of one virtual entry (see Switch.FlowStats for what is lost).
+//     tenant's cookie prefix, each virtual entry reported once as the app
+//     installed it (instructions included) with the counters of its
+//     physical copies summed (Switch.FlowStats);
+//   - flow-removed of the physical copies -> one flow-removed per virtual
+//     entry, when its last copy is gone (Tenant.FlowRemoved);
+//   - a bridge that connects, reconnects (an ovs-vswitchd restart empties
+//     it) or joins a virtual switch gets the switch's entries again, after
+//     the deletes it missed (Tenant.Replay: Antrea's flow replay).
 //
 // Events of one virtual switch are serialized on one goroutine fed by a
 // bounded queue; enqueueing never blocks (a full queue drops the
@@ -30,8 +38,9 @@
 //
 // The hypervisor (package hypervisor) creates one Tenant per tenant whose
 // app list names apps of Builtin (or of its own registry), feeds it the
-// demultiplexed packet-ins and flow-removed messages, and calls Update when
-// the tenant's view or its hosts' bindings change.
+// demultiplexed packet-ins and flow-removed messages, calls Replay when an
+// edge bridge (re)connects and Update when the tenant's view or its hosts'
+// bindings change.
 package vnet
 
 import (
@@ -116,6 +125,9 @@ type Tenant struct {
 
 	dropped  atomic.Uint64 // events dropped on full queues
 	lldpLoop atomic.Uint64 // LLDP frames looped back over virtual links
+	replays  atomic.Uint64 // Replay runs
+
+	replayMu sync.Mutex // serializes Replay
 }
 
 // snapshot is the immutable state the hot paths read.
@@ -203,7 +215,9 @@ func (t *Tenant) Switch(d topology.DPID) (*Switch, bool) {
 
 // Update makes st the tenant's mapping. When only bindings changed, the
 // apps keep their switches (host ports whose link state changed get an
-// OFPT_PORT_STATUS, spec 7.4.3); when the virtual switches, their ports or
+// OFPT_PORT_STATUS, spec 7.4.3; a bridge that became an edge bridge of a
+// switch gets its entries, Replay in the background; copies on a bridge
+// that no longer is one are forgotten); when the virtual switches, their ports or
 // links changed, every virtual switch goes down (SwitchDown) and the new
 // ones come up (SwitchUp). A closed Tenant ignores Update. It fails on a
 // nil view or a view of another tenant.
@@ -227,6 +241,26 @@ func (t *Tenant) Update(st State) error {
 	}
 	ns := t.build(st, old.switches)
 	t.snap.Store(ns)
+	var joined []controller.DPID
+	for i, sw := range ns.switches {
+		for _, b := range old.bridges[i] {
+			if !slices.Contains(ns.bridges[i], b) {
+				sw.dropBridge(b)
+			}
+		}
+		for _, b := range ns.bridges[i] {
+			if !slices.Contains(old.bridges[i], b) && !slices.Contains(joined, b) {
+				joined = append(joined, b)
+			}
+		}
+	}
+	for _, b := range joined { // a host of a switch is now on b: b needs the switch's entries
+		go func() {
+			if err := t.Replay(t.ctx, b); err != nil && t.ctx.Err() == nil {
+				t.log.Warn("vnet: replay onto a joining bridge failed", "bridge", b, "err", err)
+			}
+		}()
+	}
 	for i, sw := range ns.switches {
 		for j, p := range ns.ports[i] {
 			if p.State != old.ports[i][j].State {
@@ -388,32 +422,103 @@ func (t *Tenant) PacketIn(vdpid topology.DPID, inPort uint32, table uint8, cooki
 	return s.switches[vs.Index-1].enqueue(event{pi: newPacketIn(inPort, table, cookie, reason, frame)})
 }
 
-// newPacketIn builds a controller.PacketIn of the virtual view.
+// newPacketIn builds a controller.PacketIn of the virtual view, with its
+// in_port OXM, in one allocation (the packet-in hot path).
 func newPacketIn(inPort uint32, table uint8, cookie uint64, reason ofp.PacketInReason, frame []byte) *controller.PacketIn {
-	return &controller.PacketIn{BufferID: ofp.NoBuffer, TotalLen: uint16(min(len(frame), 0xffff)), Reason: reason,
+	b := &struct {
+		pi     controller.PacketIn
+		fields [1]ofp.XM
+		port   [4]byte
+	}{port: [4]byte{byte(inPort >> 24), byte(inPort >> 16), byte(inPort >> 8), byte(inPort)}}
+	b.fields[0] = ofp.XM{Class: ofp.XMClassOpenflowBasic, Type: ofp.XMTypeInPort, Value: b.port[:]} // pipeline.InPort
+	b.pi = controller.PacketIn{BufferID: ofp.NoBuffer, TotalLen: uint16(min(len(frame), 0xffff)), Reason: reason,
 		TableID: table, Cookie: cookie, InPort: ofp.PortNo(inPort), Data: frame,
-		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(inPort)}}}
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: b.fields[:]}}
+	return &b.pi
 }
 
-// FlowRemoved maps a physical OFPT_FLOW_REMOVED (spec 7.4.2) of one of the
-// tenant's translated entries back to the virtual switch named by its
-// metadata and queues it for the apps: cookie = the app's cookie, table =
-// the virtual table, match mapped back as in FlowStats. Each physical copy
-// of a virtual entry (group copies, in-port variants, one per edge bridge)
-// is removed on its own, so an app may see one flow-removed per copy. It
-// returns false if the entry is not this tenant's or the queue is full.
-func (t *Tenant) FlowRemoved(fr *ofp.FlowRemoved) bool {
+// FlowRemoved accounts a physical OFPT_FLOW_REMOVED (spec 7.4.2) from
+// edge bridge b of one of the tenant's translated entries to the virtual
+// switch named by its metadata (table.go): the copies of one virtual
+// entry (group copies, in-port variants, one per edge bridge) are removed
+// one by one, and the apps get one flow-removed per virtual entry, when
+// its last copy is gone, with the virtual table, priority and match, the
+// app's cookie and the summed counters (only if the app set
+// OFPFF_SEND_FLOW_REM). It returns false if the entry is not this tenant's
+// or not a copy the virtual switch knows.
+func (t *Tenant) FlowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 	s := t.snap.Load()
 	if s == nil || addr.TenantID(fr.Cookie>>48) != t.id {
 		return false
 	}
-	idx, match, ok := s.mapMatch(fr.Match.Fields)
-	if !ok || uint8(fr.Table) < pipeline.TableTenant || uint8(fr.Table) >= pipeline.TableTenant+pipeline.NumTenantTables {
+	if uint8(fr.Table) < pipeline.TableTenant || uint8(fr.Table) >= pipeline.TableTenant+pipeline.NumTenantTables {
 		return false
 	}
-	v := *fr
-	v.Cookie = fr.Cookie & (1<<48 - 1)
-	v.Table = fr.Table - ofp.Table(pipeline.TableTenant)
-	v.Match = ofp.Match{Type: ofp.MatchTypeXM, Fields: match}
-	return s.switches[idx-1].enqueue(event{fr: &v})
+	idx, _, ok := s.mapMatch(fr.Match.Fields)
+	if !ok {
+		return false
+	}
+	return s.switches[idx-1].flowRemoved(b, fr)
 }
+
+// Replay brings edge bridge b, which just connected (or reconnected, e.g.
+// after an ovs-vswitchd restart emptied its flow table) or joined a
+// virtual switch's edge bridges, up to date with the tenant's virtual
+// switches that span it: it sends the deletes b missed while it was away,
+// reads b's entries of the tenant (flow-stats, cookie prefix) and adds
+// every translated entry of the switches' tables that b lacks or holds
+// with other instructions (entries b holds unchanged keep their
+// counters). It does nothing when b is not connected or spans none of the
+// tenant's switches. Replays are serialized per tenant. Errors: the
+// bridge's flow-stats or flow-mod errors, wrapped.
+func (t *Tenant) Replay(ctx context.Context, b controller.DPID) error {
+	t.replayMu.Lock()
+	defer t.replayMu.Unlock()
+	snap := t.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	var sws []*Switch
+	for i, bs := range snap.bridges {
+		if slices.Contains(bs, b) {
+			sws = append(sws, snap.switches[i])
+		}
+	}
+	psw := t.phys.Switch(b)
+	if len(sws) == 0 || psw == nil {
+		return nil
+	}
+	for _, s := range sws {
+		for _, f := range s.takePending(b) {
+			if err := psw.FlowMod(ctx, f); err != nil {
+				return fmt.Errorf("vnet: replay on bridge %s: missed delete: %w", b, err)
+			}
+		}
+	}
+	fs, err := psw.FlowStats(ctx, &ofp.FlowStatsRequest{Table: ofp.TableAll, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny,
+		Cookie: pipeline.TenantCookie(t.id, 0), CookieMask: pipeline.MetaTenantMask, Match: ofp.Match{Type: ofp.MatchTypeXM}})
+	if err != nil {
+		return fmt.Errorf("vnet: replay on bridge %s: flow stats: %w", b, err)
+	}
+	present := make(map[string]*controller.FlowStats, len(fs))
+	for i := range fs {
+		p := &fs[i]
+		if uint8(p.Table) < pipeline.TableTenant || uint8(p.Table) >= pipeline.TableTenant+pipeline.NumTenantTables ||
+			addr.TenantID(p.Cookie>>48) != t.id {
+			continue
+		}
+		present[(&pipeline.Entry{Table: uint8(p.Table), Priority: p.Priority, Match: p.Match.Fields}).Key()] = p
+	}
+	var errs []error
+	for _, s := range sws {
+		if err := s.replay(ctx, b, psw, present); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	t.replays.Add(1)
+	return errors.Join(errs...)
+}
+
+// Replays returns how many bridge replays ran (Replay calls that found
+// the bridge connected and spanning a switch).
+func (t *Tenant) Replays() uint64 { return t.replays.Load() }

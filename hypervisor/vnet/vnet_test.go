@@ -366,21 +366,37 @@ func TestFlowStatsMappedBack(t *testing.T) {
 func TestFlowRemovedMappedBack(t *testing.T) {
 	rec := newRecorder("rec")
 	tn := startTenant(t, newFakePhys(e1, e3), rec)
-	v := fixtureView(t, tID, fixtureTopology())
-	phy, err := pipeline.Translate(v, vs3, &ofp.FlowMod{Command: ofp.FlowAdd, Table: 2, Priority: 9, Cookie: 0x5,
-		Buffer: ofp.NoBuffer, Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(1), pipeline.EthDst(mac1)}}})
-	if err != nil {
+	s3, _ := tn.Switch(vs3)
+	fm := &ofp.FlowMod{Command: ofp.FlowAdd, Table: 2, Priority: 9, Cookie: 0x5, Flags: ofp.FlowFlagSendFlowRem,
+		Buffer: ofp.NoBuffer, Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(1), pipeline.EthDst(mac1)}}}
+	if err := s3.FlowMod(context.Background(), fm); err != nil {
 		t.Fatal(err)
 	}
-	if !tn.FlowRemoved(&ofp.FlowRemoved{Cookie: phy[0].Cookie, Table: phy[0].Table, Priority: 9, Match: phy[0].Match, PacketCount: 3}) {
-		t.Fatal("flow-removed refused")
+	phy, err := pipeline.Translate(fixtureView(t, tID, fixtureTopology()), vs3, fm)
+	if err != nil || len(phy) != 1 {
+		t.Fatalf("translation %v, %v; want one entry", phy, err)
+	}
+	// One copy on each bridge: the apps hear of the entry once, when the
+	// second copy goes.
+	for i, b := range []controller.DPID{e1, e3} {
+		if !tn.FlowRemoved(b, &ofp.FlowRemoved{Cookie: phy[0].Cookie, Table: phy[0].Table, Priority: 9, Match: phy[0].Match,
+			Reason: ofp.FlowReasonHardTimeout, PacketCount: 3}) {
+			t.Fatalf("flow-removed from %v refused", b)
+		}
+		if i == 0 {
+			rec.none(t, "flow-removed", 20*time.Millisecond)
+		}
 	}
 	ev := rec.next(t, "flow-removed")
-	if ev.sw.DPID() != controller.DPID(vs3) || ev.fr.Cookie != 5 || ev.fr.Table != 2 || ev.fr.PacketCount != 3 {
+	if ev.sw.DPID() != controller.DPID(vs3) || ev.fr.Cookie != 5 || ev.fr.Table != 2 || ev.fr.PacketCount != 6 ||
+		ev.fr.Reason != ofp.FlowReasonHardTimeout {
 		t.Fatalf("flow-removed %+v on %v", ev.fr, ev.sw)
 	}
-	if tn.FlowRemoved(&ofp.FlowRemoved{Cookie: 0x0204 << 48, Table: 10, Match: phy[0].Match}) {
+	if tn.FlowRemoved(e1, &ofp.FlowRemoved{Cookie: 0x0204 << 48, Table: 10, Match: phy[0].Match}) {
 		t.Error("another tenant's flow-removed accepted")
+	}
+	if tn.FlowRemoved(e1, &ofp.FlowRemoved{Cookie: phy[0].Cookie, Table: phy[0].Table, Priority: 9, Match: phy[0].Match}) {
+		t.Error("flow-removed of a copy already removed accepted")
 	}
 }
 
