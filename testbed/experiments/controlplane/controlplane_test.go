@@ -118,7 +118,7 @@ func sample() []Measurement {
 	var ms []Measurement
 	add := func(arm string, n, rep int, lat float64, err string) {
 		ms = append(ms, Measurement{Arm: arm, Networks: n, Rep: rep, Switches: n, AnsweredPerSec: 1000 * float64(n) / lat,
-			RespPerSec: 2000 * float64(n) / lat, LatencyMS: lat, RTTMS: lat, CPUPerRequestUS: 1000 * lat / 2, Load1: 1.5, Start: t0, Err: err})
+			RespPerSec: 2000 * float64(n) / lat, LatencyMS: lat, RTTMS: lat, CPUPerRequestUS: 1000 * lat / 2, Load1: 1.5, Commit: "abc1234", Start: t0, Err: err})
 	}
 	for rep, l := range []float64{0.050, 0.060, 0.055} {
 		add(ArmBare, 1, rep+1, l, "")
@@ -193,13 +193,19 @@ func TestCSVRoundTripAndSummaryCSV(t *testing.T) {
 	}
 	for i := range ms {
 		a, g := ms[i], got[i]
-		if a.Arm != g.Arm || a.Networks != g.Networks || a.Rep != g.Rep || a.Err != g.Err || !a.Start.Equal(g.Start) ||
+		if a.Arm != g.Arm || a.Networks != g.Networks || a.Rep != g.Rep || a.Err != g.Err || !a.Start.Equal(g.Start) || a.Commit != g.Commit ||
 			math.Abs(a.LatencyMS-g.LatencyMS) > 1e-4 {
 			t.Errorf("row %d: wrote %+v, read %+v", i, a, g)
 		}
 	}
 	if _, err := ReadMeasurements(strings.NewReader("a,b\n1,2\n")); err == nil {
 		t.Error("foreign CSV accepted")
+	}
+	// a file written before the commit column (docs/results of 2026-11-22)
+	hdr := MeasurementHeader()
+	old := strings.Join(hdr[:len(hdr)-1], ",") + "\nbare,1,1,1,23800.0,11900.0,0.0842,0.0800,0,0,0,0,0,55.0,56.80,40.0,3.93,2026-11-22T08:45:00Z,\n"
+	if got, err := ReadMeasurements(strings.NewReader(old)); err != nil || len(got) != 1 || got[0].Commit != "" || got[0].Load1 != 3.93 || got[0].LatencyMS != 0.0842 {
+		t.Errorf("old file: %+v, %v", got, err)
 	}
 	bad := strings.Replace(b.String(), "bare,1,1,", "bare,one,1,", 1)
 	if _, err := ReadMeasurements(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "line 2, column networks") {
@@ -211,7 +217,8 @@ func TestCSVRoundTripAndSummaryCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 7 || !strings.HasPrefix(lines[2], "1,hypervisor,3,0,") || !strings.Contains(lines[2], ",0.0060,") || !strings.Contains(lines[2], ",true,true,") {
+	if len(lines) != 7 || !strings.HasPrefix(lines[2], "1,hypervisor,3,0,") || !strings.Contains(lines[2], ",0.0060,") || !strings.Contains(lines[2], ",true,true,") ||
+		!strings.HasSuffix(lines[2], ",abc1234") {
 		t.Errorf("summary CSV:\n%s", b.String())
 	}
 }

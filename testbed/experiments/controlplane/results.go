@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // Summary is the median of one arm's successful measurements at one number
@@ -29,6 +31,8 @@ type Summary struct {
 	Lost, Timeouts uint64
 	// Load1 is the median load average before the measurements.
 	Load1 float64
+	// Commit is the measurements' commit (runinfo.JoinCommits of theirs).
+	Commit string
 }
 
 // Overhead compares the hypervisor arm with the bare learning switch at one
@@ -81,8 +85,10 @@ func Summarize(ms []Measurement) []Summary {
 	for _, k := range keys {
 		s := Summary{Arm: k.arm, Networks: k.n}
 		var resp, ans, lat, rtt, cpu, cpuReq, load []float64
+		var commits []string
 		for _, m := range groups[k] {
 			load = append(load, m.Load1)
+			commits = append(commits, m.Commit)
 			if !m.OK() {
 				s.Failed++
 				s.FailReason = m.Err
@@ -94,7 +100,7 @@ func Summarize(ms []Measurement) []Summary {
 			s.Lost += m.Lost
 			s.Timeouts += m.Timeouts
 		}
-		s.Load1 = Median(load)
+		s.Load1, s.Commit = Median(load), runinfo.JoinCommits(commits)
 		if s.Reps > 0 {
 			s.RespPerSec, s.AnsweredPerSec, s.LatencyMS = Median(resp), Median(ans), Median(lat)
 			s.RTTMS, s.ControllerCPUPct, s.CPUPerRequestUS = Median(rtt), Median(cpu), Median(cpuReq)
@@ -177,7 +183,7 @@ func Median(v []float64) float64 {
 // MeasurementHeader returns the columns of WriteMeasurements.
 func MeasurementHeader() []string {
 	return []string{"arm", "networks", "rep", "switches", "resp_per_s", "answered_per_s", "latency_ms", "rtt_ms", "lost", "timeouts",
-		"ctrl_errors", "switch_errors", "ignored_flow_mods", "controller_cpu_pct", "cpu_us_per_request", "ofbench_cpu_pct", "load1", "start", "error"}
+		"ctrl_errors", "switch_errors", "ignored_flow_mods", "controller_cpu_pct", "cpu_us_per_request", "ofbench_cpu_pct", "load1", "start", "error", "commit"}
 }
 
 // WriteMeasurements writes one CSV row per measurement.
@@ -189,7 +195,7 @@ func WriteMeasurements(w io.Writer, ms []Measurement) error {
 	for _, m := range ms {
 		row := []string{m.Arm, strconv.Itoa(m.Networks), strconv.Itoa(m.Rep), strconv.Itoa(m.Switches), f1(m.RespPerSec), f1(m.AnsweredPerSec),
 			f4(m.LatencyMS), f4(m.RTTMS), u(m.Lost), u(m.Timeouts), u(m.CtrlErrors), u(m.SwitchErrors), u(m.IgnoredFlowMods),
-			f1(m.ControllerCPUPct), f2(m.CPUPerRequestUS), f1(m.OfbenchCPUPct), strconv.FormatFloat(m.Load1, 'f', 2, 64), m.Start.Format(time.RFC3339), m.Err}
+			f1(m.ControllerCPUPct), f2(m.CPUPerRequestUS), f1(m.OfbenchCPUPct), strconv.FormatFloat(m.Load1, 'f', 2, 64), m.Start.Format(time.RFC3339), m.Err, m.Commit}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -198,7 +204,8 @@ func WriteMeasurements(w io.Writer, ms []Measurement) error {
 	return cw.Error()
 }
 
-// ReadMeasurements reads a CSV written by WriteMeasurements. Errors name
+// ReadMeasurements reads a CSV written by WriteMeasurements, also one
+// written before its last column (commit) existed (Commit ""). Errors name
 // the line and column.
 func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 	cr := csv.NewReader(r)
@@ -206,7 +213,8 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 || !slices.Equal(rows[0], MeasurementHeader()) {
+	hdr := MeasurementHeader()
+	if len(rows) == 0 || !slices.Equal(rows[0], hdr) && !slices.Equal(rows[0], hdr[:len(hdr)-1]) {
 		return nil, errors.New("not a controlplane measurements CSV (header differs)")
 	}
 	var out []Measurement
@@ -224,6 +232,9 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 			LatencyMS: num(6), RTTMS: num(7), Lost: uint64(num(8)), Timeouts: uint64(num(9)), CtrlErrors: uint64(num(10)),
 			SwitchErrors: uint64(num(11)), IgnoredFlowMods: uint64(num(12)), ControllerCPUPct: num(13), CPUPerRequestUS: num(14),
 			OfbenchCPUPct: num(15), Load1: num(16), Err: row[18]}
+		if len(row) > 19 {
+			m.Commit = row[19]
+		}
 		if t, err := time.Parse(time.RFC3339, row[17]); err == nil {
 			m.Start = t
 		} else {
@@ -241,7 +252,7 @@ func ReadMeasurements(r io.Reader) ([]Measurement, error) {
 func SummaryHeader() []string {
 	return []string{"networks", "arm", "reps", "failed", "resp_per_s", "answered_per_s", "latency_ms", "latency_min_ms", "latency_max_ms",
 		"rtt_ms", "controller_cpu_pct", "cpu_us_per_request", "lost", "timeouts", "load1", "overhead_ms", "overhead_pct", "paired_min_ms", "paired_max_ms",
-		"within_target_0.01ms", "within_paper_0.1ms", "cpu_overhead_us", "fail_reason"}
+		"within_target_0.01ms", "within_paper_0.1ms", "cpu_overhead_us", "fail_reason", "commit"}
 }
 
 // WriteSummaries writes one CSV row per summary; the hypervisor's rows
@@ -254,7 +265,7 @@ func WriteSummaries(w io.Writer, ss []Summary, ohs []Overhead) error {
 	for _, s := range ss {
 		row := []string{strconv.Itoa(s.Networks), s.Arm, strconv.Itoa(s.Reps), strconv.Itoa(s.Failed), f1(s.RespPerSec), f1(s.AnsweredPerSec),
 			f4(s.LatencyMS), f4(s.LatencyMinMS), f4(s.LatencyMaxMS), f4(s.RTTMS), f1(s.ControllerCPUPct), f2(s.CPUPerRequestUS), u(s.Lost), u(s.Timeouts),
-			strconv.FormatFloat(s.Load1, 'f', 2, 64), "", "", "", "", "", "", "", s.FailReason}
+			strconv.FormatFloat(s.Load1, 'f', 2, 64), "", "", "", "", "", "", "", s.FailReason, s.Commit}
 		if s.Arm == ArmHypervisor {
 			for _, o := range ohs {
 				if o.Networks == s.Networks {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // OVSTestControllerMaxSwitches is how many switch connections
@@ -54,6 +56,9 @@ type Measurement struct {
 	CPUPerRequestUS float64
 	// Load1 is the 1-minute load average just before the measurement.
 	Load1 float64
+	// Commit is the commit of the code that measured (runinfo.Commit); ""
+	// in files written before the column existed.
+	Commit string
 	// Start is when the measurement started (UTC).
 	Start time.Time
 	// Err is why the measurement failed ("" if it did not).
@@ -186,7 +191,7 @@ func (r *runner) progress(k, total int, m Measurement) {
 
 // measure runs one measurement; failures are recorded in the result.
 func (r *runner) measure(ctx context.Context, arm string, n, rep int) Measurement {
-	m := Measurement{Arm: arm, Networks: n, Rep: rep, Start: time.Now().UTC(), Load1: Load1()}
+	m := Measurement{Arm: arm, Networks: n, Rep: rep, Start: time.Now().UTC(), Load1: Load1(), Commit: runinfo.Commit()}
 	if why, ok := r.missing[arm]; ok {
 		m.Err = "skipped: " + why
 		return m
