@@ -15,17 +15,19 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/skyvisor/skyvisor/hypervisor/migrate"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // Header returns the CSV header of WriteCSV: the point, the total, one
 // column per step (migrate.Steps, "-" as "_"), the mean host move, the
-// clone counts and the pings.
+// clone counts, the pings, the error, then the load average and the
+// commit the migration was measured at.
 func Header() []string {
 	h := []string{"delay_ms", "flows", "hosts", "rep", "direction", "total_ms"}
 	for _, s := range migrate.Steps() {
 		h = append(h, stepColumn(s))
 	}
-	return append(h, "host_move_ms", "cloned", "frozen", "ping_sent", "ping_lost", "error")
+	return append(h, "host_move_ms", "cloned", "frozen", "ping_sent", "ping_lost", "error", "load1", "commit")
 }
 
 func stepColumn(s migrate.Step) string {
@@ -55,7 +57,8 @@ func WriteCSV(w io.Writer, rows []Row) error {
 			}
 			rec = append(rec, f1(v))
 		}
-		rec = append(rec, f1(r.HostMoveMS), strconv.Itoa(r.Cloned), strconv.Itoa(r.Frozen), strconv.Itoa(r.PingSent), strconv.Itoa(r.PingLost), r.Err)
+		rec = append(rec, f1(r.HostMoveMS), strconv.Itoa(r.Cloned), strconv.Itoa(r.Frozen), strconv.Itoa(r.PingSent), strconv.Itoa(r.PingLost), r.Err,
+			strconv.FormatFloat(r.Load1, 'f', 2, 64), r.Commit)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -72,6 +75,8 @@ type Summary struct {
 	TotalMS, MoveMS       float64 // medians: whole migration, move step
 	CloneMS, FreezeMS     float64 // medians of the clone and freeze steps
 	LostPerHost           float64 // median ping loss of the moving host
+	Load1                 float64 // median load average at the migrations' start
+	Commit                string  // the rows' commit (runinfo.JoinCommits)
 }
 
 // Summarize returns one Summary per point, in (delay, flows, hosts) order;
@@ -118,7 +123,12 @@ func Summarize(rows []Row) []Summary {
 				return 0
 			}
 		}
+		commits := make([]string, len(g))
+		for i, r := range g {
+			commits[i] = r.Commit
+		}
 		out = append(out, Summary{DelayMS: k.d, Flows: k.f, Hosts: k.h, N: len(g),
+			Load1: med(func(r Row) float64 { return r.Load1 }), Commit: runinfo.JoinCommits(commits),
 			TotalMS: med(func(r Row) float64 { return r.TotalMS }), MoveMS: med(step(migrate.StepMove)),
 			CloneMS: med(step(migrate.StepClone)), FreezeMS: med(step(migrate.StepFreeze)),
 			LostPerHost: med(func(r Row) float64 { return float64(r.PingLost) })})
@@ -141,12 +151,14 @@ func median(v []float64) float64 {
 // WriteSummaryCSV writes the summaries.
 func WriteSummaryCSV(w io.Writer, ss []Summary) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"delay_ms", "flows", "hosts", "n", "total_ms", "move_ms", "clone_ms", "freeze_ms", "ping_lost"}); err != nil {
+	if err := cw.Write([]string{"delay_ms", "flows", "hosts", "n", "total_ms", "move_ms", "clone_ms", "freeze_ms", "ping_lost",
+		"load1", "commit"}); err != nil {
 		return err
 	}
 	for _, s := range ss {
 		if err := cw.Write([]string{strconv.Itoa(s.DelayMS), strconv.Itoa(s.Flows), strconv.Itoa(s.Hosts), strconv.Itoa(s.N),
-			f1(s.TotalMS), f1(s.MoveMS), f1(s.CloneMS), f1(s.FreezeMS), f1(s.LostPerHost)}); err != nil {
+			f1(s.TotalMS), f1(s.MoveMS), f1(s.CloneMS), f1(s.FreezeMS), f1(s.LostPerHost),
+			strconv.FormatFloat(s.Load1, 'f', 2, 64), s.Commit}); err != nil {
 			return err
 		}
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/migrate"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 )
 
@@ -136,6 +137,10 @@ type Row struct {
 	PingSent   int       `json:"ping_sent"`
 	PingLost   int       `json:"ping_lost"`
 	Err        string    `json:"error,omitempty"`
+	// Load1 is the 1-minute load average when the migration started;
+	// Commit the commit of the code that measured (runinfo.Commit).
+	Load1  float64 `json:"load1"`
+	Commit string  `json:"commit"`
 }
 
 // tenant is the experiment's tenant.
@@ -235,14 +240,14 @@ func runDelay(ctx context.Context, cfg *Config, d int) (_ []Row, err error) {
 				if err := addFlows(ctx, stateDir, "aws", hs[0].vm, tid, f); err != nil {
 					return rows, err
 				}
-				base := Row{DelayMS: d, Flows: f, Hosts: cfg.Hosts[k], Rep: rep}
+				base := Row{DelayMS: d, Flows: f, Hosts: cfg.Hosts[k], Rep: rep, Commit: runinfo.Commit()}
 				out := base
-				out.Direction = "out"
+				out.Direction, out.Load1 = "out", runinfo.Load1()
 				out = sv.measure(ctx, cfg, stateDir, hs[0], peer, migrate.Request{Switch: src.DPID, To: "gcp"}, out)
 				rows = append(rows, out)
 				fmt.Fprintln(cfg.Progress, out.String())
 				back := base
-				back.Direction = "back"
+				back.Direction, back.Load1 = "back", runinfo.Load1()
 				back = sv.measure(ctx, cfg, stateDir, hs[0], peer, migrate.Request{Switch: dst.DPID, To: "aws", VM: hs[0].vm}, back)
 				rows = append(rows, back)
 				fmt.Fprintln(cfg.Progress, back.String())
