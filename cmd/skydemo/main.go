@@ -2,7 +2,8 @@
 // lab on real Open vSwitch, skyvisor running the hypervisor, two tenants
 // with identical MACs and IPs applied with skyctl, then checked: every pair
 // inside each tenant pings across clouds, tcpdump shows no frame crossing
-// tenants, a spoofed MAC gets nothing through. Exit status 0 when every
+// tenants, a host spoofing an unbound MAC, another host's MAC or a fabric
+// MAC (the other tenant's or its own) gets nothing through. Exit status 0 when every
 // expectation held, 1 otherwise, 2 on a bad command line.
 //
 //	skydemo [--keep] [--prefix skd] [--state-dir DIR] [--lab FILE] [--tenants FILE] [--bin DIR] [--api-listen ADDR]

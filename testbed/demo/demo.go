@@ -4,9 +4,11 @@
 // inventory, two tenants with identical MACs and IPs applied through the
 // REST API with skyctl, then checks with assertions: every ordered pair of
 // hosts inside each tenant pings across clouds; tcpdump in every host
-// namespace sees no frame of one tenant at the other's hosts; a host with a
-// spoofed MAC gets nothing through. Run returns a Summary whose Failures
-// list every unmet expectation.
+// namespace sees no frame of one tenant at the other's hosts; a host that
+// takes an unbound MAC, another host's MAC, the other tenant's fabric MAC
+// or its own fabric MAC gets nothing through (captures in every other host
+// namespace, the edge drop entry's counters). Run returns a Summary whose
+// Failures list every unmet expectation.
 package demo
 
 import (
@@ -29,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 )
@@ -74,8 +77,9 @@ const (
 	DaemonDir     = "skyvisor" // skyvisor's --state-dir
 )
 
-// spoofMAC is the MAC the spoof check gives a host: bound to no host.
-const spoofMAC = "00:00:00:00:00:5f"
+// unboundMAC is the first MAC the spoof check gives a host: bound to no
+// host.
+const unboundMAC = "00:00:00:00:00:5f"
 
 // run is one demo run's state.
 type run struct {
@@ -291,7 +295,7 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 	r.sum.Setup = last
 
 	// 5. Isolation: captures everywhere while one tenant talks; spoof.
-	r.progress("isolation (same MACs and IPs in both tenants): tcpdump in all %d host namespaces while one tenant pings and ARPs; then a spoofed MAC", len(r.hosts))
+	r.progress("isolation (same MACs and IPs in both tenants): tcpdump in all %d host namespaces while one tenant pings and ARPs; then spoofed source MACs", len(r.hosts))
 	for _, tn := range tenants(r.hosts) {
 		c, err := r.isolation(ctx, tn)
 		if err != nil {
@@ -307,12 +311,11 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 			fmt.Fprintf(r.out, "     leaked: %s\n", s)
 		}
 	}
-	sp, err := r.spoof(ctx)
+	sps, err := r.spoofAll(ctx)
+	r.sum.Spoofs = sps
 	if err != nil {
 		return fmt.Errorf("spoof check: %w", err)
 	}
-	r.sum.Spoof = sp
-	fmt.Fprintf(r.out, "   %s as %s pinging %s: ping ok=%v, %d frames at other hosts; own MAC back: pings=%v\n", sp.Host, sp.MAC, sp.Target, sp.PingOK, sp.Frames, sp.Restored)
 	return nil
 }
 
@@ -722,11 +725,23 @@ func (r *run) isolation(ctx context.Context, tn string) (Capture, error) {
 	return c, nil
 }
 
-// spoof gives the last host of the first tenant a MAC bound to no host,
-// checks that its pings to the tenant's first host fail and that no other
-// host receives anything, then restores the MAC and checks it pings again.
-func (r *run) spoof(ctx context.Context) (*Spoof, error) {
-	tn := tenants(r.hosts)[0]
+// spoofCase is one MAC the spoof check gives the spoofing host.
+type spoofCase struct {
+	name, mac string
+}
+
+// spoofPlan picks the spoofing host (the last host of the first tenant),
+// its target (the tenant's first host) and the MACs it tries: one bound to
+// no host; another host's MAC (a host of its own tenant other than the
+// target, whose MAC is also that of the other tenant's host of the same
+// name: both tenants use identical addresses); the fabric MAC of the
+// other tenant's host with the spoofer's name; the spoofer's own fabric
+// MAC. Fabric MACs are addr.FabricMAC of the tenant ID the API reports
+// and the host index of GET /v1/tenants/{name}/mapping, cross-checked
+// against the fabric MAC the mapping gives.
+func (r *run) spoofPlan(ctx context.Context) (src, dst Host, cases []spoofCase, err error) {
+	tns := tenants(r.hosts)
+	tn := tns[0]
 	var mine []Host
 	for _, h := range r.hosts {
 		if h.Tenant == tn {
@@ -734,21 +749,122 @@ func (r *run) spoof(ctx context.Context) (*Spoof, error) {
 		}
 	}
 	if len(mine) < 2 {
-		return nil, fmt.Errorf("tenant %s has %d hosts, want 2 or more", tn, len(mine))
+		return src, dst, nil, fmt.Errorf("tenant %s has %d hosts, want 2 or more", tn, len(mine))
 	}
-	src, dst := mine[len(mine)-1], mine[0]
-	sp := &Spoof{Host: src.Lab, MAC: spoofMAC, Target: dst.Lab + " (" + dst.IP + ")"}
+	src, dst = mine[len(mine)-1], mine[0]
+	cases = append(cases, spoofCase{"unbound MAC", unboundMAC})
+
+	victim := dst
+	if len(mine) > 2 {
+		victim = mine[1]
+	}
+	same := []string{victim.Lab}
+	for _, h := range r.hosts {
+		if h.MAC == victim.MAC && h.Lab != victim.Lab {
+			same = append(same, h.Lab)
+		}
+	}
+	cases = append(cases, spoofCase{"MAC of " + strings.Join(same, " = "), victim.MAC})
+
+	fabric := func(tenant, host string) (string, error) {
+		m, err := r.cli.Mapping(ctx, tenant)
+		if err != nil {
+			return "", fmt.Errorf("mapping of %s: %w", tenant, err)
+		}
+		if uint16(m.TenantID) != r.ids[tenant] {
+			return "", fmt.Errorf("mapping of %s: tenant ID %d, the tenant list says %d", tenant, m.TenantID, r.ids[tenant])
+		}
+		for _, hm := range m.Hosts {
+			if hm.Name != host {
+				continue
+			}
+			_, idx := addr.Split(hm.FabricMAC)
+			mac := addr.FabricMAC(addr.TenantID(r.ids[tenant]), idx)
+			if mac != hm.FabricMAC {
+				return "", fmt.Errorf("mapping of %s/%s: fabric MAC %s, addr.FabricMAC(%d, %d) = %s", tenant, host, hm.FabricMAC, r.ids[tenant], idx, mac)
+			}
+			return mac.String(), nil
+		}
+		return "", fmt.Errorf("mapping of %s: no host %q", tenant, host)
+	}
+	if len(tns) > 1 {
+		other := tns[1]
+		twin := ""
+		for _, h := range r.hosts {
+			if h.Tenant == other && (twin == "" || h.Name == src.Name) {
+				twin = h.Name
+			}
+		}
+		mac, err := fabric(other, twin)
+		if err != nil {
+			return src, dst, nil, err
+		}
+		cases = append(cases, spoofCase{fmt.Sprintf("fabric MAC of %s/%s", other, twin), mac})
+	}
+	mac, err := fabric(tn, src.Name)
+	if err != nil {
+		return src, dst, nil, err
+	}
+	cases = append(cases, spoofCase{fmt.Sprintf("own fabric MAC, %s/%s", tn, src.Name), mac})
+	return src, dst, cases, nil
+}
+
+// spoofAll runs every case of spoofPlan, printing one line each.
+func (r *run) spoofAll(ctx context.Context) ([]Spoof, error) {
+	src, dst, cases, err := r.spoofPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Spoof
+	for i, c := range cases {
+		sp, err := r.spoof(ctx, src, dst, c)
+		if err != nil {
+			return out, fmt.Errorf("%s as %s (%s): %w", src.Lab, c.mac, c.name, err)
+		}
+		out = append(out, *sp)
+		got := "no reply"
+		if sp.PingOK {
+			got = "GOT A REPLY"
+		}
+		edge := fmt.Sprintf("%d/%d sent frames counted by the drop entries of %s", sp.EdgeDropped, sp.Sent, sp.EdgePort)
+		if sp.EdgeErr != "" {
+			edge = "edge counters: " + sp.EdgeErr
+		}
+		fmt.Fprintf(r.out, "   spoof %d/%d: %s as %s (%s) -> %s: %s, %d frames at the other hosts, %s; own MAC back: pings=%v\n",
+			i+1, len(cases), sp.Host, sp.MAC, sp.Case, sp.Target, got, sp.Frames, edge, sp.Restored)
+		for _, l := range sp.Sample {
+			fmt.Fprintf(r.out, "     leaked: %s\n", l)
+		}
+	}
+	return out, nil
+}
+
+// spoof gives src the MAC of c, then, with tcpdump in every other host's
+// namespace, sends ARP requests for dst (ping with an empty neighbour
+// cache), ICMP echo requests to dst with the spoofed source (a static
+// neighbour entry for dst), and a broadcast ping of the subnet. No reply
+// may come back, no other host may receive anything, and the drop entries
+// of src's port in table 0 of its VM bridge must count every frame src
+// sent. Then src gets its own MAC back and must ping dst again.
+func (r *run) spoof(ctx context.Context, src, dst Host, c spoofCase) (*Spoof, error) {
+	sp := &Spoof{Case: c.name, Host: src.Lab, MAC: c.mac, Target: dst.Lab + " (" + dst.IP + ")", FramesAt: map[string]int{}}
 	var others []Host
 	for _, h := range r.hosts {
 		if h.Lab != src.Lab {
 			others = append(others, h)
 		}
 	}
-	if err := r.hostRun(ctx, src.Lab, "ip", "link", "set", "dev", lab.HostIface, "address", spoofMAC); err != nil {
+	ih := r.inv.Host(src.Lab)
+	if ih == nil {
+		return nil, fmt.Errorf("lab host %s not in the inventory", src.Lab)
+	}
+	if err := r.hostRun(ctx, src.Lab, "ip", "link", "set", "dev", lab.HostIface, "address", c.mac); err != nil {
 		return nil, err
 	}
 	restore := func() error {
-		return r.hostRun(context.WithoutCancel(ctx), src.Lab, "ip", "link", "set", "dev", lab.HostIface, "address", src.MAC)
+		bg := context.WithoutCancel(ctx)
+		_ = r.hostRun(bg, src.Lab, "ip", "neigh", "del", dst.IP, "dev", lab.HostIface)
+		return r.hostRun(bg, src.Lab, "ip", "link", "set", "dev", lab.HostIface, "address", src.MAC)
 	}
 	r.quiesce(ctx)
 	caps, err := r.captureAll(ctx, others)
@@ -756,15 +872,71 @@ func (r *run) spoof(ctx context.Context) (*Spoof, error) {
 		restore()
 		return nil, err
 	}
+	tx0, errTx := r.txPackets(ctx, src.Lab)
+	drop0, port, errDrop := r.edgeDrops(ctx, ih)
+	sp.EdgePort = port
+
+	// ARP requests (broadcast) with the spoofed sender.
 	_ = r.hostRun(ctx, src.Lab, "ip", "neigh", "flush", "dev", lab.HostIface)
-	sp.PingOK = r.hostRun(ctx, src.Lab, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", dst.IP) == nil
-	time.Sleep(300 * time.Millisecond)
-	for _, h := range others {
-		sp.Frames += len(caps[h.Lab].stop())
+	sp.PingOK = r.hostRun(ctx, src.Lab, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", dst.IP) == nil
+	// ICMP echo requests (unicast to dst's MAC) with the spoofed source.
+	if err := r.hostRun(ctx, src.Lab, "ip", "neigh", "replace", dst.IP, "lladdr", dst.MAC, "dev", lab.HostIface, "nud", "permanent"); err != nil {
+		restore()
+		for _, h := range others {
+			caps[h.Lab].stop()
+		}
+		return nil, err
 	}
+	if r.hostRun(ctx, src.Lab, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", dst.IP) == nil {
+		sp.PingOK = true
+	}
+	// A broadcast ping (IPv4 to ff:ff:ff:ff:ff:ff); hosts ignore broadcast
+	// echoes by default, so only the captures tell.
+	if src.Broadcast != "" {
+		_ = r.hostRun(ctx, src.Lab, "ping", "-n", "-b", "-c", "2", "-i", "0.2", "-W", "1", src.Broadcast)
+	}
+	time.Sleep(300 * time.Millisecond) // frames in flight
+	for _, h := range others {
+		frames := caps[h.Lab].stop()
+		if len(frames) > 0 {
+			sp.Frames += len(frames)
+			sp.FramesAt[h.Lab] = len(frames)
+			for _, f := range frames {
+				if len(sp.Sample) < 3 {
+					sp.Sample = append(sp.Sample, h.Lab+": "+f)
+				}
+			}
+		}
+	}
+	tx1, err := r.txPackets(ctx, src.Lab)
+	switch {
+	case errTx != nil:
+		sp.EdgeErr = errTx.Error()
+	case err != nil:
+		sp.EdgeErr = err.Error()
+	case errDrop != nil:
+		sp.EdgeErr = errDrop.Error()
+	default:
+		sp.Sent = tx1 - tx0
+		// OVS updates flow statistics from its datapath flows about twice a
+		// second: wait until they cover what was sent (or 5 s passed).
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			drop1, _, err := r.edgeDrops(ctx, ih)
+			if err != nil {
+				sp.EdgeErr = err.Error()
+				break
+			}
+			sp.EdgeDropped = drop1 - drop0
+			if sp.EdgeDropped >= sp.Sent || time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+
 	if err := restore(); err != nil {
 		return nil, err
 	}
+	_ = r.hostRun(ctx, src.Lab, "ip", "neigh", "flush", "dev", lab.HostIface)
 	deadline := time.Now().Add(r.cfg.Timeout)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		if r.hostRun(ctx, src.Lab, "ping", "-n", "-c", "1", "-W", "1", dst.IP) == nil {
@@ -773,6 +945,80 @@ func (r *run) spoof(ctx context.Context) (*Spoof, error) {
 		}
 	}
 	return sp, nil
+}
+
+// txPackets reads host's eth0 transmit counter
+// (/sys/class/net/eth0/statistics/tx_packets, frames).
+func (r *run) txPackets(ctx context.Context, host string) (int, error) {
+	c, err := lab.HostCommand(ctx, r.dir, host, "cat", "/sys/class/net/"+lab.HostIface+"/statistics/tx_packets")
+	if err != nil {
+		return 0, err
+	}
+	out, err := c.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s: tx_packets: %w", host, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		return 0, fmt.Errorf("%s: tx_packets %q: %w", host, out, err)
+	}
+	return n, nil
+}
+
+// edgeDrops sums n_packets of the drop entries (no actions) for h's port in
+// table 0 of its VM bridge (`ovs-ofctl -O OpenFlow13 dump-flows BRIDGE
+// table=0,in_port=P`: the entries whose match includes in_port=P; the
+// pipeline's anti-spoofing entry is `in_port=P` alone, priority 100,
+// docs/pipeline.md). port names it ("azure/web port 2").
+func (r *run) edgeDrops(ctx context.Context, h *lab.HostInfo) (n int, port string, err error) {
+	ofport := h.OFPort
+	if ofport <= 0 {
+		c, err := lab.SiteCommand(ctx, r.dir, h.Site, "ovs-vsctl", "get", "Interface", h.Port, "ofport")
+		if err != nil {
+			return 0, "", err
+		}
+		out, err := c.Output()
+		if err != nil {
+			return 0, "", fmt.Errorf("ofport of %s: %w", h.Port, err)
+		}
+		if ofport, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil || ofport <= 0 {
+			return 0, "", fmt.Errorf("ofport of %s: %q", h.Port, out)
+		}
+	}
+	port = fmt.Sprintf("%s/%s port %d", h.Site, h.Bridge, ofport)
+	c, err := lab.SiteCommand(ctx, r.dir, h.Site, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", h.Bridge, fmt.Sprintf("table=0,in_port=%d", ofport))
+	if err != nil {
+		return 0, port, err
+	}
+	out, err := c.Output()
+	if err != nil {
+		return 0, port, fmt.Errorf("dump-flows %s: %w", port, err)
+	}
+	n, found := dropPackets(string(out))
+	if !found {
+		return 0, port, fmt.Errorf("no drop entry for %s in table 0:\n%s", port, out)
+	}
+	return n, port, nil
+}
+
+// dropPackets sums n_packets of the entries of ovs-ofctl dump-flows output
+// whose actions are "drop"; found is false when there is none.
+func dropPackets(dump string) (n int, found bool) {
+	for _, l := range strings.Split(dump, "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasSuffix(l, " actions=drop") {
+			continue
+		}
+		for _, f := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if v, ok := strings.CutPrefix(f, "n_packets="); ok {
+				if k, err := strconv.Atoi(v); err == nil {
+					n += k
+					found = true
+				}
+			}
+		}
+	}
+	return n, found
 }
 
 func (r *run) printKeep() {

@@ -17,8 +17,10 @@ import (
 type Host struct {
 	Tenant, Name string
 	// MAC is the tenant's MAC of the host (normalized, lower case); IP its
-	// address without prefix length.
-	MAC, IP string
+	// address without prefix length; Broadcast the directed broadcast
+	// address of its IPv4 subnet ("10.0.0.255" for 10.0.0.1/24; "" for
+	// IPv6).
+	MAC, IP, Broadcast string
 	// Lab is the lab host name ("t1-h1"); LabMAC the MAC the lab gave its
 	// eth0 (the lab refuses one MAC on two hosts, so hosts of a second
 	// tenant with the same MACs get a placeholder that the demo replaces
@@ -64,7 +66,7 @@ func planHosts(doc []byte, labHosts []lab.HostInfo) ([]Host, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: mac: %w", where, err)
 			}
-			ip, _, err := net.ParseCIDR(h.IP)
+			ip, subnet, err := net.ParseCIDR(h.IP)
 			if err != nil {
 				return nil, fmt.Errorf("%s: ip %q: want an address with prefix length", where, h.IP)
 			}
@@ -74,7 +76,8 @@ func planHosts(doc []byte, labHosts []lab.HostInfo) ([]Host, error) {
 				return nil, fmt.Errorf("%s: no lab host has iface-id %q (check the lab file's hosts)", where, id)
 			}
 			used[id] = true
-			out = append(out, Host{Tenant: t.Tenant, Name: h.Name, MAC: mac.String(), IP: ip.String(), Lab: lh.Name, LabMAC: strings.ToLower(lh.MAC)})
+			out = append(out, Host{Tenant: t.Tenant, Name: h.Name, MAC: mac.String(), IP: ip.String(), Broadcast: broadcast(subnet),
+				Lab: lh.Name, LabMAC: strings.ToLower(lh.MAC)})
 		}
 	}
 	for _, h := range labHosts {
@@ -89,6 +92,20 @@ func planHosts(doc []byte, labHosts []lab.HostInfo) ([]Host, error) {
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+// broadcast returns the directed broadcast address of an IPv4 subnet
+// (RFC 919: host part all ones), or "" for IPv6.
+func broadcast(n *net.IPNet) string {
+	ip4 := n.IP.To4()
+	if ip4 == nil || len(n.Mask) != net.IPv4len {
+		return ""
+	}
+	b := make(net.IP, net.IPv4len)
+	for i := range b {
+		b[i] = ip4[i] | ^n.Mask[i]
+	}
+	return b.String()
 }
 
 // planPairs returns every ordered pair of distinct hosts within each

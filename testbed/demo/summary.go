@@ -52,15 +52,39 @@ type Capture struct {
 	WANSample, WANForeignSample string
 }
 
-// Spoof is the spoofed-source check: Host changes its MAC to MAC (one the
-// hypervisor never bound), then pings a host of its tenant.
+// Spoof is one spoofed-source check: Host changes its MAC to MAC (Case
+// says which kind: a MAC bound to no host, another host's MAC, a fabric
+// MAC of the other tenant or of its own), then sends ARP requests
+// (pinging Target with an empty neighbour cache), ICMP echo requests with
+// the spoofed source (a static neighbour entry for Target) and a
+// broadcast ping, while tcpdump runs in every other host's namespace.
 type Spoof struct {
+	// Case names the kind of MAC ("unbound MAC", "MAC of t1-h2 = t2-h2",
+	// "fabric MAC of t2-h3 (tenant2)", "own fabric MAC (tenant1)").
+	Case              string
 	Host, MAC, Target string
-	// PingOK must be false; Frames (ARP/ICMP at every other host) must be 0.
-	PingOK bool
-	Frames int
-	// Restored is true when the host pings again with its own MAC.
+	// PingOK must be false (no echo reply came back); Frames (ARP/ICMP
+	// received by every other host) must be 0, FramesAt names where, and
+	// Sample holds a few of them as tcpdump printed them.
+	PingOK   bool
+	Frames   int
+	FramesAt map[string]int
+	Sample   []string
+	// Sent is how many frames Host's eth0 transmitted during the check
+	// (its tx_packets counter; must be > 0); EdgeDropped how many the
+	// drop entries of Host's port in table 0 of its VM bridge counted
+	// meanwhile (OFPMP_FLOW n_packets; must be >= Sent: every frame was
+	// dropped at the edge); EdgePort names that port ("azure/web port 2").
+	// EdgeErr is set when the counters could not be read.
+	Sent, EdgeDropped int
+	EdgePort, EdgeErr string
+	// Restored is true when the host pings Target again with its own MAC.
 	Restored bool
+}
+
+// blocked reports whether the spoof got nothing through.
+func (sp *Spoof) blocked() bool {
+	return !sp.PingOK && sp.Frames == 0 && sp.EdgeErr == "" && sp.Sent > 0 && sp.EdgeDropped >= sp.Sent
 }
 
 // Summary is everything the demo measured, and its expectations
@@ -68,7 +92,8 @@ type Spoof struct {
 type Summary struct {
 	Pairs     []Pair
 	Isolation []Capture
-	Spoof     *Spoof
+	// Spoofs are the spoofed-source checks, one per kind of MAC.
+	Spoofs []Spoof
 	// LabUp is the lab build time, DaemonUp the time from starting
 	// skyvisor to every switch connected and the tunnels provisioned,
 	// Setup the time from the apply to every pair pinging.
@@ -95,9 +120,10 @@ func (s *Summary) tenantPairs() (names []string, ok, total map[string]int) {
 
 // Failures lists every unmet expectation, one line each: a step problem,
 // a pair that never pinged, an isolation check that saw a leaked frame or
-// (its control) no frame at all, a spoofed MAC that got a ping or a frame
-// through or did not recover, or a check that never ran (no pairs, no
-// isolation check, no spoof check). Empty means the demo passed.
+// (its control) no frame at all, a spoofed MAC that got a reply or a frame
+// through, sent nothing, had a frame not counted by its edge drop entries
+// or did not recover, or a check that never ran (no pairs, no isolation
+// check, no spoof check). Empty means the demo passed.
 func (s *Summary) Failures() []string {
 	var out []string
 	out = append(out, s.Problems...)
@@ -130,18 +156,27 @@ func (s *Summary) Failures() []string {
 			out = append(out, fmt.Sprintf("fabric: %d frame(s) of %s on the WAN without its fabric MAC prefix or tunnel key, e.g. %s", c.WANForeign, c.Sender, c.WANForeignSample))
 		}
 	}
-	switch sp := s.Spoof; {
-	case sp == nil:
-		out = append(out, "the spoofed-MAC check did not run")
-	default:
+	if len(s.Spoofs) == 0 {
+		out = append(out, "no spoofed-MAC check ran")
+	}
+	for _, sp := range s.Spoofs {
+		who := fmt.Sprintf("spoof (%s): %s as %s", sp.Case, sp.Host, sp.MAC)
 		if sp.PingOK {
-			out = append(out, fmt.Sprintf("spoof: %s with MAC %s reached %s", sp.Host, sp.MAC, sp.Target))
+			out = append(out, fmt.Sprintf("%s got a reply from %s", who, sp.Target))
 		}
 		if sp.Frames != 0 {
-			out = append(out, fmt.Sprintf("spoof: %d frame(s) from %s with MAC %s reached other hosts", sp.Frames, sp.Host, sp.MAC))
+			out = append(out, fmt.Sprintf("%s: %d frame(s) reached other hosts %v, e.g. %s", who, sp.Frames, sp.FramesAt, strings.Join(sp.Sample, "; ")))
+		}
+		switch {
+		case sp.EdgeErr != "":
+			out = append(out, fmt.Sprintf("%s: edge drop counters: %s", who, sp.EdgeErr))
+		case sp.Sent == 0:
+			out = append(out, fmt.Sprintf("%s sent no frame", who))
+		case sp.EdgeDropped < sp.Sent:
+			out = append(out, fmt.Sprintf("%s: %d frame(s) sent, only %d counted by the drop entries of %s", who, sp.Sent, sp.EdgeDropped, sp.EdgePort))
 		}
 		if !sp.Restored {
-			out = append(out, fmt.Sprintf("spoof: %s did not ping again with its own MAC", sp.Host))
+			out = append(out, fmt.Sprintf("spoof (%s): %s did not ping %s again with its own MAC", sp.Case, sp.Host, sp.Target))
 		}
 	}
 	return out
@@ -173,14 +208,16 @@ func (s *Summary) WriteTable(w io.Writer) {
 				c.WANFrames-c.WANForeign, c.WANFrames, status(c.WANFrames > 0 && c.WANForeign == 0))
 		}
 	}
-	if sp := s.Spoof; sp != nil {
-		got := "blocked"
-		if sp.PingOK {
-			got = "got through"
+	restored := 0
+	for _, sp := range s.Spoofs {
+		fmt.Fprintf(tw, "spoof %s as %s (%s)\t%d replies, %d frames, %d/%d dropped\t0, 0, all\t%s\n",
+			sp.Host, sp.MAC, sp.Case, b2i(sp.PingOK), sp.Frames, sp.EdgeDropped, sp.Sent, status(sp.blocked()))
+		if sp.Restored {
+			restored++
 		}
-		fmt.Fprintf(tw, "spoofed MAC %s on %s: ping %s\t%s\tblocked\t%s\n", sp.MAC, sp.Host, sp.Target, got, status(!sp.PingOK))
-		fmt.Fprintf(tw, "spoofed MAC: frames at other hosts\t%d\t0\t%s\n", sp.Frames, status(sp.Frames == 0))
-		fmt.Fprintf(tw, "%s pings again with its own MAC\t%v\ttrue\t%s\n", sp.Host, sp.Restored, status(sp.Restored))
+	}
+	if n := len(s.Spoofs); n > 0 {
+		fmt.Fprintf(tw, "%s pings again with its own MAC after each spoof\t%d/%d\t%d/%d\t%s\n", s.Spoofs[0].Host, restored, n, n, n, status(restored == n))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntimes: lab up %s, skyvisor up (all switches, tunnels) %s, setup (apply -> every pair pinging) %s\n",
@@ -190,6 +227,13 @@ func (s *Summary) WriteTable(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "\nPASS: every expectation held")
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // round rounds d for display (10 ms; 0 prints as "-").

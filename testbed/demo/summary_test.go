@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -21,8 +22,11 @@ func passing() *Summary {
 			{Tenant: "tenant2", From: "h2", To: "h1", DstIP: "10.0.0.1", OK: true, After: 60 * time.Millisecond},
 		},
 		Isolation: []Capture{{Sender: "tenant1", Control: 40, WANChecked: true, WANFrames: 79}, {Sender: "tenant2", Control: 38}},
-		Spoof:     &Spoof{Host: "t1-h3", MAC: spoofMAC, Target: "t1-h1 (10.0.0.1)", Restored: true},
-		LabUp:     500 * time.Millisecond, DaemonUp: 1600 * time.Millisecond, Setup: 90 * time.Millisecond,
+		Spoofs: []Spoof{
+			{Case: "unbound MAC", Host: "t1-h3", MAC: unboundMAC, Target: "t1-h1 (10.0.0.1)", Sent: 9, EdgeDropped: 9, EdgePort: "azure/web port 2", Restored: true},
+			{Case: "fabric MAC of tenant2/h3", Host: "t1-h3", MAC: "02:01:00:00:00:03", Target: "t1-h1 (10.0.0.1)", Sent: 8, EdgeDropped: 10, EdgePort: "azure/web port 2", Restored: true},
+		},
+		LabUp: 500 * time.Millisecond, DaemonUp: 1600 * time.Millisecond, Setup: 90 * time.Millisecond,
 	}
 }
 
@@ -56,10 +60,15 @@ func TestFailuresEach(t *testing.T) {
 		{"control", func(s *Summary) { s.Isolation[1].Control = 0 }, "no frame of tenant2 at its own hosts"},
 		{"wan empty", func(s *Summary) { s.Isolation[0].WANFrames = 0 }, "no tunnelled frame of tenant1 on the WAN"},
 		{"wan foreign", func(s *Summary) { s.Isolation[0].WANForeign, s.Isolation[0].WANForeignSample = 1, "key 513: x" }, "1 frame(s) of tenant1 on the WAN without its fabric MAC prefix or tunnel key, e.g. key 513: x"},
-		{"spoof ping", func(s *Summary) { s.Spoof.PingOK = true }, "spoof: t1-h3 with MAC 00:00:00:00:00:5f reached t1-h1"},
-		{"spoof frames", func(s *Summary) { s.Spoof.Frames = 3 }, "3 frame(s) from t1-h3"},
-		{"spoof restore", func(s *Summary) { s.Spoof.Restored = false }, "did not ping again"},
-		{"no spoof", func(s *Summary) { s.Spoof = nil }, "spoofed-MAC check did not run"},
+		{"spoof ping", func(s *Summary) { s.Spoofs[0].PingOK = true }, "spoof (unbound MAC): t1-h3 as 00:00:00:00:00:5f got a reply from t1-h1"},
+		{"spoof frames", func(s *Summary) {
+			s.Spoofs[1].Frames, s.Spoofs[1].FramesAt, s.Spoofs[1].Sample = 3, map[string]int{"t2-h3": 3}, []string{"t2-h3: x"}
+		}, "spoof (fabric MAC of tenant2/h3): t1-h3 as 02:01:00:00:00:03: 3 frame(s) reached other hosts map[t2-h3:3], e.g. t2-h3: x"},
+		{"spoof not dropped", func(s *Summary) { s.Spoofs[0].EdgeDropped = 4 }, "9 frame(s) sent, only 4 counted by the drop entries of azure/web port 2"},
+		{"spoof sent nothing", func(s *Summary) { s.Spoofs[0].Sent, s.Spoofs[0].EdgeDropped = 0, 0 }, "as 00:00:00:00:00:5f sent no frame"},
+		{"spoof edge unreadable", func(s *Summary) { s.Spoofs[1].EdgeErr = "no drop entry" }, "edge drop counters: no drop entry"},
+		{"spoof restore", func(s *Summary) { s.Spoofs[1].Restored = false }, "did not ping t1-h1 (10.0.0.1) again"},
+		{"no spoof", func(s *Summary) { s.Spoofs = nil }, "no spoofed-MAC check ran"},
 		{"no pairs", func(s *Summary) { s.Pairs = nil }, "no ping pair was checked"},
 		{"no isolation", func(s *Summary) { s.Isolation = nil }, "no isolation check ran"},
 		{"problem", func(s *Summary) { s.Problems = []string{"lab up: boom"} }, "lab up: boom"},
@@ -109,7 +118,7 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("%d hosts", len(hosts))
 	}
 	h := hosts[4] // tenant2/h2
-	if h.Tenant != "tenant2" || h.Name != "h2" || h.MAC != "00:00:00:00:00:02" || h.LabMAC != "02:00:00:00:02:02" || h.IP != "10.0.0.2" || h.Lab != "t2-h2" {
+	if h.Tenant != "tenant2" || h.Name != "h2" || h.MAC != "00:00:00:00:00:02" || h.LabMAC != "02:00:00:00:02:02" || h.IP != "10.0.0.2" || h.Broadcast != "10.0.0.255" || h.Lab != "t2-h2" {
 		t.Fatalf("host %+v", h)
 	}
 	pairs := planPairs(hosts)
@@ -169,6 +178,31 @@ func TestCountFrames(t *testing.T) {
 	}
 	if n := countFrames(lines); n != 2 {
 		t.Fatalf("%d frames, want 2", n)
+	}
+}
+
+func TestDropPackets(t *testing.T) {
+	dump := ` cookie=0x5359000000000001, duration=3.1s, table=0, n_packets=7, n_bytes=588, priority=200,in_port=2,dl_src=00:00:00:00:00:03,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=set_field:02:00:00:00:00:03->eth_src,write_metadata:0x200000000010001/0xffff00000001ffff,goto_table:5
+ cookie=0x5359000000000001, duration=3.1s, table=0, n_packets=12, n_bytes=900, priority=100,in_port=2 actions=drop
+ cookie=0x77, duration=1.0s, table=0, n_packets=3, n_bytes=100, priority=90,in_port=2,dl_type=0x0806 actions=drop
+`
+	if n, ok := dropPackets(dump); !ok || n != 15 {
+		t.Fatalf("dropPackets = %d, %v; want 15, true", n, ok)
+	}
+	if _, ok := dropPackets(strings.SplitN(dump, "\n", 2)[0]); ok {
+		t.Fatal("found a drop entry in a dump without one")
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	for _, c := range []struct{ cidr, want string }{{"10.0.0.1/24", "10.0.0.255"}, {"192.168.7.9/20", "192.168.15.255"}, {"10.1.2.3/32", "10.1.2.3"}, {"fd00::1/64", ""}} {
+		_, n, err := net.ParseCIDR(c.cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := broadcast(n); got != c.want {
+			t.Errorf("broadcast(%s) = %q, want %q", c.cidr, got, c.want)
+		}
 	}
 }
 
