@@ -21,6 +21,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/reconcile"
 	"github.com/skyvisor/skyvisor/internal/ovstest"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // upApp records the switches that connect.
@@ -80,7 +81,8 @@ func vswitchdRSS(t *testing.T, ns string) int {
 // reading the tables back with flow-stats finds nothing to change. It logs
 // the install time, the in-sync reconcile time and ovs-vswitchd's resident
 // memory before and after; with SCALE_OVS_CSV=<file> it also writes them
-// as CSV (docs/results/scale-ovs.csv).
+// as CSV (docs/results/scale-ovs.csv; with the load average before each
+// install and the commit).
 func TestFullestBridgesFitRealOVS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces for a private Open vSwitch)")
@@ -144,6 +146,7 @@ func TestFullestBridgesFitRealOVS(t *testing.T) {
 		sw := app.get(b.dpid)
 		es := desired[b.dpid]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		load1 := runinfo.Load1()
 		t0 := time.Now()
 		p, err := reconcile.Sync(ctx, sw, es, reconcile.Options{})
 		install := time.Since(t0)
@@ -168,11 +171,11 @@ func TestFullestBridgesFitRealOVS(t *testing.T) {
 		rss := vswitchdRSS(t, inst.NetNS)
 		t.Logf("%s (%s): %d entries installed in %v (%.0f entries/s), in-sync reconcile (flow-stats + diff) %v, ovs-vswitchd RSS %d KiB",
 			b.name, b.dpid, len(es), install.Round(time.Millisecond), float64(len(es))/install.Seconds(), resync.Round(time.Millisecond), rss)
-		rows = append(rows, fmt.Sprintf("%s,%d,%.1f,%.1f,%d,%d", map[bool]string{true: "gateway", false: "edge"}[gateways[b.dpid]],
-			len(es), float64(install.Microseconds())/1000, float64(resync.Microseconds())/1000, rss0, rss))
+		rows = append(rows, fmt.Sprintf("%s,%d,%.1f,%.1f,%d,%d,%.2f,%s", map[bool]string{true: "gateway", false: "edge"}[gateways[b.dpid]],
+			len(es), float64(install.Microseconds())/1000, float64(resync.Microseconds())/1000, rss0, rss, load1, runinfo.Commit()))
 	}
 	if path := os.Getenv("SCALE_OVS_CSV"); path != "" {
-		body := "bridge,entries,install_ms,resync_ms,vswitchd_rss_before_kib,vswitchd_rss_after_kib\n" + strings.Join(rows, "\n") + "\n"
+		body := "bridge,entries,install_ms,resync_ms,vswitchd_rss_before_kib,vswitchd_rss_after_kib,load1,commit\n" + strings.Join(rows, "\n") + "\n"
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,7 @@ type Row struct {
 }
 
 // csvHeader is the header line of WriteCSV.
-var csvHeader = []string{"variant", "clouds", "vms_per_cloud", "tenants", "hosts_per_tenant", "switches_per_tenant", "metric", "value", "unit"}
+var csvHeader = []string{"variant", "clouds", "vms_per_cloud", "tenants", "hosts_per_tenant", "switches_per_tenant", "metric", "value", "unit", "load1", "commit"}
 
 // Rows lists every figure of r in a fixed order.
 func (r *Result) Rows() []Row {
@@ -100,8 +100,9 @@ func (r *Result) Rows() []Row {
 
 // WriteCSV writes the rows of every result, one figure per line, with
 // the header variant,clouds,vms_per_cloud,tenants,hosts_per_tenant,
-// switches_per_tenant,metric,value,unit. Values are written with the
-// shortest exact decimal form.
+// switches_per_tenant,metric,value,unit,load1,commit (load1 and commit:
+// the variant's, on every row). Values are written with the shortest
+// exact decimal form.
 func WriteCSV(w io.Writer, results []*Result) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -112,7 +113,7 @@ func WriteCSV(w io.Writer, results []*Result) error {
 		for _, row := range r.Rows() {
 			rec := []string{row.Variant, strconv.Itoa(c.Clouds), strconv.Itoa(c.VMsPerCloud), strconv.Itoa(c.Tenants),
 				strconv.Itoa(c.HostsPerTenant), strconv.Itoa(c.SwitchesPerTenant), row.Metric,
-				strconv.FormatFloat(row.Value, 'f', -1, 64), row.Unit}
+				strconv.FormatFloat(row.Value, 'f', -1, 64), row.Unit, strconv.FormatFloat(r.Load1, 'f', 2, 64), r.Commit}
 			if err := cw.Write(rec); err != nil {
 				return err
 			}

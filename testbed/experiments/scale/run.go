@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/reconcile"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
+	"github.com/skyvisor/skyvisor/testbed/experiments/runinfo"
 )
 
 // Options configure Run.
@@ -50,6 +51,10 @@ type Result struct {
 	Config Config
 	// Hosts is the number of bound hosts (Tenants × HostsPerTenant).
 	Hosts int
+	// Load1 is the 1-minute load average when the variant started; Commit
+	// the commit of the code that measured (runinfo.Commit).
+	Load1  float64
+	Commit string
 
 	// Build phases (all tenants at once).
 	GenerateMS      float64 // synthetic fabric and tenants (not controller work)
@@ -284,7 +289,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	r := &Result{Name: opt.Name, Config: cfg, Hosts: cfg.Tenants * cfg.HostsPerTenant}
+	r := &Result{Name: opt.Name, Config: cfg, Hosts: cfg.Tenants * cfg.HostsPerTenant, Load1: runinfo.Load1(), Commit: runinfo.Commit()}
 	r.HeapBaseBytes = liveHeap()
 
 	t0 := time.Now()

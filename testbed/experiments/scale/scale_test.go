@@ -219,7 +219,7 @@ func TestMakeStats(t *testing.T) {
 }
 
 func TestWriteCSV(t *testing.T) {
-	r := &Result{Name: "8x4-s1", Config: DefaultConfig(), Hosts: 10000, CompileMS: 12.5, Entries: 42,
+	r := &Result{Name: "8x4-s1", Config: DefaultConfig(), Hosts: 10000, CompileMS: 12.5, Entries: 42, Load1: 4.25, Commit: "abc1234",
 		Edge: Stats{Min: 1, Median: 2, Max: 3}, Apply: &ApplyResult{Hosts: 100, TotalMS: 0.25}}
 	var b bytes.Buffer
 	if err := WriteCSV(&b, []*Result{r, {Name: "x", Config: small()}}); err != nil {
@@ -244,7 +244,7 @@ func TestWriteCSV(t *testing.T) {
 		t.Fatalf("no %s %s", variant, metric)
 		return nil
 	}
-	if got := find("8x4-s1", "compile_ms"); !reflect.DeepEqual(got, []string{"8x4-s1", "8", "4", "1000", "10", "2", "compile_ms", "12.5", "ms"}) {
+	if got := find("8x4-s1", "compile_ms"); !reflect.DeepEqual(got, []string{"8x4-s1", "8", "4", "1000", "10", "2", "compile_ms", "12.5", "ms", "4.25", "abc1234"}) {
 		t.Fatalf("%v", got)
 	}
 	if got := find("8x4-s1", "apply_total_median_ms"); got[7] != "0.25" {
