@@ -40,14 +40,29 @@ type migrationState struct {
 var _ api.MigrationService = (*Hypervisor)(nil)
 
 // ConfigureMigrations sets the options of the migrations started through
-// the REST API (StartMigration): the Mover that moves hosts (nil: the
-// migration waits at the move step for the orchestrator to move each
-// host, see Migration.Awaiting) and the per-host timeout. Call it before
-// the first StartMigration.
+// the REST API (StartMigration) and of the recovery of interrupted ones:
+// the Mover that moves hosts (nil: the migration waits at the move step
+// for the orchestrator to move each host, see Migration.Awaiting) and the
+// per-host timeout. Call it before Run.
 func (h *Hypervisor) ConfigureMigrations(opt migrate.Options) {
 	h.migration.mu.Lock()
 	defer h.migration.mu.Unlock()
 	h.migration.opt = opt
+	if h.migration.mgr != nil {
+		h.migration.mgr.SetOptions(h.loggedOptions(opt))
+	}
+}
+
+// loggedOptions adds logging of every progress event to opt.
+func (h *Hypervisor) loggedOptions(opt migrate.Options) migrate.Options {
+	log, progress := h.log, opt.Progress
+	opt.Progress = func(e migrate.Event) {
+		log.Info("hypervisor: migration", "step", e.Step, "status", e.Status, "took", e.Took, "detail", e.Detail)
+		if progress != nil {
+			progress(e)
+		}
+	}
+	return opt
 }
 
 // admittedSites returns a copy of the admission map (for loadState).
@@ -65,31 +80,41 @@ func (h *Hypervisor) admittedSites() map[string]string {
 }
 
 // Migrate runs one live migration synchronously (tests, experiments, the
-// demo); the REST API uses StartMigration. opt.Mover moves the hosts.
+// demo); the REST API uses StartMigration. opt.Mover moves the hosts. Like
+// StartMigration it refuses (an error wrapping migrate.ErrBusy) when the
+// source or target bridge is in another migration, and its record is
+// stored (GET /v1/migrations lists it) with its write-ahead log, so a
+// crash during it is recovered at the next start.
 func (h *Hypervisor) Migrate(ctx context.Context, req migrate.Request, opt migrate.Options) (*migrate.Result, error) {
-	return migrate.Run(ctx, migrationEnv{h}, req, opt)
+	return h.manager().Run(ctx, req, opt)
 }
 
-// manager returns the Manager of REST migrations (created on first use,
-// running under Run's context).
-func (h *Hypervisor) manager() (*migrate.Manager, error) {
-	h.mu.Lock()
-	ctx := h.runCtx
-	h.mu.Unlock()
-	if ctx == nil {
-		return nil, fmt.Errorf("migrations: the hypervisor is not running: %w", api.ErrUnavailable)
-	}
+// manager returns the Manager of every migration (created on first use):
+// records in the store (the last migrate.DefaultKeep finished ones kept),
+// the options of ConfigureMigrations for StartMigration and recoveries.
+func (h *Hypervisor) manager() *migrate.Manager {
 	h.migration.mu.Lock()
 	defer h.migration.mu.Unlock()
 	if h.migration.mgr == nil {
-		opt := h.migration.opt
 		log := h.log
-		opt.Progress = func(e migrate.Event) {
-			log.Info("hypervisor: migration", "step", e.Step, "status", e.Status, "took", e.Took, "detail", e.Detail)
-		}
-		h.migration.mgr = migrate.NewManager(migrationEnv{h}, opt)
+		h.migration.mgr = migrate.NewManager(migrationEnv{h}, h.loggedOptions(h.migration.opt),
+			migrate.WithRecords(migrationRecords{h.store}, migrate.DefaultKeep),
+			migrate.WithErrorLog(func(err error) { log.Warn("hypervisor: migration records", "err", err) }))
 	}
-	return h.migration.mgr, nil
+	return h.migration.mgr
+}
+
+// recoverMigrations recovers, in the background under ctx, the migrations
+// the store holds unfinished: the daemon died during them (Run calls it
+// once at start; migrate.Manager.Recover).
+func (h *Hypervisor) recoverMigrations(ctx context.Context) {
+	ids, err := h.manager().Recover(ctx)
+	if err != nil {
+		h.log.Error("hypervisor: recover interrupted migrations", "err", err)
+	}
+	if len(ids) > 0 {
+		h.log.Warn("hypervisor: recovering migrations interrupted by a restart", "ids", ids)
+	}
 }
 
 // StartMigration implements api.MigrationService.
@@ -98,13 +123,13 @@ func (h *Hypervisor) StartMigration(_ context.Context, r api.MigrationRequest) (
 	if err != nil {
 		return api.Migration{}, err
 	}
-	mgr, err := h.manager()
-	if err != nil {
-		return api.Migration{}, err
-	}
 	h.mu.Lock()
 	runCtx := h.runCtx
 	h.mu.Unlock()
+	if runCtx == nil {
+		return api.Migration{}, fmt.Errorf("migrations: the hypervisor is not running: %w", api.ErrUnavailable)
+	}
+	mgr := h.manager()
 	// The migration outlives the request: it runs under Run's context.
 	m, err := mgr.Start(runCtx, req)
 	if err != nil {
@@ -115,11 +140,7 @@ func (h *Hypervisor) StartMigration(_ context.Context, r api.MigrationRequest) (
 
 // Migration implements api.MigrationService.
 func (h *Hypervisor) Migration(_ context.Context, id string) (api.Migration, error) {
-	mgr, err := h.manager()
-	if err != nil {
-		return api.Migration{}, fmt.Errorf("migration %q: %w", id, api.ErrNotFound)
-	}
-	m, err := mgr.Get(id)
+	m, err := h.manager().Get(id)
 	if err != nil {
 		return api.Migration{}, migrationErr(err)
 	}
@@ -128,12 +149,8 @@ func (h *Hypervisor) Migration(_ context.Context, id string) (api.Migration, err
 
 // Migrations implements api.MigrationService.
 func (h *Hypervisor) Migrations(context.Context) ([]api.Migration, error) {
-	mgr, err := h.manager()
-	if err != nil {
-		return []api.Migration{}, nil
-	}
 	out := []api.Migration{}
-	for _, m := range mgr.List() {
+	for _, m := range h.manager().List() {
 		out = append(out, apiMigration(m))
 	}
 	return out, nil
@@ -200,7 +217,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // apiMigration converts a migrate.Migration for the REST API.
 func apiMigration(m migrate.Migration) api.Migration {
-	out := api.Migration{ID: m.ID, State: string(m.State), Cloned: m.Cloned, Frozen: m.Frozen, Moved: m.Moved,
+	out := api.Migration{ID: m.ID, State: string(m.State), Recovery: string(m.Recovery), Cloned: m.Cloned, Frozen: m.Frozen, Moved: m.Moved,
 		Error: m.Error, Started: m.Started, Finished: m.Finished, Hosts: []api.MigrationHost{}, Path: []string{},
 		Steps: []api.MigrationStep{}, Events: []api.MigrationEvent{}}
 	if m.Plan != nil {
@@ -424,6 +441,37 @@ func (e migrationEnv) MergeStats(target uint64, at time.Time, counters []control
 	}
 	n := h.remember(target, restoreRecord{DPID: fmt.Sprintf("%016x", target), At: at, Offsets: flows, Adopted: nil})
 	h.log.Info("hypervisor: migration: source counters carried over as offsets", "dpid", pipeline.DPID(target), "entries", n)
+}
+
+// Placed implements migrate.Env: every host of p is placed in p's target
+// cloud by its tenant's stored topology (Commit took effect).
+func (e migrationEnv) Placed(_ context.Context, p migrate.Plan) (bool, error) {
+	for _, hst := range p.Hosts {
+		tn, hn, _ := topology.SplitIfaceID(hst.IfaceID)
+		rec, err := e.h.store.GetTenant(tn)
+		if err != nil {
+			return false, fmt.Errorf("tenant %q: %w", tn, storeErr(err))
+		}
+		tp, err := rec.Parse()
+		if err != nil {
+			return false, fmt.Errorf("tenant %q: %w", tn, err)
+		}
+		i := slices.IndexFunc(tp.Hosts, func(x topology.Host) bool { return x.Name == hn })
+		if i < 0 || tp.Hosts[i].Cloud != p.Target.Site {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// BoundOn implements migrate.Env: the DPID of the host's stored binding
+// (the bridge its interface was last seen on in OVSDB), 0 if none.
+func (e migrationEnv) BoundOn(hst migrate.Host) uint64 {
+	b, err := e.h.store.GetBinding(hst.IfaceID)
+	if err != nil {
+		return 0
+	}
+	return uint64(b.DPID)
 }
 
 // Commit implements migrate.Env: every moved host's topology now places it

@@ -23,8 +23,8 @@ type MigrationService interface {
 	StartMigration(ctx context.Context, req MigrationRequest) (Migration, error)
 	// Migration returns one migration (ErrNotFound if unknown).
 	Migration(ctx context.Context, id string) (Migration, error)
-	// Migrations lists every migration since the daemon started, oldest
-	// first.
+	// Migrations lists the stored migrations (those running and the
+	// last 100 finished, across restarts), oldest first.
 	Migrations(ctx context.Context) ([]Migration, error)
 }
 
@@ -79,11 +79,17 @@ type MigrationEvent struct {
 type Migration struct {
 	ID string `json:"id"`
 	// State: running, done, rolled-back (failed and undone) or
-	// rollback-failed.
-	State  string          `json:"state"`
-	Source MigrationBridge `json:"source"`
-	Target MigrationBridge `json:"target"`
-	Hosts  []MigrationHost `json:"hosts"`
+	// rollback-failed; for a migration the daemon was running when it
+	// stopped: recovering (at its next start, while its changes are
+	// undone or completed), then interrupted (see Recovery).
+	State string `json:"state"`
+	// Recovery is, for an interrupted migration, what the recovery did:
+	// rolled-back, done (the commit had taken effect: completed) or
+	// rollback-failed (Error says what is left).
+	Recovery string          `json:"recovery,omitempty"`
+	Source   MigrationBridge `json:"source"`
+	Target   MigrationBridge `json:"target"`
+	Hosts    []MigrationHost `json:"hosts"`
 	// Path are the gateway sites joining source and target.
 	Path   []string         `json:"path"`
 	Steps  []MigrationStep  `json:"steps"`
@@ -104,7 +110,7 @@ type Migration struct {
 }
 
 // Done reports whether the migration has ended (successfully or not).
-func (m Migration) Done() bool { return m.State != "running" }
+func (m Migration) Done() bool { return m.State != "running" && m.State != "recovering" }
 
 func (s *server) migrationService() (MigrationService, error) {
 	ms, ok := s.svc.(MigrationService)

@@ -87,7 +87,19 @@ const (
 	StatusFailed         Status = "failed"      // the step failed (the migration rolls back)
 	StatusRolledBack     Status = "rolled-back" // the step's changes were undone
 	StatusRollbackFailed Status = "rollback-failed"
+	// StatusRecovering is the state of a migration found unfinished after
+	// a restart (the process died during it) while Recover undoes or
+	// completes it; StatusInterrupted is its final state (and the status
+	// of the step that was running when the process died).
+	StatusRecovering  Status = "recovering"
+	StatusInterrupted Status = "interrupted"
 )
+
+// Final reports whether a migration in state s has ended (its record will
+// not change any more).
+func (s Status) Final() bool {
+	return s != StatusRunning && s != StatusRecovering && s != StatusPending
+}
 
 // Bridge is one VM bridge of the fabric: its datapath ID, site (cloud),
 // VM and OVS bridge name.
@@ -178,6 +190,15 @@ type Env interface {
 	// While both copies exist the tenant's flow-stats already sum them
 	// (vnet reads every edge bridge of a virtual switch).
 	MergeStats(target uint64, at time.Time, counters []controller.FlowStats)
+	// Placed reports whether the durable placement already names p's
+	// target cloud for every host of p (Commit took effect): crash
+	// recovery (Recover) completes such a migration instead of rolling it
+	// back.
+	Placed(ctx context.Context, p Plan) (bool, error)
+	// BoundOn returns the DPID of the bridge h's interface is bound on
+	// (last seen in OVSDB), 0 if unknown: crash recovery moves back only
+	// hosts that are not on the source.
+	BoundOn(h Host) uint64
 }
 
 // Mover moves one host's interface from one VM bridge to another, as a
@@ -224,6 +245,12 @@ type Options struct {
 	// FailAt makes Run fail right after the given step (fault injection
 	// for tests and demonstrations of the rollback).
 	FailAt Step
+	// Log, if set, receives the write-ahead log (see LogEntry): one entry
+	// before each change a crash could leave half done, synchronously. It
+	// should store the entry durably (Manager does, with Records); an
+	// error fails the step before the change is made (and the migration
+	// rolls back). Recover undoes a migration from these entries.
+	Log func(LogEntry) error
 }
 
 // Event is one progress report: a step started, finished, failed or was
@@ -464,6 +491,9 @@ func (r *run) freeze(ctx context.Context) (string, error) {
 		r.orig = append(r.orig, cloneEntry(pipeline.FromFlowStats(&all[i])))
 		r.res.Counters = append(r.res.Counters, all[i])
 	}
+	if err := r.logEntries(StepFreeze, r.orig); err != nil {
+		return "", err
+	}
 	var frozen []pipeline.Entry
 	for _, e := range r.orig {
 		if e.IdleTimeout == 0 && e.HardTimeout == 0 {
@@ -494,26 +524,11 @@ func (r *run) clone(ctx context.Context) (string, error) {
 	if len(r.orig) == 0 {
 		return "no tenant entries to clone (the hypervisor compiles the rest for each binding)", nil
 	}
-	zero := make([]pipeline.Entry, len(r.orig))
-	for i, e := range r.orig {
-		e.IdleTimeout, e.HardTimeout = 0, 0
-		zero[i] = e
+	zero := zeroed(r.orig)
+	if err := r.log(LogEntry{Step: StepClone}); err != nil {
+		return "", err
 	}
-	target := r.res.Plan.Target.DPID
-	r.pushUndo(StepClone, fmt.Sprintf("delete %d cloned entries from the target", len(zero)),
-		func(ctx context.Context) error {
-			sw, err := r.env.Switch(target)
-			if err != nil {
-				// A target that went away (its OVS died) lost its flow
-				// table with it; nothing of the source depends on it.
-				return skipped{fmt.Errorf("target not connected (%w): its clones went with it", err)}
-			}
-			err = deleteAll(ctx, sw, zero)
-			if gone(sw, err) {
-				return skipped{fmt.Errorf("target disconnected (%w): its clones went with it", err)}
-			}
-			return err
-		})
+	r.pushUndo(StepClone, fmt.Sprintf("delete %d cloned entries from the target", len(zero)), r.deleteFromTarget(zero))
 	if err := addAll(ctx, dst, zero); err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
 	}
@@ -525,6 +540,9 @@ func (r *run) clone(ctx context.Context) (string, error) {
 // the gateways' tunnel tree already.
 func (r *run) connect(ctx context.Context) (string, error) {
 	p := r.res.Plan
+	if err := r.log(LogEntry{Step: StepConnect}); err != nil {
+		return "", err
+	}
 	if err := r.env.Admit(p.Hosts, p.Target.Site); err != nil {
 		return "", err
 	}
@@ -545,6 +563,9 @@ func (r *run) move(ctx context.Context) (string, error) {
 		// fails here, before any host moved, and the rollback loses
 		// nothing).
 		if err := r.targetAlive(ctx); err != nil {
+			return "", err
+		}
+		if err := r.log(LogEntry{Step: StepMove, Host: h.IfaceID}); err != nil {
 			return "", err
 		}
 		// Undo first: a move that fails half-way may have moved the host.
@@ -653,6 +674,19 @@ func (r *run) retire(ctx context.Context) (string, error) {
 		}
 		keep = append(keep, e)
 	}
+	if r.opt.Log != nil {
+		le := LogEntry{Step: StepRetire}
+		var errs [3]error
+		le.Added, errs[0] = EncodeEntries(add)
+		le.Dropped, errs[1] = EncodeEntries(drop)
+		le.Retired, errs[2] = EncodeEntries(srcNow)
+		if err := errors.Join(errs[:]...); err != nil {
+			return "", fmt.Errorf("write-ahead log (%s): %w", StepRetire, err)
+		}
+		if err := r.log(le); err != nil {
+			return "", err
+		}
+	}
 	if len(add)+len(drop) > 0 {
 		r.pushUndo(StepRetire, fmt.Sprintf("undo the catch-up of the target (%d added, %d deleted)", len(add), len(drop)),
 			func(ctx context.Context) error {
@@ -751,6 +785,9 @@ func (r *run) mergeStats() {
 
 // commit records the placement.
 func (r *run) commit(ctx context.Context) (string, error) {
+	if err := r.log(LogEntry{Step: StepCommit}); err != nil {
+		return "", err
+	}
 	if err := r.env.Commit(ctx, r.res.Plan); err != nil {
 		return "", err
 	}
