@@ -148,7 +148,7 @@ func (h *Hypervisor) updateTenantApps(st *state) {
 			continue
 		}
 		keep[t.Name] = true
-		vs := vnet.State{View: st.views[t.Name], Bindings: st.model.Bindings}
+		vs := vnet.State{View: st.views[t.Name], Bindings: st.model.Bindings, Moving: st.moving(t.Name)}
 		if r := ta.runs[t.Name]; r != nil && r.id == t.ID && slices.Equal(r.names, names) {
 			if err := r.rt.Update(vs); err != nil {
 				h.log.Error("hypervisor: tenant apps: update", "tenant", t.Name, "err", err)
@@ -182,6 +182,20 @@ func (h *Hypervisor) updateTenantApps(st *state) {
 		}
 	}
 	ta.publish()
+}
+
+// moving returns the hosts of tenant tn admitted for a live migration in
+// st (migration.go), by name: vnet keeps their virtual ports as the apps
+// saw them while they move (vnet.State.Moving), so the tenant's apps get
+// no OFPT_PORT_STATUS for a move (docs/migration.md).
+func (st *state) moving(tn string) []string {
+	var out []string
+	for id := range st.admitted {
+		if t, hn, ok := topology.SplitIfaceID(id); ok && t == tn {
+			out = append(out, hn)
+		}
+	}
+	return out
 }
 
 // deliverTenantPacketIn hands a demultiplexed packet-in to the tenant's

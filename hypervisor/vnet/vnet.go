@@ -81,6 +81,10 @@ type State struct {
 	// Bindings place hosts on edge bridges; bindings of other tenants are
 	// ignored.
 	Bindings []pipeline.Binding
+	// Moving names the tenant's hosts a live migration is moving
+	// (admitted in the target cloud, hypervisor/migration.go): while one
+	// is bound nowhere, its port keeps the state apps saw (holdMoving).
+	Moving []string
 }
 
 // Config configures New.
@@ -215,7 +219,8 @@ func (t *Tenant) Switch(d topology.DPID) (*Switch, bool) {
 
 // Update makes st the tenant's mapping. When only bindings changed, the
 // apps keep their switches (host ports whose link state changed get an
-// OFPT_PORT_STATUS, spec 7.4.3; a bridge that became an edge bridge of a
+// OFPT_PORT_STATUS, spec 7.4.3, except the ports of st.Moving hosts while
+// they are bound nowhere: holdMoving; a bridge that became an edge bridge of a
 // switch gets its entries, Replay in the background; copies on a bridge
 // that no longer is one are forgotten); when the virtual switches, their ports or
 // links changed, every virtual switch goes down (SwitchDown) and the new
@@ -240,6 +245,7 @@ func (t *Tenant) Update(st State) error {
 		return nil
 	}
 	ns := t.build(st, old.switches)
+	ns.holdMoving(old, st.Moving) // moving.go
 	t.snap.Store(ns)
 	var joined []controller.DPID
 	for i, sw := range ns.switches {
