@@ -304,8 +304,12 @@ func (r *run) steps1to5(ctx context.Context, doc []byte) error {
 		r.sum.Isolation = append(r.sum.Isolation, c)
 		fmt.Fprintf(r.out, "   %s talks: %d frames at its own hosts, %d at other tenants' hosts\n", tn, c.Control, c.Leaked)
 		if c.WANChecked {
-			fmt.Fprintf(r.out, "     on the WAN: %d tunnelled frames, %d not with source MAC %s:* and key %d; e.g. %s\n",
-				c.WANFrames, c.WANForeign, fabricPrefix(r.ids[tn]), r.ids[tn], c.WANSample)
+			bfd := ""
+			if c.WANBFD > 0 {
+				bfd = fmt.Sprintf(" (besides %d BFD packets of the tunnels themselves, key 0)", c.WANBFD)
+			}
+			fmt.Fprintf(r.out, "     on the WAN: %d tunnelled frames%s, %d not with source MAC %s:* and key %d; e.g. %s\n",
+				c.WANFrames, bfd, c.WANForeign, fabricPrefix(r.ids[tn]), r.ids[tn], c.WANSample)
 		}
 		for _, s := range c.Sample {
 			fmt.Fprintf(r.out, "     leaked: %s\n", s)
@@ -695,6 +699,10 @@ func (r *run) isolation(ctx context.Context, tn string) (Capture, error) {
 		c.WANChecked = true
 		id := r.ids[tn]
 		for _, f := range parseWAN(wan.stopRaw()) {
+			if f.BFD {
+				c.WANBFD++ // the fabric's tunnel liveness, no tenant's frame
+				continue
+			}
 			c.WANFrames++
 			if !strings.HasPrefix(f.Src, fabricPrefix(id)+":") || f.VNI != uint32(id) {
 				c.WANForeign++

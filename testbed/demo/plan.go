@@ -180,12 +180,22 @@ type wanFrame struct {
 	// Src and Dst are the inner (fabric) MACs; Line is the inner frame as
 	// tcpdump printed it.
 	Src, Dst, Line string
+	// BFD is true for the fabric's own liveness traffic: tunnel key 0
+	// (addr.NoTenant) carrying a BFD control packet (UDP destination port
+	// 3784, RFC 5881 §4), which OVS sends on every tunnel port with BFD
+	// enabled. Such frames belong to no tenant.
+	BFD bool
 }
+
+// bfdPort is the UDP destination port of single-hop BFD control packets
+// (RFC 5881 §4), as tcpdump prints it after the destination address.
+const bfdPort = ".3784: "
 
 // parseWAN extracts the tunnelled frames from `tcpdump -i any -nn -e`
 // output in the WAN namespace: an outer line with "VXLAN, ... vni N" or
 // "Geneve, ... vni 0xN" followed by the inner frame's line
-// ("02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype ..."). Records whose
+// ("02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype ..."); BFD marks the
+// fabric's own BFD packets (key 0, UDP port 3784). Records whose
 // outer line is the bridge forwarding the frame out of another port
 // (" Out ") are skipped, so each frame counts once.
 func parseWAN(lines []string) []wanFrame {
@@ -213,7 +223,10 @@ func parseWAN(lines []string) []wanFrame {
 		if _, err := net.ParseMAC(src); err != nil {
 			continue
 		}
-		out = append(out, wanFrame{VNI: uint32(vni), Src: src, Dst: dst, Line: inner})
+		_, payload, _ := strings.Cut(inner, ": ")
+		_, udpDst, _ := strings.Cut(payload, " > ")
+		bfd := vni == 0 && strings.Contains(inner, "IPv4") && strings.Contains(udpDst, bfdPort)
+		out = append(out, wanFrame{VNI: uint32(vni), Src: src, Dst: dst, Line: inner, BFD: bfd})
 		i++
 	}
 	return out

@@ -46,9 +46,13 @@ type Capture struct {
 	// clouds); WANForeign those whose inner source MAC does not start with
 	// the sender's tenant ID or whose tunnel key is not that ID (must be 0:
 	// the paper's MAC rewriting, docs/pipeline.md). WANSample and
-	// WANForeignSample are one of each, as tcpdump printed them.
+	// WANForeignSample are one of each, as tcpdump printed them. WANBFD
+	// counts the BFD control packets of the tunnels themselves (key 0, UDP
+	// port 3784: the fabric's liveness checks, no tenant's frames), which
+	// are left out of WANFrames.
 	WANChecked                  bool
 	WANFrames, WANForeign       int
+	WANBFD                      int
 	WANSample, WANForeignSample string
 }
 

@@ -318,11 +318,26 @@ func TestParseWAN(t *testing.T) {
 		"05:34:22.990000 w-s3  P   ifindex 4 02:5c:00:00:00:03 ethertype IPv4 (0x0800), length 108: 172.31.0.3.1 > 172.31.0.1.6081: Geneve, Flags [none], vni 0x200, proto TEB (0x6558)",
 		"02:00:00:00:00:03 > 02:00:00:00:00:01, ethertype IPv4 (0x0800), length 98: 10.0.0.3 > 10.0.0.1: ICMP echo reply, id 1, seq 1, length 64",
 		"05:34:22.990001 w-s3  P   ifindex 4 vni garbage",
+		"19:02:41.111111 w-s1  P   ifindex 3 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 116: 172.31.0.1.33000 > 172.31.0.3.4789: VXLAN, flags [I] (0x08), vni 0",
+		"52:70:03:aa:f5:78 > 00:23:20:00:00:01, ethertype IPv4 (0x0800), length 66: 169.254.1.1.49153 > 169.254.1.0.3784: BFDv1, Control, State Up, Flags: [none], length: 24",
+		"19:02:41.111112 w-s1  P   ifindex 3 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 116: 172.31.0.1.33000 > 172.31.0.3.4789: VXLAN, flags [I] (0x08), vni 0",
+		"ba:74:cf:b4:14:6b > 00:23:20:00:00:01, ethertype IPv4 (0x0800), length 66: 169.254.1.1.49152 > 169.254.1.0.3784: BCM-LI-SHIM: direction unused, pkt-type unknown",
+		"19:02:41.111113 w-s1  P   ifindex 3 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 116: 172.31.0.1.33000 > 172.31.0.3.4789: VXLAN, flags [I] (0x08), vni 0",
+		"00:00:00:00:00:01 > 00:00:00:00:00:02, ethertype IPv4 (0x0800), length 98: 10.0.0.1.3784 > 10.0.0.2.53: UDP, length 56",
+		"19:02:41.111114 w-s1  P   ifindex 3 02:5c:00:00:00:01 ethertype IPv4 (0x0800), length 116: 172.31.0.1.33000 > 172.31.0.3.4789: VXLAN, flags [I] (0x08), vni 512",
+		"02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype IPv4 (0x0800), length 98: 10.0.0.1.1 > 10.0.0.2.3784: UDP, length 56",
 		"2 packets captured",
 	}
 	got := parseWAN(lines)
-	if len(got) != 2 {
-		t.Fatalf("%d frames %+v, want 2 (the Out copy skipped)", len(got), got)
+	if len(got) != 6 {
+		t.Fatalf("%d frames %+v, want 6 (the Out copy skipped)", len(got), got)
+	}
+	// BFD only with key 0 and UDP destination port 3784: not a tenant frame
+	// from port 3784 with key 0, nor port 3784 under a tenant's key.
+	for i, want := range []bool{false, false, true, true, false, false} {
+		if got[i].BFD != want {
+			t.Errorf("frame %d %q: BFD %v, want %v", i, got[i].Line, got[i].BFD, want)
+		}
 	}
 	if got[0].VNI != 513 || got[0].Src != "02:01:00:00:00:01" || got[0].Dst != "02:01:80:00:00:02" || !strings.Contains(got[0].Line, "who-has") {
 		t.Errorf("vxlan frame %+v", got[0])
