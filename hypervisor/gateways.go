@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/tunnels"
@@ -14,8 +16,10 @@ import (
 // (planTunnels: the MST over the infrastructure's costs, or the full
 // mesh with Config.TunnelMesh) and makes every gateway's
 // tunnel ports match it (tunnels.Provisioner.Apply), recording the
-// OpenFlow port of every tunnel. clients holds the connections by OVSDB
-// endpoint; gateways without one are reported as errors.
+// OpenFlow port of every tunnel. The ports of pairs declared down by BFD
+// are kept as probes (provisioned). clients holds the connections by OVSDB
+// endpoint; gateways without one are reported as errors. Then it starts
+// watching the gateways' tunnel ports for BFD state (liveness.go).
 func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients map[string]OVSDB, _ *tunnels.Diff) error {
 	h.mu.Lock()
 	plan, planned := h.plan, h.planned
@@ -35,15 +39,55 @@ func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients ma
 	if err != nil {
 		return err
 	}
-	rep, err := prov.Apply(ctx, plan)
+	want := h.withProbes(inf, plan, h.probePairs())
+	rep, err := prov.Apply(ctx, want)
 	h.recordPorts(rep)
+	h.watchGateways(inf, clients)
 	if err != nil {
 		return fmt.Errorf("provision tunnels: %w", err)
 	}
 	if n := rep.Changes(); n > 0 {
-		h.log.Info("hypervisor: tunnels provisioned", "changes", n, "plan", plan.String())
+		h.log.Info("hypervisor: tunnels provisioned", "changes", n, "plan", plan.String(), "ports", want.String())
 	}
 	return nil
+}
+
+// withProbes returns the tunnels to provision: the tree plus the pairs in
+// probes (declared down by BFD: their ports stay so that BFD can tell
+// when they are back) whose sites are both in the tree, that still have a
+// cost and that are not marked down by TunnelDown. The pipeline only uses
+// the tree.
+func (h *Hypervisor) withProbes(inf *infra.Infra, tree tunnels.Plan, probes map[tunnels.Pair]bool) tunnels.Plan {
+	if len(probes) == 0 {
+		return tree
+	}
+	costs := inf.TunnelCosts()
+	h.mu.Lock()
+	admin := maps.Clone(h.down)
+	h.mu.Unlock()
+	out := tunnels.Plan{Sites: tree.Sites, Tunnels: slices.Clone(tree.Tunnels)}
+	for p := range probes {
+		c, ok := costs.Get(p.A, p.B)
+		if !ok || admin[p] || tree.Has(p.A, p.B) || !slices.Contains(tree.Sites, p.A) || !slices.Contains(tree.Sites, p.B) {
+			continue
+		}
+		out.Tunnels = append(out.Tunnels, tunnels.Tunnel{A: p.A, B: p.B, Cost: c})
+	}
+	slices.SortFunc(out.Tunnels, func(x, y tunnels.Tunnel) int { return cmpPairs(x.Pair(), y.Pair()) })
+	return out
+}
+
+// downPairs returns the pairs the tree must avoid: marked down by
+// TunnelDown or declared down by BFD.
+func (h *Hypervisor) downPairs() map[tunnels.Pair]bool {
+	h.mu.Lock()
+	down := maps.Clone(h.down)
+	h.mu.Unlock()
+	if down == nil {
+		down = map[tunnels.Pair]bool{}
+	}
+	maps.Copy(down, h.probePairs())
+	return down
 }
 
 // provisioner builds a tunnels.Provisioner over the gateways that have a
@@ -59,6 +103,11 @@ func (h *Hypervisor) provisioner(inf *infra.Infra, clients map[string]OVSDB) (*t
 	p, err := tunnels.NewProvisioner(inf.TunnelSites(), gws, inf.Encap())
 	if err != nil {
 		return nil, fmt.Errorf("tunnel provisioner: %w", err)
+	}
+	if b := h.tunnelBFD(); b != nil {
+		if err := p.EnableBFD(*b); err != nil {
+			return nil, fmt.Errorf("tunnel provisioner: %w", err)
+		}
 	}
 	return p, nil
 }
@@ -90,24 +139,41 @@ func (h *Hypervisor) connectedClients() map[string]OVSDB {
 // provisions the gateways the change touches (ApplyDiff), then pushes the
 // new desired flow entries. applyMu must be held.
 func (h *Hypervisor) replan(ctx context.Context, inf *infra.Infra) error {
-	h.mu.Lock()
-	cur := h.plan
-	down := maps.Clone(h.down)
-	h.mu.Unlock()
-	next, diff, err := tunnels.Replan(cur, inf.TunnelSites(), inf.TunnelCosts(), down)
+	cur := h.Plan()
+	return h.replanFrom(ctx, inf, h.probePairs(), func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
+		return tunnels.Replan(cur, sites, costs, down)
+	})
+}
+
+// planFunc computes the next tree from inf's sites and costs and the
+// pairs to avoid (tunnels.Replan, tunnels.Readmit).
+type planFunc func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error)
+
+// replanFrom computes the next tree with plan, provisions the gateways
+// whose ports change (the tree's diff and the probes that appear or go:
+// probesBefore are the probe pairs provisioned before the change),
+// records the new tree and pushes the desired flow entries. On a planning
+// error nothing changes. applyMu must be held.
+func (h *Hypervisor) replanFrom(ctx context.Context, inf *infra.Infra, probesBefore map[tunnels.Pair]bool, plan planFunc) error {
+	cur := h.Plan()
+	next, diff, err := plan(inf.TunnelSites(), inf.TunnelCosts(), h.downPairs())
 	if err != nil {
 		return fmt.Errorf("replan tunnels: %w", err)
 	}
 	h.log.Info("hypervisor: tunnel tree replanned", "plan", next.String(), "added", len(diff.Add), "removed", len(diff.Remove))
-	prov, err := h.provisioner(inf, h.connectedClients())
+	clients := h.connectedClients()
+	prov, err := h.provisioner(inf, clients)
 	if err != nil {
 		return err
 	}
-	rep, perr := prov.ApplyDiff(ctx, next, diff)
+	wantBefore := h.withProbes(inf, cur, probesBefore)
+	want := h.withProbes(inf, next, h.probePairs())
+	rep, perr := prov.ApplyDiff(ctx, want, tunnels.Compare(wantBefore, want))
 	h.mu.Lock()
 	h.plan, h.planned = next, true
 	h.mu.Unlock()
 	h.recordPorts(rep)
+	h.watchGateways(inf, clients)
 	if perr != nil {
 		perr = fmt.Errorf("provision tunnels: %w", perr)
 	}
@@ -198,4 +264,167 @@ func (h *Hypervisor) TunnelUp(a, b string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.down, tunnels.MakePair(a, b))
+}
+
+// RemoveSite removes a cloud from the infrastructure at run time, the
+// reverse of AddSite. It refuses, changing nothing, while the site is in
+// use: a tenant's topology places a host in that cloud, or a host of an
+// existing tenant is bound to a port of one of its VM bridges (the error
+// lists them; move or delete those hosts first). Otherwise:
+//
+//  1. the tunnel tree is repaired with tunnels.Replan over the remaining
+//     sites (the site's d tunnels go, d-1 cheapest reconnecting tunnels
+//     come; nothing else moves) and the remaining gateways the change
+//     touches are provisioned (make before break), the site is dropped
+//     from the infrastructure and the desired flow entries are pushed,
+//     so traffic between the other sites takes the new tree;
+//  2. the Skyvisor-managed tunnel ports on the site's gateway are deleted
+//     (tunnels.Provisioner.Clear), the site's leftover bindings (of
+//     tenants that do not exist) are dropped from the store, its
+//     liveness state and down marks are forgotten, and OVSDB connections
+//     no other switch uses are closed (which ends their watches).
+//
+// The site's bridges, their controller setting and their flow entries
+// are left as they are: the switches are no longer reconciled (their
+// OpenFlow sessions, if any, stay open until they disconnect). Errors:
+// unknown site, site in use, an infrastructure that would not validate,
+// the remaining sites not connectable (*tunnels.DisconnectedError; nothing
+// changes in these cases); provisioning errors after step 1 are returned
+// with the site already removed.
+func (h *Hypervisor) RemoveSite(ctx context.Context, name string) error {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	cur := h.Infrastructure()
+	if cur.Site(name) == nil {
+		return fmt.Errorf("hypervisor: remove site %q: unknown site", name)
+	}
+	if err := h.siteInUse(name); err != nil {
+		return fmt.Errorf("hypervisor: remove site %q: %w", name, err)
+	}
+	next := cur.Clone()
+	next.Sites = slices.DeleteFunc(next.Sites, func(s infra.Site) bool { return s.Name == name })
+	next.Switches = slices.DeleteFunc(next.Switches, func(sw infra.Switch) bool { return sw.Site == name })
+	next.Costs = slices.DeleteFunc(next.Costs, func(c infra.Cost) bool { return c.A == name || c.B == name })
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("hypervisor: remove site %q: %w", name, err)
+	}
+	// Plan first: a disconnected remainder changes nothing.
+	if _, _, err := tunnels.Replan(h.Plan(), next.TunnelSites(), next.TunnelCosts(), h.downPairs()); err != nil {
+		return fmt.Errorf("hypervisor: remove site %q: replan tunnels: %w", name, err)
+	}
+	oldProv, oldProvErr := h.provisioner(cur, h.connectedClients())
+	h.mu.Lock()
+	h.inf = next
+	h.mu.Unlock()
+	var errs []error
+	if err := h.replan(ctx, next); err != nil {
+		errs = append(errs, err)
+	}
+	// The site's own gateway, once the others no longer lead to it.
+	gw := cur.Gateway(name)
+	switch {
+	case oldProvErr != nil:
+		errs = append(errs, oldProvErr)
+	case gw != nil && h.connectedClients()[gw.OVSDB] != nil:
+		if _, err := oldProv.Clear(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("clear tunnel ports: %w", err))
+		}
+	}
+	if err := h.dropSiteBindings(name); err != nil {
+		errs = append(errs, err)
+	}
+	h.forgetSiteLiveness(name)
+	h.mu.Lock()
+	delete(h.tunnelPorts, name)
+	for _, m := range h.tunnelPorts {
+		delete(m, name)
+	}
+	for p := range h.down {
+		if p.A == name || p.B == name {
+			delete(h.down, p)
+		}
+	}
+	used := map[string]bool{}
+	for _, sw := range next.Switches {
+		used[sw.OVSDB] = true
+	}
+	var closing []OVSDB
+	for _, sw := range cur.Switches {
+		if c := h.clients[sw.OVSDB]; sw.Site == name && c != nil && !used[sw.OVSDB] {
+			closing = append(closing, c)
+			delete(h.clients, sw.OVSDB)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range closing {
+		c.Close()
+	}
+	h.log.Info("hypervisor: site removed", "site", name, "plan", h.Plan().String())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("hypervisor: remove site %q: %w", name, err)
+	}
+	return nil
+}
+
+// siteInUse reports the tenants' hosts placed in or bound to site.
+func (h *Hypervisor) siteInUse(site string) error {
+	tenants, err := h.store.ListTenants()
+	if err != nil {
+		return storeErr(err)
+	}
+	var uses []string
+	known := map[string]bool{}
+	for _, t := range tenants {
+		known[t.Name] = true
+		tp, err := t.Parse()
+		if err != nil {
+			return err
+		}
+		for _, host := range tp.Hosts {
+			if host.Cloud == site {
+				uses = append(uses, fmt.Sprintf("tenant %s places host %s there", t.Name, host.Name))
+			}
+		}
+	}
+	binds, err := h.store.Bindings()
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, b := range binds {
+		tn, _, _ := strings.Cut(b.IfaceID, "/")
+		if b.Site == site && known[tn] {
+			uses = append(uses, fmt.Sprintf("host %s is bound to %s/%s port %s", b.IfaceID, b.VM, b.Bridge, b.PortName))
+		}
+	}
+	if len(uses) > 0 {
+		return fmt.Errorf("site in use (move or delete these hosts first): %s", strings.Join(uses, "; "))
+	}
+	return nil
+}
+
+// dropSiteBindings deletes the stored bindings on site (RemoveSite: only
+// bindings of tenants that do not exist are left there).
+func (h *Hypervisor) dropSiteBindings(site string) error {
+	binds, err := h.store.Bindings()
+	if err != nil {
+		return storeErr(err)
+	}
+	var errs []error
+	for _, b := range binds {
+		if b.Site != site {
+			continue
+		}
+		if err := h.store.DeleteBinding(b.IfaceID); err != nil {
+			errs = append(errs, storeErr(err))
+		}
+	}
+	h.mu.Lock()
+	for k := range h.portIDs {
+		if sw := h.inf.SwitchByDPID(k.dpid); sw == nil {
+			delete(h.portIDs, k)
+			delete(h.ofports, k)
+		}
+	}
+	h.mu.Unlock()
+	return errors.Join(errs...)
 }

@@ -13,8 +13,9 @@
 //     out-of-band), so every OVS connects back over OpenFlow;
 //   - joins the gateways with a minimum spanning tree of tunnels
 //     (tunnels.MST over the infrastructure's costs) and provisions them
-//     (tunnels.Provisioner); AddSite and TunnelDown repair the tree with
-//     tunnels.Replan;
+//     (tunnels.Provisioner) with BFD on every tunnel port; AddSite,
+//     RemoveSite, TunnelDown and a tunnel that BFD reports down repair the
+//     tree with tunnels.Replan (liveness.go);
 //   - watches the interfaces of every VM bridge: an interface carrying
 //     external_ids:iface-id "<tenant>/<host>" becomes a binding in the store
 //     (the paper's hosts plugged into cloud VMs);
@@ -117,6 +118,10 @@ type Config struct {
 	// setup-time experiment (Fig. 2). AddSite and TunnelDown still repair
 	// with tunnels.Replan, which keeps a tree.
 	TunnelMesh bool
+	// Liveness configures BFD on the gateway tunnels and how a failed
+	// tunnel is routed around and readmitted (liveness.go); the zero
+	// value enables it with the defaults (BFD min_rx/min_tx 500 ms).
+	Liveness LivenessConfig
 	// TenantPacketIn, if set, receives every packet-in of a tenant's
 	// virtual switch (a table miss or controller output of the tenant
 	// tables, demultiplexed by its metadata). It runs on the physical
@@ -166,6 +171,9 @@ type Hypervisor struct {
 	swLocks     map[uint64]*sync.Mutex
 	snaps       snapshotState // snapshots.go: counter offsets and adopted entries of restores
 	tapps       *tenantApps   // tenant apps on the virtual view (tenantapps.go)
+
+	// live is the tunnel liveness monitor (liveness.go).
+	live liveState
 
 	// migration holds live migrations and the admission of moving hosts
 	// (migration.go).
