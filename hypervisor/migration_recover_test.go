@@ -15,10 +15,10 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
-// bindOn is a Mover for the stub fabric: "moving" a host stores its
+// storeMover is a Mover for the stub fabric: "moving" a host stores its
 // binding on the destination bridge, as the OVSDB watch would on seeing
 // its interface there.
-func bindOn(st *store.Store) migrate.MoverFunc {
+func storeMover(st *store.Store) migrate.MoverFunc {
 	return func(_ context.Context, hst migrate.Host, _, to migrate.Bridge) error {
 		return st.PutBinding(store.Binding{IfaceID: hst.IfaceID, Site: to.Site, VM: to.VM, Bridge: to.Bridge,
 			DPID: topology.DPID(to.DPID), PortName: hst.Port, OFPort: 5})
@@ -48,7 +48,7 @@ func abandonAt(t *testing.T, h *Hypervisor, st *store.Store, stop func(migrate.E
 	t.Helper()
 	stuck, hang := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	go h.Migrate(context.Background(), migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{Mover: bindOn(st), //nolint:errcheck
+	go h.Migrate(context.Background(), migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{Mover: storeMover(st), //nolint:errcheck
 		HostTimeout: 5 * time.Second,
 		Progress: func(e migrate.Event) {
 			if stop(e) {
@@ -81,7 +81,7 @@ func TestMigrationRecoveredAfterRestart(t *testing.T) {
 	}
 
 	h2 := restarted(t, st)
-	h2.ConfigureMigrations(migrate.Options{Mover: bindOn(st), HostTimeout: 5 * time.Second})
+	h2.ConfigureMigrations(migrate.Options{Mover: storeMover(st), HostTimeout: 5 * time.Second})
 	ctx := ctxT(t)
 	h2.recoverMigrations(ctx)
 	h2.manager().Wait()
@@ -146,7 +146,7 @@ func TestMigrateBusy(t *testing.T) {
 	h, st, _ := newMigrationTest(t)
 	ctx := ctxT(t)
 	release, entered := make(chan struct{}), make(chan struct{})
-	mv := bindOn(st)
+	mv := storeMover(st)
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{HostTimeout: 5 * time.Second,
