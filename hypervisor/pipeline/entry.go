@@ -111,13 +111,16 @@ func NormalizeMatch(fields []ofp.XM) []ofp.XM {
 			out = append(out, n)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b ofp.XM) int {
-		if a.Class != b.Class {
-			return int(a.Class) - int(b.Class)
-		}
-		return int(a.Type) - int(b.Type)
-	})
+	slices.SortStableFunc(out, compareXM)
 	return out
+}
+
+// compareXM orders OXMs by (class, field).
+func compareXM(a, b ofp.XM) int {
+	if a.Class != b.Class {
+		return int(a.Class) - int(b.Class)
+	}
+	return int(a.Type) - int(b.Type)
 }
 
 // instructionRank is Open vSwitch's canonical instruction order
@@ -174,8 +177,52 @@ func (e *Entry) Key() string {
 // appendKey appends the Key encoding to b.
 func (e *Entry) appendKey(b []byte) []byte {
 	b = append(b, e.Table, byte(e.Priority>>8), byte(e.Priority))
-	for _, f := range NormalizeMatch(e.Match) {
-		b = ofwire.AppendXM(b, &f)
+	// The encoding of NormalizeMatch(e.Match), without building it: no
+	// allocation for a match of up to 8 fields (Key is on the hot path
+	// of every tenant app's flow-mod).
+	var buf [8]int
+	order := buf[:0]
+	for i := range e.Match {
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return compareXM(e.Match[i], e.Match[j]) })
+	for _, i := range order {
+		b = appendNormXM(b, &e.Match[i])
+	}
+	return b
+}
+
+// appendNormXM appends the encoding (ofwire.AppendXM) of normXM(*xm), or
+// nothing when normXM drops it.
+func appendNormXM(b []byte, xm *ofp.XM) []byte {
+	if len(xm.Mask) == 0 {
+		return ofwire.AppendXM(b, xm)
+	}
+	mask := func(i int) byte {
+		if i < len(xm.Mask) {
+			return xm.Mask[i]
+		}
+		return 0
+	}
+	allOnes, allZero := true, true
+	for i := range xm.Value {
+		allOnes = allOnes && mask(i) == 0xff
+		allZero = allZero && mask(i) == 0
+	}
+	if allZero {
+		return b
+	}
+	field, n := uint8(xm.Type)<<1, len(xm.Value)
+	if !allOnes {
+		field |= 1
+		n += len(xm.Mask)
+	}
+	b = append(b, byte(xm.Class>>8), byte(xm.Class), field, uint8(n))
+	for i, v := range xm.Value {
+		b = append(b, v&mask(i))
+	}
+	if !allOnes {
+		b = append(b, xm.Mask...)
 	}
 	return b
 }
