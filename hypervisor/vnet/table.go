@@ -561,8 +561,10 @@ func (s *Switch) finish(vf *vflow, reason ofp.FlowRemovedReason) {
 // copy and it expired (idle or hard timeout), or the app had deleted it,
 // the entry ends (finish). A copy deleted by someone else (OFPRR_DELETE
 // of an entry the app did not delete: a migration retiring its source, an
-// operator) leaves the virtual entry in the table, to be replayed. It
-// reports whether the flow-removed was of a known copy.
+// operator) leaves the virtual entry in the table, to be replayed, and its
+// counters are not added (a migration carries them to the target's copies
+// as counter offsets). It reports whether the flow-removed was of a known
+// copy.
 func (s *Switch) flowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 	k := (&pipeline.Entry{Table: uint8(fr.Table), Priority: fr.Priority, Match: fr.Match.Fields}).Key()
 	id := copyID{b, k}
@@ -575,8 +577,13 @@ func (s *Switch) flowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 		if !ok || !vf.removed && !c.retiring && age > time.Since(c.installed)+frSlack {
 			continue
 		}
-		vf.packets += fr.PacketCount
-		vf.bytes += fr.ByteCount
+		if vf.removed || c.retiring || fr.Reason != ofp.FlowReasonDelete {
+			// Not a copy deleted by someone else: that one's counters
+			// are carried by the deleter (a migration's statistics
+			// merge) or gone with it.
+			vf.packets += fr.PacketCount
+			vf.bytes += fr.ByteCount
+		}
 		s.tab.dropCopy(vf, id)
 		switch {
 		case c.retiring || vf.done:

@@ -377,6 +377,8 @@ func TestCopyDeletedByOthersKeepsTheEntry(t *testing.T) {
 	if err := s1.FlowMod(ctx, linkEntry(ofp.FlowFlagSendFlowRem)); err != nil {
 		t.Fatal(err)
 	}
+	phys.sws[e1].count(2)
+	phys.sws[e3].count(5)
 	// Someone else (a migration retiring its source) deletes e3's copies.
 	b3 := phys.sws[e3]
 	if err := b3.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowDelete, Table: ofp.TableAll, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny}); err != nil {
@@ -397,6 +399,11 @@ func TestCopyDeletedByOthersKeepsTheEntry(t *testing.T) {
 	}
 	if b3.len() != 2 {
 		t.Errorf("e3 holds %d entries after replay, want 2", b3.len())
+	}
+	// The deleted copies' counters are the deleter's to carry (a
+	// migration's offsets): only e1's 2 x 2 packets remain.
+	if got, err := s1.FlowStats(ctx, nil); err != nil || len(got) != 1 || got[0].PacketCount != 4 {
+		t.Errorf("stats after another owner's delete: %+v, %v; want 4 packets", got, err)
 	}
 }
 
