@@ -156,7 +156,10 @@ func linkStrings(ls []api.TenantLink) []string {
 //   - tenant "vreact" (apps ["learning-reactive"], same virtual topology,
 //     same IPs): pings between clouds through the reactive learning app on
 //     the virtual view: first packets via packet-ins, then learned flow
-//     entries (the tenant's cookie) carry the traffic on the edge bridges.
+//     entries (the tenant's cookie) carry the traffic on the edge bridges;
+//     after an ovs-vswitchd restart of aws (empty flow tables), the
+//     learned entries are replayed onto aws's VM bridge and the pings
+//     work.
 func TestTenantAppsOnLab(t *testing.T) {
 	l, phys := startSkvLab(t)
 	h := l.inst.h
@@ -275,6 +278,45 @@ func TestTenantAppsOnLab(t *testing.T) {
 		t.Error("links of a tenant without discovery: no error")
 	}
 	t.Logf("vdisc (tenant ID %v): %d LLDP probes looped back over virtual links", sd.TenantID, h.TenantAppRuntime("vdisc").LLDPLoopbacks())
+
+	// ovs-vswitchd of aws restarts: its bridges come back with empty flow
+	// tables. The hypervisor's reconcile restores its own entries and the
+	// replay (vnet.Tenant.Replay) the reactive app's learned entries: the
+	// app is not told (its virtual switches never went down), yet its
+	// entries are on aws's VM bridge again before any new traffic, and
+	// vreact's pings work.
+	l.allPairs(t, react) // fresh entries (idle timeout 60 s)
+	learned := func() (int, error) {
+		c, err := lab.SiteCommand(ctx, l.dir, "aws", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", awsVM.Bridge,
+			fmt.Sprintf("cookie=%#x/-1", cookie))
+		if err != nil {
+			return 0, err
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s", err, out)
+		}
+		return strings.Count(string(out), "dl_dst="), nil
+	}
+	before, err := learned()
+	if err != nil || before == 0 {
+		t.Fatalf("vreact's learned entries on %s before the restart: %d, %v", awsVM.Bridge, before, err)
+	}
+	rtR := h.TenantAppRuntime("vreact")
+	r0, pins0 := rtR.Replays(), h.PacketIns()[sr.TenantID]
+	t0 := time.Now()
+	if _, err := lab.Restart(ctx, l.dir, "aws", lab.VSwitchd); err != nil {
+		t.Fatal(err)
+	}
+	var after int
+	poll(t, "the reactive app's entries replayed onto aws's VM bridge", 45*time.Second, func() bool {
+		after, err = learned()
+		return err == nil && rtR.Replays() > r0 && after >= before
+	})
+	t.Logf("ovs-vswitchd of aws restarted: %d learned entries of vreact back on %s %v after the restart began (%d before; %d replays)",
+		after, awsVM.Bridge, time.Since(t0).Round(time.Millisecond), before, rtR.Replays()-r0)
+	l.allPairs(t, react)
+	t.Logf("vreact pings after the restart: %d packet-ins during the restart and the pings", h.PacketIns()[sr.TenantID]-pins0)
 }
 
 // mustDPID parses a DPID as the API prints it ("00:00:…").
