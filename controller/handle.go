@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 
@@ -42,6 +43,25 @@ type Switch interface {
 	// FlowStats sends OFPMP_FLOW (spec 7.3.5.2) and returns every entry
 	// of every reply part.
 	FlowStats(ctx context.Context, req *ofp.FlowStatsRequest) ([]FlowStats, error)
+	// PortDesc sends OFPMP_PORT_DESC (spec 7.3.5.7) and returns the
+	// switch's ports as it reports them now (Ports is the snapshot kept
+	// from port status).
+	PortDesc(ctx context.Context) ([]ofp.Port, error)
+	// GroupDesc sends OFPMP_GROUP_DESC (spec 7.3.5.10) and returns every
+	// group with its buckets.
+	GroupDesc(ctx context.Context) ([]GroupDesc, error)
+	// MeterConfig sends OFPMP_METER_CONFIG for OFPM_ALL (spec 7.3.5.13)
+	// and returns every meter with its bands.
+	MeterConfig(ctx context.Context) ([]MeterConfig, error)
+	// Multipart sends an OFPT_MULTIPART_REQUEST of type t (spec 7.3.5)
+	// whose body is the ofp request body (e.g. *ofp.PortStatsRequest;
+	// nil for types without one) and returns the bodies of all reply
+	// parts concatenated, without their multipart headers, following
+	// OFPMPF_REPLY_MORE; decode them with package ofwire or netrack's
+	// ofp types. An OFPT_ERROR reply is returned as *OFPError. A switch
+	// that cannot answer a type (a virtual switch) returns an error
+	// wrapping errors.ErrUnsupported.
+	Multipart(ctx context.Context, t ofp.MultipartType, body io.WriterTo) ([]byte, error)
 	// String names the switch for logs.
 	String() string
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netrack/openflow/ofp"
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
@@ -25,6 +26,8 @@ import (
 // every entry whose cookie matches under the mask (any table). FlowStats
 // reports the table.
 type flowSwitch struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid  controller.DPID
 	done  chan struct{}
 	mu    sync.Mutex

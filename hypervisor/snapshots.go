@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -886,6 +887,28 @@ func (c counterSwitch) FlowStats(ctx context.Context, req *ofp.FlowStatsRequest)
 	}
 	out, _ := c.h.restoredCounters(uint64(c.DPID()), fs)
 	return out, nil
+}
+
+// Multipart passes the request to the session; an OFPMP_FLOW reply
+// (spec 7.3.5.2) is decoded and re-encoded with the restored counters, as
+// FlowStats gives them.
+func (c counterSwitch) Multipart(ctx context.Context, t ofp.MultipartType, body io.WriterTo) ([]byte, error) {
+	b, err := c.Switch.Multipart(ctx, t, body)
+	if err != nil || t != ofp.MultipartTypeFlow {
+		return b, err
+	}
+	fs, err := ofwire.DecodeFlowStats(b)
+	if err != nil {
+		return nil, fmt.Errorf("hypervisor: flow stats reply from %s: %w", c.DPID(), err)
+	}
+	out, _ := c.h.restoredCounters(uint64(c.DPID()), fs)
+	var re []byte
+	for i := range out {
+		if re, err = ofwire.AppendFlowStats(re, &out[i]); err != nil {
+			return nil, fmt.Errorf("hypervisor: flow stats of %s: encode entry %d: %w", c.DPID(), i, err)
+		}
+	}
+	return re, nil
 }
 
 // reconcileView returns the switch the reconciler of dpid should read:

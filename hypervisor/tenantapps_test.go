@@ -16,6 +16,7 @@ import (
 
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
@@ -202,6 +203,8 @@ func (r *taRecorder) none(t *testing.T, kind string) {
 
 // taSwitch is a physical edge bridge that records flow-mods.
 type taSwitch struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid controller.DPID
 	done chan struct{}
 	mu   sync.Mutex

@@ -6,9 +6,14 @@ package controllertest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
 )
@@ -52,4 +57,30 @@ func Start(t testing.TB, cfg controller.Config, apps ...controller.App) (c *cont
 	}
 	t.Cleanup(stop)
 	return c, stop
+}
+
+// NoMultipart gives a fake controller.Switch the multipart methods
+// (PortDesc, GroupDesc, MeterConfig, Multipart) of a switch that answers
+// none: each fails with an error wrapping errors.ErrUnsupported. Embed it
+// in a fake that does not need them.
+type NoMultipart struct{}
+
+// PortDesc fails with errors.ErrUnsupported.
+func (NoMultipart) PortDesc(context.Context) ([]ofp.Port, error) {
+	return nil, fmt.Errorf("controllertest: fake switch: port desc: %w", errors.ErrUnsupported)
+}
+
+// GroupDesc fails with errors.ErrUnsupported.
+func (NoMultipart) GroupDesc(context.Context) ([]controller.GroupDesc, error) {
+	return nil, fmt.Errorf("controllertest: fake switch: group desc: %w", errors.ErrUnsupported)
+}
+
+// MeterConfig fails with errors.ErrUnsupported.
+func (NoMultipart) MeterConfig(context.Context) ([]controller.MeterConfig, error) {
+	return nil, fmt.Errorf("controllertest: fake switch: meter config: %w", errors.ErrUnsupported)
+}
+
+// Multipart fails with errors.ErrUnsupported.
+func (NoMultipart) Multipart(_ context.Context, t ofp.MultipartType, _ io.WriterTo) ([]byte, error) {
+	return nil, fmt.Errorf("controllertest: fake switch: multipart %s: %w", t, errors.ErrUnsupported)
 }

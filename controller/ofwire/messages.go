@@ -190,6 +190,26 @@ func DecodePorts(b []byte) ([]ofp.Port, error) {
 	return ports, nil
 }
 
+// AppendPort appends p as one 64-byte ofp_port (spec 7.2.1), the element
+// of an OFPMP_PORT_DESC reply body: a missing or short hw_addr is padded
+// with zeros, a name longer than 15 bytes is cut so a NUL ends it.
+func AppendPort(b []byte, p *ofp.Port) []byte {
+	b = appendU32(b, uint32(p.PortNo))
+	b = appendZeros(b, 4)
+	var hw [6]byte
+	copy(hw[:], p.HWAddr)
+	b = append(b, hw[:]...)
+	b = appendZeros(b, 2)
+	var name [16]byte
+	copy(name[:15], p.Name)
+	b = append(b, name[:]...)
+	for _, v := range []uint32{uint32(p.Config), uint32(p.State), uint32(p.Curr), uint32(p.Advertised),
+		uint32(p.Supported), uint32(p.Peer), p.CurrSpeed, p.MaxSpeed} {
+		b = appendU32(b, v)
+	}
+	return b
+}
+
 // DecodePortStatus decodes an OFPT_PORT_STATUS body (spec 7.4.3): reason,
 // 7 pad bytes, ofp_port.
 func DecodePortStatus(body []byte) (ofp.PortReason, ofp.Port, error) {

@@ -455,4 +455,19 @@ func TestDecodePortTrimsName(t *testing.T) {
 	if _, err := DecodePorts(b[:63]); err == nil {
 		t.Fatal("63-byte port list accepted")
 	}
+	// AppendPort writes the same bytes back, and agrees with netrack's
+	// WriteTo (which pads the name with NULs).
+	if re := AppendPort(nil, &p); !bytes.Equal(re, b) {
+		t.Fatalf("AppendPort\n got %x\nwant %x", re, b)
+	}
+	var nb bytes.Buffer
+	if _, err := p.WriteTo(&nb); err != nil || !bytes.Equal(nb.Bytes(), b) {
+		t.Fatalf("netrack WriteTo (%v)\n got %x\nwant %x", err, nb.Bytes(), b)
+	}
+	// No hw_addr and a long name: still 64 bytes, the name NUL-terminated.
+	short := AppendPort(nil, &ofp.Port{PortNo: 7, Name: "a-very-long-port-name"})
+	q, err := DecodePort(short)
+	if len(short) != PortLen || err != nil || q.PortNo != 7 || q.Name != "a-very-long-por" {
+		t.Fatalf("short port: %d bytes, %+v, %v", len(short), q, err)
+	}
 }

@@ -14,12 +14,15 @@ import (
 
 	"github.com/netrack/openflow/ofp"
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
 
 // fakeSwitch is a flow table behind controller.Switch: ADD replaces by
 // (table, priority, match), DELETE_STRICT removes by the same and cookie.
 type fakeSwitch struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	mu      sync.Mutex
 	dpid    controller.DPID
 	flows   map[string]controller.FlowStats

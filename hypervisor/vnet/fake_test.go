@@ -11,6 +11,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
@@ -87,6 +88,8 @@ func (p *fakePhys) Switch(d controller.DPID) controller.Switch {
 
 // fakeSwitch records what is sent to it.
 type fakeSwitch struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid controller.DPID
 	done chan struct{}
 

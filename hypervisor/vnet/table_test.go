@@ -12,6 +12,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
@@ -22,6 +23,8 @@ import (
 // flow-stats (table and cookie filter), as Open vSwitch does; removals of
 // entries with OFPFF_SEND_FLOW_REM are returned by takeRemoved.
 type tableBridge struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid controller.DPID
 	done chan struct{}
 

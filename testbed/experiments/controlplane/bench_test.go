@@ -13,6 +13,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps/learning"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/hypervisor"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
@@ -23,6 +24,8 @@ import (
 // and signals every packet-out, so a benchmark measures the controller's
 // processing of a packet-in without encoding or syscalls.
 type benchSwitch struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid     controller.DPID
 	ports    []ofp.Port
 	done     chan struct{}

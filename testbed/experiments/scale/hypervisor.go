@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -173,6 +174,19 @@ func (s *MemSwitch) GroupMod(context.Context, *ofp.GroupMod) error   { return ni
 func (s *MemSwitch) MeterMod(context.Context, *ofp.MeterMod) error   { return nil }
 func (s *MemSwitch) PacketOut(context.Context, *ofp.PacketOut) error { return nil }
 func (s *MemSwitch) Barrier(context.Context) error                   { return nil }
+
+// PortDesc, GroupDesc and MeterConfig report an empty switch; Multipart
+// is not simulated (errors.ErrUnsupported).
+func (s *MemSwitch) PortDesc(context.Context) ([]ofp.Port, error) { return nil, nil }
+func (s *MemSwitch) GroupDesc(context.Context) ([]controller.GroupDesc, error) {
+	return nil, nil
+}
+func (s *MemSwitch) MeterConfig(context.Context) ([]controller.MeterConfig, error) {
+	return nil, nil
+}
+func (s *MemSwitch) Multipart(_ context.Context, t ofp.MultipartType, _ io.WriterTo) ([]byte, error) {
+	return nil, fmt.Errorf("memswitch: multipart %s: %w", t, errors.ErrUnsupported)
+}
 
 // FlowMod queues fm; commands other than ADD and DELETE_STRICT fail.
 func (s *MemSwitch) FlowMod(_ context.Context, fm *ofp.FlowMod) error {

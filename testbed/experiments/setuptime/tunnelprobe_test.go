@@ -9,12 +9,15 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/controllertest"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
 
 // fakeGateway is a controller.Switch whose packet-outs a test delivers by
 // hand to the peer gateway (the tunnel) as packet-ins.
 type fakeGateway struct {
+	controllertest.NoMultipart // PortDesc, GroupDesc, MeterConfig, Multipart: unsupported
+
 	dpid  controller.DPID
 	ports []ofp.Port
 	mu    sync.Mutex
