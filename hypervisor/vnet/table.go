@@ -205,6 +205,9 @@ func cloneInstructions(ins ofp.Instructions) (ofp.Instructions, error) {
 	if len(ins) == 0 {
 		return nil, nil
 	}
+	if out, ok := cloneOutputInstructions(ins); ok { // hotpath.go
+		return out, nil
+	}
 	b, err := ofwire.AppendInstructions(nil, ins)
 	if err != nil {
 		return nil, fmt.Errorf("vnet: encode instructions: %w", err)
@@ -220,34 +223,32 @@ func cloneInstructions(ins ofp.Instructions) (ofp.Instructions, error) {
 // normalized match; OFPFF_CHECK_OVERLAP and OFPFF_RESET_COUNTS are
 // flow-mod options, not entry flags).
 func virtualEntry(fm *ofp.FlowMod) (pipeline.Entry, error) {
-	e, err := cloneEntry(pipeline.Entry{Table: uint8(fm.Table), Priority: fm.Priority, Match: fm.Match.Fields,
-		Instructions: fm.Instructions, Cookie: fm.Cookie, IdleTimeout: fm.IdleTimeout, HardTimeout: fm.HardTimeout,
-		Flags: fm.Flags &^ (ofp.FlowFlagCheckOverlap | ofp.FlowFlagResetCounts)})
+	ins, err := cloneInstructions(fm.Instructions)
 	if err != nil {
-		return e, err
+		return pipeline.Entry{}, err
 	}
-	e.Match = pipeline.NormalizeMatch(e.Match)
-	return e, nil
+	return pipeline.Entry{Table: uint8(fm.Table), Priority: fm.Priority,
+		Match:        cloneMatch(pipeline.NormalizeMatch(fm.Match.Fields)), // hotpath.go
+		Instructions: ins, Cookie: fm.Cookie, IdleTimeout: fm.IdleTimeout, HardTimeout: fm.HardTimeout,
+		Flags: fm.Flags &^ (ofp.FlowFlagCheckOverlap | ofp.FlowFlagResetCounts)}, nil
 }
 
 // translate returns ve's physical entries (own copies, with
 // OFPFF_SEND_FLOW_REM so that their removal is always reported) and their
-// keys.
+// keys. AddEntries' entries need no deep copy: they are made of ve (the
+// table's own copy, never modified in place), memory of their own and the
+// view's shared, immutable actions (pipeline's translation cache).
 func (s *Switch) translate(snap *snapshot, ve *pipeline.Entry) ([]pipeline.Entry, []string, error) {
 	es, err := pipeline.AddEntries(snap.view, topology.DPID(s.dpid), ve.FlowMod())
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]pipeline.Entry, len(es))
 	keys := make([]string, len(es))
 	for i := range es {
-		if out[i], err = cloneEntry(es[i]); err != nil {
-			return nil, nil, err
-		}
-		out[i].Flags |= ofp.FlowFlagSendFlowRem
-		keys[i] = out[i].Key()
+		es[i].Flags |= ofp.FlowFlagSendFlowRem
+		keys[i] = es[i].Key()
 	}
-	return out, keys, nil
+	return es, keys, nil
 }
 
 // flowAdd handles OFPFC_ADD (§6.4): the entry replaces one with the same
@@ -270,12 +271,8 @@ func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) e
 	s.tab.init()
 	conn, sws, _ := s.connectedBridges(snap)
 	fms := make([][]*ofp.FlowMod, len(conn))
-	newKeys := make(map[string]bool, len(es))
-	for _, k := range keys {
-		newKeys[k] = true
-	}
 	if old := s.tab.flows[vf.key]; old != nil {
-		s.retire(old, newKeys, conn, fms)
+		s.retire(old, keys, conn, fms)
 	}
 	for i, b := range conn {
 		for j := range es {
@@ -292,12 +289,12 @@ func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) e
 // will be replayed elsewhere); the others are deleted (strict, their
 // flow-removed only absorbed), or the delete is kept for a bridge that is
 // away.
-func (s *Switch) retire(old *vflow, keep map[string]bool, conn []controller.DPID, fms [][]*ofp.FlowMod) {
+func (s *Switch) retire(old *vflow, keep []string, conn []controller.DPID, fms [][]*ofp.FlowMod) {
 	old.removed, old.done = true, true
 	delete(s.tab.flows, old.key)
 	for id, c := range old.copies {
 		i := slices.Index(conn, id.bridge)
-		if keep[id.key] || c.retiring {
+		if c.retiring || slices.Contains(keep, id.key) {
 			if !c.retiring {
 				s.tab.dropCopy(old, id)
 			}
