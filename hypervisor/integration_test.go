@@ -122,12 +122,16 @@ func (a *acceptor) loop() {
 }
 
 // start builds a Hypervisor over inf and st with a controller and makes it
-// the instance that gets new connections.
-func (a *acceptor) start(t *testing.T, inf *infra.Infra, st *store.Store, log *slog.Logger, listen string) *instance {
+// the instance that gets new connections; opts adjust its Config.
+func (a *acceptor) start(t *testing.T, inf *infra.Infra, st *store.Store, log *slog.Logger, listen string, opts ...func(*hypervisor.Config)) *instance {
 	t.Helper()
 	rec := &upRecorder{ups: map[controller.DPID]int{}}
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: log, AuditInterval: 500 * time.Millisecond,
-		TenantPacketIn: rec.tenantPacketIn})
+	cfg := hypervisor.Config{Infra: inf, Store: st, Logger: log, AuditInterval: 500 * time.Millisecond,
+		TenantPacketIn: rec.tenantPacketIn}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := hypervisor.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

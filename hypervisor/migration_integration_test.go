@@ -83,8 +83,8 @@ func skmDoc(tenant, app string, hs []skmHost) string {
 
 // startSkmLab brings the lab up, starts Skyvisor, applies both tenants,
 // plugs every host and waits until every host pings its tenant's azure
-// host both ways.
-func startSkmLab(t *testing.T, tag string) *skmLab {
+// host both ways. opts adjust the hypervisor's Config.
+func startSkmLab(t *testing.T, tag string, opts ...func(*hypervisor.Config)) *skmLab {
 	t.Helper()
 	needLab(t)
 	if _, err := exec.LookPath("iperf3"); err != nil {
@@ -140,7 +140,7 @@ func startSkmLab(t *testing.T, tag string) *skmLab {
 		l.acc.stop()
 		l.st.Close()
 	})
-	l.inst = l.acc.start(t, inf, l.st, log, spec.Controller)
+	l.inst = l.acc.start(t, inf, l.st, log, spec.Controller, opts...)
 	sk := &skrLab{inv: inv}
 	sk.waitConnected(t, l.inst, 45*time.Second)
 
@@ -224,7 +224,7 @@ func startIperf(t *testing.T, dir, client, server, ip string, seconds int) *bgIp
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
 	t.Cleanup(cancel)
-	srv, err := lab.HostCommand(ctx, dir, server, "iperf3", "-s", "-1", "-p", "5299")
+	srv, err := lab.HostCommand(ctx, dir, server, "iperf3", "-s", "-1", "-p", "5299", "-J")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func startIperf(t *testing.T, dir, client, server, ip string, seconds int) *bgIp
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	time.Sleep(300 * time.Millisecond) // the server binds its port
-	c, err := lab.HostCommand(ctx, dir, client, "iperf3", "-c", ip, "-p", "5299", "-t", strconv.Itoa(seconds), "-b", "5M", "-J")
+	c, err := lab.HostCommand(ctx, dir, client, "iperf3", "-c", ip, "-p", "5299", "-t", strconv.Itoa(seconds), "-b", "5M", "-J", "--get-server-output")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,9 +319,13 @@ func tenantEntries(t *testing.T, dir, site, bridge string, tid uint16) []string 
 // move; tb's reactive entries were cloned with their idle timeouts
 // restored and retired from aws; both tenants' virtual views are unchanged
 // (same virtual DPIDs and ports, tb's virtual switches never replaced);
-// the topologies now place the hosts in gcp; a forced reconcile is empty.
+// the topologies now place the hosts in gcp; a forced reconcile is empty;
+// tb's app sees no SwitchUp, SwitchDown or port-status during the
+// migration, and iperf3 stalls no longer than its host's own move explains
+// (migration_events_integration_test.go).
 func TestLiveMigration(t *testing.T) {
-	l := startSkmLab(t, "a")
+	appEv := &appEvents{}
+	l := startSkmLab(t, "a", recordReactive(appEv))
 	ctx := context.Background()
 	h := l.inst.h
 	viewA, viewB := virtualView(t, h, "ta"), virtualView(t, h, "tb")
@@ -330,6 +334,8 @@ func TestLiveMigration(t *testing.T) {
 		t.Fatal("tenant tb runs no app on the virtual view")
 	}
 	swB := rtB.Switches()
+	portsB, mark := portView(rtB), appEv.mark()
+	var portSamples []string
 	tb, err := l.st.GetTenant("tb")
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +356,7 @@ func TestLiveMigration(t *testing.T) {
 	moveTook := map[string]time.Duration{}
 	var events []string
 	t0 := time.Now()
-	res, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{Mover: labMover(l.dir),
+	res, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{Mover: samplingMover(labMover(l.dir), rtB, &portSamples),
 		HostTimeout: 30 * time.Second,
 		Progress: func(e migrate.Event) {
 			mu.Lock()
@@ -382,6 +388,7 @@ func TestLiveMigration(t *testing.T) {
 	t.Logf("h5->h3 (both in azure, not moving): %d sent, %d lost", sentF, sentF-len(seqF))
 	t.Logf("host moves: %v; migration started at %.3f (unix)", moveTook, float64(t0.UnixNano())/1e9)
 	t.Logf("iperf3 h4(moving)->h2: %.1f Mbit/s, %d retransmits", bps/1e6, retr)
+	checkIperfStall(t, ip, moveTook["ta/h4"])
 
 	if res.Plan.Target.Site != "gcp" || res.Plan.Target.VM != "vm2" {
 		t.Errorf("target %s, want gcp/vm2 (the VM with fewest hosts)", res.Plan.Target)
@@ -459,6 +466,7 @@ func TestLiveMigration(t *testing.T) {
 	if h.TenantAppRuntime("tb") != rtB || !slices.Equal(rtB.Switches(), swB) {
 		t.Error("tb's app runtime or virtual switches were replaced: its apps saw a topology change")
 	}
+	checkAppEvents(t, appEv, mark, rtB, portsB, portSamples)
 	for _, tn := range []string{"ta", "tb"} {
 		d, err := h.Tenant(ctx, tn)
 		if err != nil {
