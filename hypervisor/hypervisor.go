@@ -315,6 +315,9 @@ func (h *Hypervisor) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.runCtx = ctx
 	h.mu.Unlock()
+	// migrations the store holds unfinished (the last process died during
+	// them) are undone or completed in the background (migration.go)
+	h.recoverMigrations(ctx)
 	defer h.closeClients()
 	defer h.closeTenantApps()
 	retry := time.NewTimer(0)
