@@ -20,7 +20,10 @@ import (
 // vSwitch 3.1 (userspace datapath) connected over a unix socket: hello,
 // features, port description, then flow stats with Nicira actions
 // (resubmit, learn, ct), group descriptions with buckets and meter
-// configurations with bands, all installed with ovs-ofctl. With
+// configurations with bands, all installed with ovs-ofctl; then a
+// GroupMod (select group, two buckets) and a MeterMod (drop band) sent
+// through the session, checked with ovs-ofctl dump-groups/dump-meters and
+// read back with GroupDesc/MeterConfig. With
 // SKC_UPDATE_CAPTURE=1 it rewrites testdata/ovs-flowstats-nicira.bin, the
 // raw OFPMP_FLOW reply that TestOVSCapturedFlowStats decodes offline.
 func TestRealOVSSessionAndStats(t *testing.T) {
@@ -161,6 +164,82 @@ func TestRealOVSSessionAndStats(t *testing.T) {
 		t.Fatalf("Barrier after an invalid flow mod = %v, want an *OFPError", berr)
 	}
 	t.Logf("OVS rejected the goto-lower-table flow mod: %v", berr)
+
+	// A select group with two buckets and a meter with a drop band, sent
+	// through the session (GroupMod, MeterMod; netrack's encoders), as OVS
+	// shows them (dump-groups, dump-meters) and as the session reads them
+	// back (GroupDesc, MeterConfig) through the Switch interface.
+	var h Switch = sw
+	gm := &ofp.GroupMod{Command: ofp.GroupAdd, Type: ofp.GroupTypeSelect, Group: 7, Buckets: []ofp.Bucket{
+		{Weight: 40, WatchPort: ofp.PortAny, WatchGroup: ofp.GroupAny, Actions: ofp.Actions{&ofp.ActionOutput{Port: 1}}},
+		{Weight: 60, WatchPort: ofp.PortAny, WatchGroup: ofp.GroupAny, Actions: ofp.Actions{&ofp.ActionOutput{Port: 2}}},
+	}}
+	if err := h.GroupMod(rctx, gm); err != nil {
+		t.Fatal(err)
+	}
+	mm := &ofp.MeterMod{Command: ofp.MeterAdd, Flags: ofp.MeterFlagKBitPerSec | ofp.MeterFlagBurst, Meter: 4,
+		Bands: ofp.MeterBands{&ofp.MeterBandDrop{Rate: 2000, BurstSize: 200}}}
+	if err := h.MeterMod(rctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Barrier(rctx); err != nil {
+		t.Fatalf("Barrier after GroupMod and MeterMod: %v", err)
+	}
+	out, err = inst.Ofctl("-O", "OpenFlow13", "dump-groups", "skcbr0", "7")
+	if err != nil || !strings.Contains(out, "group_id=7,type=select") ||
+		!strings.Contains(out, "bucket=weight:40,actions=output:1") || !strings.Contains(out, "bucket=weight:60,actions=output:2") {
+		t.Fatalf("dump-groups: %v\n%s", err, out)
+	}
+	t.Logf("ovs-ofctl -O OpenFlow13 dump-groups skcbr0 7:\n%s", out)
+	out, err = inst.Ofctl("-O", "OpenFlow13", "dump-meters", "skcbr0", "meter=4")
+	if err != nil || !strings.Contains(out, "meter=4 kbps burst") || !strings.Contains(out, "type=drop rate=2000 burst_size=200") {
+		t.Fatalf("dump-meters: %v\n%s", err, out)
+	}
+	t.Logf("ovs-ofctl -O OpenFlow13 dump-meters skcbr0 meter=4:\n%s", out)
+	groups, err = h.GroupDesc(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g7 *GroupDesc
+	for i := range groups {
+		if groups[i].Group == 7 {
+			g7 = &groups[i]
+		}
+	}
+	if g7 == nil || g7.Type != ofp.GroupTypeSelect || len(g7.Buckets) != 2 || g7.Buckets[0].Weight != 40 || g7.Buckets[1].Weight != 60 {
+		t.Fatalf("GroupDesc has no select group 7 with weights 40 and 60: %+v", groups)
+	}
+	for i, want := range []ofp.PortNo{1, 2} {
+		if o, ok := g7.Buckets[i].Actions[0].(*ofp.ActionOutput); !ok || o.Port != want || len(g7.Buckets[i].Actions) != 1 {
+			t.Fatalf("group 7 bucket %d actions = %#v, want output:%d", i, g7.Buckets[i].Actions, want)
+		}
+	}
+	meters, err = h.MeterConfig(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m4 *MeterConfig
+	for i := range meters {
+		if meters[i].Meter == 4 {
+			m4 = &meters[i]
+		}
+	}
+	if m4 == nil || m4.Flags&(ofp.MeterFlagKBitPerSec|ofp.MeterFlagBurst) != ofp.MeterFlagKBitPerSec|ofp.MeterFlagBurst || len(m4.Bands) != 1 {
+		t.Fatalf("MeterConfig has no kbps/burst meter 4 with one band: %+v", meters)
+	}
+	if d, ok := m4.Bands[0].(*ofp.MeterBandDrop); !ok || d.Rate != 2000 || d.BurstSize != 200 {
+		t.Fatalf("meter 4 band = %#v, want drop rate 2000 burst 200", m4.Bands[0])
+	}
+	// The generic Multipart gives the same port description the typed
+	// call decodes.
+	raw, err = h.Multipart(rctx, ofp.MultipartTypePortDescription, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := h.PortDesc(rctx)
+	if err != nil || len(raw) != len(pd)*64 || len(pd) != 3 {
+		t.Fatalf("port desc: %d bytes for %d ports (%v), want 3 ports", len(raw), len(pd), err)
+	}
 
 	// Deleting the controller ends the session: SwitchDown.
 	if _, err := inst.Vsctl("del-controller", "skcbr0"); err != nil {
