@@ -12,6 +12,7 @@ import (
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
 	"github.com/skyvisor/skyvisor/controller/apps/discovery"
+	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
@@ -214,11 +215,23 @@ func (h *Hypervisor) deliverTenantPacketIn(tp TenantPacketIn) {
 // OFPT_FLOW_REMOVED (OpenFlow 1.3.5 §7.4.2) of a tenant app's translated
 // entry (cookie = tenant ID ‖ app cookie) on edge bridge sw goes to that
 // tenant's runtime (vnet.Tenant.FlowRemoved), which tells the apps once
-// per virtual entry, when its last physical copy is gone.
+// per virtual entry, when its last physical copy is gone. The counters of
+// a copy that a snapshot restore or a migration installed get its counter
+// offsets added (restoredCounters), as the flow-stats the apps read do.
 func (h *Hypervisor) FlowRemoved(_ context.Context, sw controller.Switch, ev *ofp.FlowRemoved) {
-	if rt := (*h.tapps.byID.Load())[addr.TenantID(ev.Cookie>>48)]; rt != nil {
-		rt.FlowRemoved(sw.DPID(), ev)
+	rt := (*h.tapps.byID.Load())[addr.TenantID(ev.Cookie>>48)]
+	if rt == nil {
+		return
 	}
+	fs := []ofwire.FlowStats{{Table: ev.Table, DurationSec: ev.DurationSec, DurationNSec: ev.DurationNSec,
+		Priority: ev.Priority, IdleTimeout: ev.IdleTimeout, HardTimeout: ev.HardTimeout, Cookie: ev.Cookie,
+		PacketCount: ev.PacketCount, ByteCount: ev.ByteCount, Match: ev.Match}}
+	if out, restored := h.restoredCounters(uint64(sw.DPID()), fs); restored[0] {
+		c := *ev
+		c.PacketCount, c.ByteCount = out[0].PacketCount, out[0].ByteCount // the duration stays the copy's own
+		ev = &c
+	}
+	rt.FlowRemoved(sw.DPID(), ev)
 }
 
 // ownsCookie is reconcile's ownership test: every Skyvisor cookie

@@ -20,6 +20,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/snapshot"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/hypervisor/vnet"
@@ -351,6 +352,18 @@ func TestTenantAppsGlue(t *testing.T) {
 		}
 	}
 	phys.mu.Unlock()
+	// The copies were restored (or a migration's target): 10 packets each
+	// before, carried as counter offsets (snapshots.go).
+	var offs []snapshot.Flow
+	for _, f := range copies {
+		fl, err := snapshot.FlowFromStats(&controller.FlowStats{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie,
+			Match: f.Match, PacketCount: 10, ByteCount: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, fl)
+	}
+	h.remember(0x101, restoreRecord{DPID: "0000000000000101", At: time.Now(), Offsets: offs})
 	for i, f := range copies {
 		if i > 0 {
 			rec.none(t, "flow-removed")
@@ -359,7 +372,7 @@ func TestTenantAppsGlue(t *testing.T) {
 			Match: f.Match, PacketCount: 2})
 	}
 	if e := rec.next(t, "flow-removed"); e.sw.DPID() != controller.DPID(topology.DeriveDPID("s1")) || e.fr.Cookie != 0x77 || e.fr.Table != 0 ||
-		e.fr.PacketCount != 2*uint64(len(copies)) {
+		e.fr.PacketCount != (2+10)*uint64(len(copies)) {
 		t.Errorf("flow-removed on %v: %+v (%d copies)", e.sw, e.fr, len(copies))
 	}
 
