@@ -61,10 +61,25 @@ func cloneOutputInstructions(ins ofp.Instructions) (out ofp.Instructions, ok boo
 			return nil, false
 		}
 	}
-	out = make(ofp.Instructions, 0, len(ins))
-	applies := make([]ofp.InstructionApplyActions, 0, nApply)
-	acts := make(ofp.Actions, 0, nOut)
-	outs := make([]ofp.ActionOutput, 0, nOut)
+	var (
+		applies []ofp.InstructionApplyActions
+		acts    ofp.Actions
+		outs    []ofp.ActionOutput
+	)
+	if len(ins) == 1 && nApply == 1 && nOut == 1 { // one output: one allocation
+		one := &struct {
+			ins   [1]ofp.Instruction
+			apply [1]ofp.InstructionApplyActions
+			acts  [1]ofp.Action
+			out   [1]ofp.ActionOutput
+		}{}
+		out, applies, acts, outs = one.ins[:0], one.apply[:0], one.acts[:0], one.out[:0]
+	} else {
+		out = make(ofp.Instructions, 0, len(ins))
+		applies = make([]ofp.InstructionApplyActions, 0, nApply)
+		acts = make(ofp.Actions, 0, nOut)
+		outs = make([]ofp.ActionOutput, 0, nOut)
+	}
 	for _, in := range ins {
 		switch in := in.(type) {
 		case *ofp.InstructionApplyActions:
