@@ -70,7 +70,10 @@ func freePort(t *testing.T) string {
 // without, which must clean the kept demo up first (idempotent start) and
 // tear everything down at the end. Both runs: every intra-tenant pair
 // pings, zero frames cross tenants (with the control capture non-empty),
-// the spoofed MAC gets nothing through.
+// none of the four spoofed MACs (unbound, another host's, the other
+// tenant's fabric MAC, its own fabric MAC) gets a frame through and the
+// edge drop entries count every frame sent. Between the runs, on the kept
+// lab, unplugReplug unplugs and re-plugs t1-h1.
 func TestDemo(t *testing.T) {
 	needRoot(t)
 	bin := buildBins(t)
