@@ -161,17 +161,25 @@ func (m *Manager) claim(req Request, p Plan, state Status) (*Migration, error) {
 	return mg, nil
 }
 
-// take marks mg's bridges busy and registers it as running.
+// take marks mg's bridges busy and registers it as running (a plan
+// without bridges, only in a damaged record, takes none).
 func (m *Manager) take(mg *Migration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var ds []uint64
 	for _, d := range []uint64{mg.Plan.Source.DPID, mg.Plan.Target.DPID} {
+		if d == 0 {
+			continue
+		}
 		if other, ok := m.busy[d]; ok {
 			return fmt.Errorf("bridge %016x is in migration %s: %w", d, other, ErrBusy)
 		}
+		ds = append(ds, d)
 	}
 	m.runs[mg.ID] = mg
-	m.busy[mg.Plan.Source.DPID], m.busy[mg.Plan.Target.DPID] = mg.ID, mg.ID
+	for _, d := range ds {
+		m.busy[d] = mg.ID
+	}
 	return nil
 }
 
@@ -375,7 +383,8 @@ func (m *Manager) Recover(ctx context.Context) ([]string, error) {
 			continue // started by this Manager
 		}
 		if mg.Plan == nil {
-			// stored before planning finished: nothing was changed
+			// a record without a plan (never written so: Start and Run
+			// plan first): nothing can have changed
 			mg.Plan = &Plan{}
 		}
 		step := interruptedStep(mg)
