@@ -23,7 +23,8 @@
 //     version 0x04 and a version bitmap listing only 1.3. The switch's
 //     first message must be a hello. With a bitmap it must list 1.3;
 //     without one its header version must be >= 0x04 (the session then
-//     uses 1.3). Otherwise the controller sends OFPT_ERROR
+//     uses 1.3; the versions the switch offered are logged at debug
+//     level). Otherwise the controller sends OFPT_ERROR
 //     OFPET_HELLO_FAILED/OFPHFC_INCOMPATIBLE with an ASCII reason, flushes
 //     and closes.
 //  2. Features (7.3.1): OFPT_FEATURES_REQUEST gives the DPID and n_tables.

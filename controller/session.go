@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	of "github.com/netrack/openflow"
@@ -310,8 +312,35 @@ func (s *Session) handleHello(msg []byte) error {
 		<-s.done
 		return fmt.Errorf("hello failed: %w", err)
 	}
+	if s.Logger().Enabled(s.ctx, slog.LevelDebug) {
+		s.Logger().Debug("hello: negotiated OpenFlow 1.3", "switch_hello_version", msg[0],
+			"switch_versions", offeredVersions(msg[0], msg[ofwire.HeaderLen:]))
+	}
 	s.helloCh <- nil
 	return nil
+}
+
+// offeredVersions lists the versions a switch's hello offers (spec
+// 6.3.1), for the debug log: its version bitmap as "1.0,1.3,1.4", or
+// "up to 1.5 (no bitmap)".
+func offeredVersions(hdr uint8, body []byte) string {
+	name := func(v uint8) string {
+		if v >= 1 && v <= 6 {
+			return fmt.Sprintf("1.%d", v-1)
+		}
+		return fmt.Sprintf("0x%02x", v)
+	}
+	h, err := ofwire.DecodeHello(body)
+	if err != nil || h.Bitmap == nil {
+		return "up to " + name(hdr) + " (no bitmap)"
+	}
+	var vs []string
+	for v := 1; v < 32*len(h.Bitmap) && v < 256; v++ {
+		if h.Supports(uint8(v)) {
+			vs = append(vs, name(uint8(v)))
+		}
+	}
+	return strings.Join(vs, ",")
 }
 
 // handle processes one message after the hello. msg aliases the read

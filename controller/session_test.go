@@ -88,14 +88,15 @@ func TestVersionNegotiation(t *testing.T) {
 		version uint8
 		body    []byte
 		ok      bool
+		offered string // switch_versions in the debug log when ok
 	}{
-		{"1.3 with bitmap", 4, helloBitmap(4), true},
-		{"1.0+1.3+1.5 bitmap", 6, helloBitmap(1, 4, 6), true},
-		{"1.3 header without bitmap", 4, nil, true},
-		{"1.5 header without bitmap", 6, nil, true},
-		{"1.0 only, no bitmap", 1, nil, false},
-		{"1.0 and 1.1 bitmap", 2, helloBitmap(1, 2), false},
-		{"1.4 and 1.5 bitmap", 6, helloBitmap(5, 6), false},
+		{"1.3 with bitmap", 4, helloBitmap(4), true, "switch_versions=1.3"},
+		{"1.0+1.3+1.5 bitmap", 6, helloBitmap(1, 4, 6), true, "switch_versions=1.0,1.3,1.5"},
+		{"1.3 header without bitmap", 4, nil, true, `switch_versions="up to 1.3 (no bitmap)"`},
+		{"1.5 header without bitmap", 6, nil, true, `switch_versions="up to 1.5 (no bitmap)"`},
+		{"1.0 only, no bitmap", 1, nil, false, ""},
+		{"1.0 and 1.1 bitmap", 2, helloBitmap(1, 2), false, ""},
+		{"1.4 and 1.5 bitmap", 6, helloBitmap(5, 6), false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +108,9 @@ func TestVersionNegotiation(t *testing.T) {
 				fr := h.sw.expect(of.TypeFeaturesRequest)
 				if fr.Raw[0] != 4 {
 					t.Fatalf("features request version %d, want 4", fr.Raw[0])
+				}
+				if !h.log.containsAll("hello: negotiated OpenFlow 1.3", tc.offered) {
+					t.Errorf("no debug log of the negotiation with %s; log:\n%s", tc.offered, h.log)
 				}
 				return
 			}

@@ -157,8 +157,9 @@ func descendants(pid int) []int {
 }
 
 // startSkyvisor builds cmd/skyvisor and runs it with args until the test
-// ends (killed by PID in cleanup). Its log is printed if the test fails.
-func startSkyvisor(t *testing.T, args ...string) {
+// ends (killed by PID in cleanup) and returns the path of its log, which
+// is printed if the test fails.
+func startSkyvisor(t *testing.T, args ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "skyvisor")
@@ -198,6 +199,7 @@ func startSkyvisor(t *testing.T, args ...string) {
 			t.Logf("skyvisor log:\n%s", b)
 		}
 	})
+	return logFile
 }
 
 // getLinks fetches /debug/links from the daemon.
@@ -218,6 +220,27 @@ func getLinks(addr string) ([]discovery.Link, error) {
 		return nil, fmt.Errorf("decode /debug/links: %w", err)
 	}
 	return body.Links, nil
+}
+
+// helloLines returns switch_versions of every "hello: negotiated" line in
+// the daemon's log.
+func helloLines(t *testing.T, logFile string) []string {
+	t.Helper()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	re := regexp.MustCompile(`switch_versions=("[^"]*"|\S+)`)
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "hello: negotiated OpenFlow 1.3") {
+			continue
+		}
+		if m := re.FindStringSubmatch(l); m != nil {
+			out = append(out, strings.Trim(m[1], `"`))
+		}
+	}
+	return out
 }
 
 // mininetNames matches what `mn --topo tree,2,2` creates in the root
@@ -248,7 +271,11 @@ func mininetLeftovers() (bridges, links []string) {
 // discovery) as the remote controller of `mn --topo tree,2,2` on the system
 // Open vSwitch with the userspace datapath: pingall must drop nothing, and
 // the discovery app must report exactly the tree's two cables, as four
-// directed links, on GET /debug/links.
+// directed links, on GET /debug/links. Subtest OpenFlow13 restricts the
+// bridges to 1.3 (protocols=OpenFlow13); subtest default-versions leaves
+// OVS's default version list (1.0-1.5: OVS 3.1 sends a 1.5 hello without a
+// bitmap, the list being contiguous) and the session negotiates 1.3 (spec
+// 6.3.1; the offered versions are checked in the daemon's debug log).
 func TestMininetTreePingall(t *testing.T) {
 	if why := ovstest.Available(); why != "" {
 		t.Skip(why)
@@ -261,6 +288,13 @@ func TestMininetTreePingall(t *testing.T) {
 	}
 	lockMininet(t)
 	ensureSystemOVS(t)
+	t.Run("OpenFlow13", func(t *testing.T) { mininetTreePingall(t, "OpenFlow13") })
+	t.Run("default-versions", func(t *testing.T) { mininetTreePingall(t, "") })
+}
+
+// mininetTreePingall is one TestMininetTreePingall run; protocols is the
+// bridges' protocols option ("" for OVS's default).
+func mininetTreePingall(t *testing.T, protocols string) {
 	if br, ln := mininetLeftovers(); len(br)+len(ln) > 0 {
 		t.Fatalf("the system OVS already has Mininet-named bridges %q / links %q (another Mininet running, or a crashed run: "+
 			"remove them with ovs-vsctl del-br / ip link del; never `mn -c`, it deletes every bridge)", br, ln)
@@ -268,7 +302,7 @@ func TestMininetTreePingall(t *testing.T) {
 
 	ofPort, debugPort := freePort(t), freePort(t)
 	debugAddr := fmt.Sprintf("127.0.0.1:%d", debugPort)
-	startSkyvisor(t, "--listen", fmt.Sprintf("127.0.0.1:%d", ofPort), "--apps", "learning,discovery",
+	logFile := startSkyvisor(t, "--listen", fmt.Sprintf("127.0.0.1:%d", ofPort), "--apps", "learning,discovery",
 		"--debug-addr", debugAddr, "--discovery-probe-interval", "500ms", "--discovery-link-timeout", "3s",
 		"--log-level", "debug")
 	eventually(t, 15*time.Second, "skyvisor debug endpoint", func() error {
@@ -288,7 +322,11 @@ func TestMininetTreePingall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var mnOut bytes.Buffer
-	mn := exec.Command("mn", "--switch", "ovs,datapath=user,protocols=OpenFlow13",
+	sw := "ovs,datapath=user"
+	if protocols != "" {
+		sw += ",protocols=" + protocols
+	}
+	mn := exec.Command("mn", "--switch", sw,
 		"--controller", fmt.Sprintf("remote,ip=127.0.0.1,port=%d", ofPort),
 		"--topo", "tree,2,2", "--twait", "60", "--test", "pingall", "--post", post)
 	mn.Env = rootEnv()
@@ -378,6 +416,41 @@ func TestMininetTreePingall(t *testing.T) {
 		return nil
 	})
 	t.Logf("links: %v", got)
+	// What the switches offered in their hellos; the bridges' protocols
+	// column is what mn set (empty: OVS's default list).
+	qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer qcancel()
+	for _, b := range []string{"s1", "s2", "s3"} {
+		out, err := sysRun(qctx, "ovs-vsctl", "--timeout=5", "get", "bridge", b, "protocols")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "[]"
+		if protocols != "" {
+			want = "[" + protocols + "]"
+		}
+		if strings.TrimSpace(out) != want {
+			t.Errorf("bridge %s protocols = %s, want %s", b, strings.TrimSpace(out), want)
+		}
+	}
+	hellos := helloLines(t, logFile)
+	t.Logf("hellos: %q", hellos)
+	if len(hellos) < 3 {
+		t.Errorf("%d hello negotiations in the daemon log, want one per switch (3)", len(hellos))
+	}
+	for _, h := range hellos {
+		// OVS 3.1's default list is 1.0-1.5, contiguous: its hello has
+		// header version 1.5 and no bitmap (implied, spec 6.3.1), and the
+		// session takes the lower version, 1.3.
+		offersMore := strings.HasPrefix(h, "up to 1.4 ") || strings.HasPrefix(h, "up to 1.5 ") ||
+			(strings.Contains(h, "1.3") && strings.Contains(h, ","))
+		if protocols == "" && !offersMore {
+			t.Errorf("switch offered %q with OVS's default versions, want versions beyond 1.3", h)
+		}
+		if protocols != "" && h != "1.3" {
+			t.Errorf("switch offered %q with protocols=%s, want 1.3", h, protocols)
+		}
+	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
