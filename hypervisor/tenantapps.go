@@ -201,10 +201,14 @@ func (st *state) moving(tn string) []string {
 
 // deliverTenantPacketIn hands a demultiplexed packet-in to the tenant's
 // vnet runtime (if it runs apps on the virtual view) and to
-// Config.TenantPacketIn (if set). Both share tp.Frame. It never blocks.
+// Config.TenantPacketIn (if set). Both share tp.Frame. It runs on the
+// session event goroutine of the bridge that sent the packet-in: the
+// runtime either queues it (never blocking) or, for apps that are
+// InlineSafe on a virtual switch of that bridge alone, runs them at once
+// as a bare app would run (vnet.Tenant.PacketInFrom).
 func (h *Hypervisor) deliverTenantPacketIn(tp TenantPacketIn) {
 	if rt := (*h.tapps.byName.Load())[tp.Tenant]; rt != nil {
-		rt.PacketIn(tp.VirtualDPID, tp.InPort, tp.Table, tp.Cookie, tp.Frame)
+		rt.PacketInFrom(controller.DPID(tp.PhysicalDPID), tp.VirtualDPID, tp.InPort, tp.Table, tp.Cookie, tp.Frame)
 	}
 	if h.cfg.TenantPacketIn != nil {
 		h.cfg.TenantPacketIn(tp)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/netrack/openflow/ofp"
 
@@ -32,6 +33,15 @@ type Switch struct {
 	exited    chan struct{} // closed when run returned
 	closeOnce sync.Once
 
+	// exec is held while an event is delivered to the apps, pending
+	// counts the events queued and not yet delivered, ready is set once
+	// SwitchUp returned: together they let deliverInline (inline.go) run
+	// a packet-in on the caller's goroutine without breaking the switch's
+	// event order.
+	exec    sync.Mutex
+	pending atomic.Int64
+	ready   atomic.Bool
+
 	// mu guards tab and orders what is sent to the bridges for it: a
 	// flow-mod's table change and its physical flow-mods, a replay.
 	mu  sync.Mutex
@@ -49,29 +59,44 @@ type event struct {
 }
 
 // run delivers the switch's events to the chain, one at a time: SwitchUp
-// first, SwitchDown after Done is closed.
+// first, SwitchDown after Done is closed. Each delivery holds s.exec (see
+// deliverInline).
 func (s *Switch) run() {
 	defer close(s.exited)
 	ctx := s.t.ctx
 	ch := s.t.chain
+	s.exec.Lock()
 	ch.SwitchUp(ctx, s)
+	s.exec.Unlock()
+	s.ready.Store(true)
 	for {
 		select {
 		case <-s.done:
+			s.exec.Lock()
 			ch.SwitchDown(ctx, s)
+			s.exec.Unlock()
 			return
 		case ev := <-s.events:
-			switch {
-			case ev.pi != nil:
-				ch.PacketIn(ctx, s, ev.pi)
-			case ev.fr != nil:
-				ch.FlowRemoved(ctx, s, ev.fr)
-			case ev.ps != nil:
-				ch.PortStatus(ctx, s, ev.ps)
-			case ev.err != nil:
-				ch.SwitchError(ctx, s, ev.err)
-			}
+			s.exec.Lock()
+			s.deliver(ctx, ev)
+			s.exec.Unlock()
+			s.pending.Add(-1)
 		}
+	}
+}
+
+// deliver hands one event to the chain (s.exec held).
+func (s *Switch) deliver(ctx context.Context, ev event) {
+	ch := s.t.chain
+	switch {
+	case ev.pi != nil:
+		ch.PacketIn(ctx, s, ev.pi)
+	case ev.fr != nil:
+		ch.FlowRemoved(ctx, s, ev.fr)
+	case ev.ps != nil:
+		ch.PortStatus(ctx, s, ev.ps)
+	case ev.err != nil:
+		ch.SwitchError(ctx, s, ev.err)
 	}
 }
 
@@ -83,10 +108,12 @@ func (s *Switch) enqueue(ev event) bool {
 		return false
 	default:
 	}
+	s.pending.Add(1)
 	select {
 	case s.events <- ev:
 		return true
 	default:
+		s.pending.Add(-1)
 		s.t.dropped.Add(1)
 		return false
 	}

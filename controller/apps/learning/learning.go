@@ -143,6 +143,13 @@ func seconds16(field string, d time.Duration) (uint16, error) {
 // Name returns "learning".
 func (a *App) Name() string { return Name }
 
+// InlineSafe reports true: the handlers only update the MAC table (short,
+// under a mutex) and send a flow-mod and a packet-out, waiting for nothing
+// else, so the hypervisor may run the app on a tenant's virtual switch on
+// the physical session's event goroutine, as it runs bare (package
+// hypervisor/vnet, PacketInFrom).
+func (a *App) InlineSafe() bool { return true }
+
 // Config returns the effective configuration.
 func (a *App) Config() Config { return a.cfg }
 
