@@ -34,7 +34,11 @@
 // Events of one virtual switch are serialized on one goroutine fed by a
 // bounded queue; enqueueing never blocks (a full queue drops the
 // packet-in, as a switch's packet-in rate limit would), so the physical
-// sessions' event loops are never held up by a tenant app.
+// sessions' event loops are never held up by a tenant app. The one
+// exception keeps that promise: a packet-in of an idle virtual switch
+// whose apps are all InlineSafe and whose only edge bridge sent it runs
+// at once on that bridge's session, as a bare app would (inline.go,
+// Tenant.PacketInFrom).
 //
 // The hypervisor (package hypervisor) creates one Tenant per tenant whose
 // app list names apps of Builtin (or of its own registry), feeds it the
