@@ -1,0 +1,238 @@
+//go:build integration
+
+package hypervisor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skyvisor/skyvisor/hypervisor"
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
+	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/testbed/lab"
+	"github.com/skyvisor/skyvisor/tunnels"
+)
+
+// startSkfLab is startSkrLab with prefix "skf<pid%100><tag>" and the
+// tunnel costs aws~gcp 10, gcp~azure 20, aws~azure 50: the MST is
+// aws~gcp + gcp~azure and aws~azure is the only detour.
+func startSkfLab(t *testing.T, tag, tt string) *skrLab {
+	t.Helper()
+	needLab(t)
+	prefix := fmt.Sprintf("skf%02d%s", os.Getpid()%100, tag)
+	dir := filepath.Join(t.TempDir(), "lab")
+	spec, err := lab.Parse([]byte(fmt.Sprintf(`{"prefix":%q,"state_dir":%q,"tunnel_type":%q,
+		"sites":[{"name":"aws","vms":1},{"name":"gcp","vms":1},{"name":"azure","vms":1}]}`, prefix, dir, tt)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", strings.TrimPrefix(spec.Controller, "unix:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCtx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	inv, err := lab.Up(upCtx, spec)
+	t.Cleanup(func() {
+		if err := lab.Down(context.Background(), dir); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err != nil {
+		ln.Close()
+		t.Fatalf("lab up: %v", err)
+	}
+	b, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf, err := infra.Parse(b)
+	if err != nil {
+		t.Fatalf("inventory as infrastructure: %v", err)
+	}
+	inf.Costs = []infra.Cost{{A: "aws", B: "gcp", RTTMS: 10}, {A: "gcp", B: "azure", RTTMS: 20}, {A: "aws", B: "azure", RTTMS: 50}}
+	logw := io.Discard
+	if testing.Verbose() {
+		logw = os.Stderr
+	}
+	l := &skrLab{dir: dir, inv: inv, inf: inf, dbPath: filepath.Join(t.TempDir(), "skf.db"),
+		log: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), listen: spec.Controller}
+	l.st, err = store.Open(l.dbPath, store.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.acc = &acceptor{ln: ln}
+	go l.acc.loop()
+	t.Cleanup(func() {
+		l.acc.stop()
+		l.st.Close()
+	})
+	l.inst = l.acc.start(t, inf, l.st, l.log, l.listen)
+	l.waitConnected(t, l.inst, 45*time.Second)
+	return l
+}
+
+// bfdState reads bfd_status:state of site's tunnel port toward peer with
+// ovs-vsctl (the database as ovs-vswitchd wrote it).
+func bfdState(t *testing.T, dir, site, peer string) string {
+	t.Helper()
+	c, err := lab.SiteCommand(context.Background(), dir, site, "ovs-vsctl", "--if-exists", "get", "Interface", tunnels.PortName(peer), "bfd_status:state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := c.Output()
+	return strings.Trim(strings.TrimSpace(string(out)), `"`)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// TestTunnelLivenessBFD: on the real lab (userspace OVS 3.1), for each
+// tunnel type, every tree tunnel runs BFD (500/500 ms) and comes up; the
+// WAN path between gcp and azure (a tree tunnel; the detour aws~azure
+// costs more) is cut (lab.CutWAN, an nftables drop in the WAN
+// namespace): BFD reports the tunnel down at both ends, Skyvisor replans
+// with exactly one tunnel out (gcp~azure) and one in (aws~azure), and the
+// hosts of gcp and azure ping again through aws within a few seconds.
+// The failed pair's ports stay as a BFD probe; when the path is restored
+// the pair is readmitted (one in, one out) and the tree is the MST again,
+// with pings on. Times from the cut (detection, repair, first ping back)
+// are logged with the load.
+func TestTunnelLivenessBFD(t *testing.T) {
+	types := []string{"vxlan", "gre", "geneve"}
+	if tt := os.Getenv("SKF_TUNNEL_TYPES"); tt != "" {
+		types = strings.Split(tt, ",")
+	}
+	for _, tt := range types {
+		t.Run(tt, func(t *testing.T) {
+			l := startSkfLab(t, tt[:1], tt)
+			h := l.inst.h
+			mst := h.Plan()
+			if !mst.Has("aws", "gcp") || !mst.Has("gcp", "azure") || mst.Len() != 2 {
+				t.Fatalf("plan %v, want aws~gcp and gcp~azure", mst)
+			}
+			// Every tree port runs BFD with the defaults and comes up.
+			for _, s := range []string{"aws", "gcp", "azure"} {
+				for _, peer := range mst.Peers(s) {
+					bfd := siteCmd(t, l.dir, s, "ovs-vsctl", "get", "Interface", tunnels.PortName(peer), "bfd")
+					for _, kv := range []string{`enable="true"`, `min_rx="500"`, `min_tx="500"`, `mult="3"`} {
+						if !strings.Contains(bfd, kv) {
+							t.Fatalf("%s %s bfd %s: no %s", s, tunnels.PortName(peer), bfd, kv)
+						}
+					}
+				}
+			}
+			t0 := time.Now()
+			poll(t, "BFD up on the 4 tree ports", 30*time.Second, func() bool {
+				n := 0
+				for _, st := range h.TunnelStatuses() {
+					if st.BFD.Up() && mst.Has(st.Site, st.Peer) {
+						n++
+					}
+				}
+				return n == 4
+			})
+			t.Logf("%s: BFD up on every tree port %v after Skyvisor connected", tt, time.Since(t0).Round(time.Millisecond))
+			if s := bfdState(t, l.dir, "gcp", "azure"); s != "up" {
+				t.Fatalf("gcp tun-azure bfd_status:state %q", s)
+			}
+			hs := threeHosts(1)
+			l.tenant(t, "ta", hs)
+			l.allPairs(t, hs)
+			aws, gcp, azure := hs[0], hs[1], hs[2]
+			pairs := [][2]skrHost{{gcp, azure}, {azure, gcp}, {aws, azure}, {aws, gcp}}
+
+			events, stop := h.LivenessEvents()
+			defer stop()
+			bg := startPing(t, l.dir, gcp.lab, azure.ip, 1500) // 100/s for 15 s
+			time.Sleep(time.Second)
+			load := loadavg()
+			cut := time.Now()
+			if err := lab.CutWAN(context.Background(), l.dir, "gcp", "azure"); err != nil {
+				t.Fatal(err)
+			}
+			var ev hypervisor.TunnelLivenessEvent
+			select {
+			case ev = <-events:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no liveness decision 20 s after the cut; statuses %+v", h.TunnelStatuses())
+			}
+			if !ev.Down || ev.Pair != tunnels.MakePair("gcp", "azure") || ev.Err != nil {
+				t.Fatalf("decision %+v, want gcp~azure down", ev)
+			}
+			if len(ev.Diff.Add) != 1 || len(ev.Diff.Remove) != 1 || ev.Diff.Add[0].Pair() != tunnels.MakePair("aws", "azure") ||
+				ev.Diff.Remove[0].Pair() != tunnels.MakePair("gcp", "azure") {
+				t.Fatalf("tree change %+v, want exactly aws~azure in and gcp~azure out", ev.Diff)
+			}
+			restored := reconverge(t, l.dir, cut, 20*time.Second, pairs)
+			for _, s := range [][2]string{{"gcp", "azure"}, {"azure", "gcp"}} {
+				if st := bfdState(t, l.dir, s[0], s[1]); st != "down" {
+					t.Errorf("%s tun-%s (probe) bfd_status:state %q, want down", s[0], s[1], st)
+				}
+			}
+			poll(t, "BFD up on the detour", 20*time.Second, func() bool {
+				return bfdState(t, l.dir, "aws", "azure") == "up" && bfdState(t, l.dir, "azure", "aws") == "up"
+			})
+			sent, seqs := bg.wait(t)
+			t.Logf("%s: cut gcp~azure at load %s: declared down %v after the cut (repair took %v), pings across all sites again %v after the cut; "+
+				"continuous gcp->azure ping at 100/s: %d of %d answered, longest gap %d packets",
+				tt, load, ev.At.Sub(cut).Round(time.Millisecond), ev.Took.Round(time.Millisecond), restored.Round(time.Millisecond),
+				len(seqs), sent, longestGap(seqs))
+			l.allPairs(t, hs)
+
+			// The path comes back: readmitted, the detour goes.
+			bg = startPing(t, l.dir, gcp.lab, azure.ip, 1000) // across the readmission
+			back := time.Now()
+			if err := lab.RestoreWAN(context.Background(), l.dir, "gcp", "azure"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case ev = <-events:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("not readmitted 30 s after the restore; statuses %+v", h.TunnelStatuses())
+			}
+			if ev.Down || ev.Pair != tunnels.MakePair("gcp", "azure") || ev.Err != nil || len(ev.Diff.Add) != 1 || len(ev.Diff.Remove) != 1 ||
+				ev.Diff.Remove[0].Pair() != tunnels.MakePair("aws", "azure") {
+				t.Fatalf("readmission %+v, want gcp~azure in and aws~azure out", ev)
+			}
+			if p := h.Plan(); !slicesEqualTunnels(p.Tunnels, mst.Tunnels) {
+				t.Fatalf("plan %v after readmission, want the MST %v", p, mst)
+			}
+			again := reconverge(t, l.dir, ev.At, 20*time.Second, pairs)
+			sent, seqs = bg.wait(t)
+			t.Logf("%s: path restored: readmitted %v later (BFD up again, then UpAfter 2 s; exchange took %v), pings %v after the readmission; "+
+				"continuous gcp->azure ping across it: %d of %d answered, longest gap %d packets (load %s)",
+				tt, ev.At.Sub(back).Round(time.Millisecond), ev.Took.Round(time.Millisecond), again.Round(time.Millisecond), len(seqs), sent, longestGap(seqs), loadavg())
+			poll(t, "detour ports gone", 10*time.Second, func() bool {
+				return siteCmd(t, l.dir, "azure", "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "name="+tunnels.PortName("aws")) == ""
+			})
+			l.allPairs(t, hs)
+		})
+	}
+}
+
+func slicesEqualTunnels(a, b []tunnels.Tunnel) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Pair() != b[i].Pair() {
+			return false
+		}
+	}
+	return true
+}
