@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side controller benchmark (docs/benchmarks.md, "Controller
 # throughput and latency"): runs ofbench against each peer controller
-# running a learning switch, prints a markdown table and writes a CSV.
+# running a learning switch, prints a markdown table and appends its rows
+# to a CSV.
 #
 # Controllers (each on its own loopback port, pinned to core 0; ofbench
 # pinned to core 1):
@@ -22,7 +23,10 @@
 #   -s N        switches for the 16-switch tests (default 16)
 #   -M N        MACs per switch (default: ofbench's, 100000)
 #   -p PORT     first loopback port (default 17020; four ports are used)
-#   -o FILE     CSV output (default docs/results/controllers.csv; "-" for none)
+#   -o FILE     CSV the rows are appended to (default docs/results/controllers.csv;
+#               "-" for none); the header is written only when the file is new
+#               or empty, and a file with another header is refused, so a run
+#               never wipes rows of earlier runs (column date tells runs apart)
 #   -x ARGS     extra ofbench arguments for every test (e.g. "-b")
 # Environment: OFBENCH=path to an ofbench binary (default: built from
 # cmd/ofbench into a temp dir); SKYVISOR_ARGS overrides the skyvisor
@@ -66,6 +70,12 @@ if ((port0 < 17000 || port0 + 3 > 17099)); then
 fi
 
 cd "$repo"
+header="controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,lost,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,load1,date,commit"
+# Rows are appended: refuse before measuring if the file's columns differ.
+if [ "$csv" != "-" ] && [ -s "$csv" ] && [ "$(head -n 1 "$csv")" != "$header" ]; then
+	echo "controllers.sh: $csv has other columns than this script writes; give another file with -o" >&2
+	exit 2
+fi
 work=$(mktemp -d /tmp/ofbench-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -245,12 +255,10 @@ for n in "${notes[@]}"; do
 	echo "Note: $n"
 done
 
-if [ "$csv" != "-" ]; then
+if [ "$csv" != "-" ] && [ "${#rows[@]}" -gt 0 ]; then
 	mkdir -p "$(dirname "$csv")"
-	{
-		echo "controller,mode,switches,median_resp_s,mean_resp_s,min_resp_s,max_resp_s,stddev_resp_s,answered_pktin_s,rtt_ms,lost,timeouts,switch_errors,controller_cpu_pct,ofbench_cpu_pct,runs,duration_ms,window,macs,buffered,load1,date,commit"
-		printf '%s\n' "${rows[@]}"
-	} >"$csv"
+	[ -s "$csv" ] || echo "$header" >"$csv"
+	printf '%s\n' "${rows[@]}" >>"$csv"
 	echo
-	echo "wrote $csv" >&2
+	echo "appended ${#rows[@]} rows to $csv" >&2
 fi
