@@ -59,7 +59,7 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 	fs.Duration("discovery-link-timeout", 15*time.Second, "link expiry without probes (discovery app)")
 	fs.Duration("learning-idle-timeout", 60*time.Second, "idle timeout of learned flow entries (learning app)")
 	hd := hypervisor.DefaultDaemonConfig()
-	fs.String("infra", "", "infrastructure file (lab inventory from `skylab status --json`, docs/infra.md); required by the hypervisor app")
+	fs.String("infra", "", "infrastructure `FILE` (the lab inventory \"skylab status --json\" prints, docs/infra.md); required by the hypervisor app")
 	fs.String("state-dir", hd.StateDir, "hypervisor state directory (tenants, bindings: "+hypervisor.StoreFile+"); created 0700")
 	fs.String("api-listen", hd.APIListen, `hypervisor REST API address (docs/api.md); "" = no API`)
 	fs.String("api-token", "", "bearer token the REST API wants for writes (prefer --api-token-file: keeps it out of the process list)")
