@@ -1,6 +1,7 @@
 package vnet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -559,6 +560,61 @@ func TestModifyInPlace(t *testing.T) {
 		t.Errorf("%d entries after a modify that matched nothing, want 2", len(got))
 	}
 }
+
+func TestFlowStatsOfUnknownEntryMapsInstructionsBack(t *testing.T) {
+	phys := newFakePhys(e1, e3)
+	tn := startTenant(t, phys, newRecorder("rec"))
+	s2, _ := tn.Switch(vs2)
+	// An entry of s2 the table does not know (an earlier run's): in_port
+	// 10 (the link to s1), eth_src rewritten to h1, FLOOD (to h3's port 1
+	// and the link port 11), then virtual table 2.
+	fm := &ofp.FlowMod{Command: ofp.FlowAdd, Table: 1, Priority: 7, Cookie: 0x31, Buffer: ofp.NoBuffer,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.InPort(10)}},
+		Instructions: ofp.Instructions{
+			pipeline.Apply(pipeline.SetField(pipeline.EthSrc(mac1)), pipeline.Output(uint32(ofp.PortFlood))),
+			pipeline.Goto(2)}}
+	phy, err := pipeline.Translate(tn.snap.Load().view, vs2, fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats []controller.FlowStats
+	for _, p := range phy { // both group copies
+		stats = append(stats, controller.FlowStats{Table: p.Table, Priority: p.Priority, Cookie: p.Cookie, Match: p.Match,
+			Instructions: p.Instructions, PacketCount: 1})
+	}
+	phys.sws[e1].stats = stats
+	got, err := s2.FlowStats(context.Background(), nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("stats %+v, %v; want one entry", got, err)
+	}
+	g := got[0]
+	if g.Table != 1 || g.Priority != 7 || g.Cookie != 0x31 || g.PacketCount != int64ToU(len(phy)) {
+		t.Errorf("entry %+v", g)
+	}
+	if len(g.Instructions) != 2 {
+		t.Fatalf("instructions %v, want apply-actions and goto", g.Instructions)
+	}
+	apply, ok1 := g.Instructions[0].(*ofp.InstructionApplyActions)
+	gt, ok2 := g.Instructions[1].(*ofp.InstructionGotoTable)
+	if !ok1 || !ok2 || gt.Table != 2 || len(apply.Actions) != 3 {
+		t.Fatalf("instructions %#v, want apply(set_field, output, output), goto_table:2", g.Instructions)
+	}
+	sf, ok := apply.Actions[0].(*ofp.ActionSetField)
+	if !ok || !bytes.Equal(sf.Field.Value, mac1[:]) {
+		t.Errorf("first action %#v, want set_field eth_src=%v (the host's own MAC)", apply.Actions[0], mac1)
+	}
+	var outs []ofp.PortNo
+	for _, a := range apply.Actions[1:] {
+		if o, ok := a.(*ofp.ActionOutput); ok {
+			outs = append(outs, o.Port)
+		}
+	}
+	if slices.Sort(outs); !slices.Equal(outs, []ofp.PortNo{1, 11}) {
+		t.Errorf("outputs %v, want [1 11] (the FLOOD from port 10, as virtual ports)", outs)
+	}
+}
+
+func int64ToU(n int) uint64 { return uint64(n) }
 
 func TestAddReplacingVariantsDeletesStaleCopies(t *testing.T) {
 	phys := newTablePhys(e1, e3)
