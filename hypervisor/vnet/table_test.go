@@ -588,7 +588,7 @@ func TestFlowStatsOfUnknownEntryMapsInstructionsBack(t *testing.T) {
 		t.Fatalf("stats %+v, %v; want one entry", got, err)
 	}
 	g := got[0]
-	if g.Table != 1 || g.Priority != 7 || g.Cookie != 0x31 || g.PacketCount != int64ToU(len(phy)) {
+	if g.Table != 1 || g.Priority != 7 || g.Cookie != 0x31 || g.PacketCount != uint64(len(phy)) {
 		t.Errorf("entry %+v", g)
 	}
 	if len(g.Instructions) != 2 {
@@ -613,8 +613,6 @@ func TestFlowStatsOfUnknownEntryMapsInstructionsBack(t *testing.T) {
 		t.Errorf("outputs %v, want [1 11] (the FLOOD from port 10, as virtual ports)", outs)
 	}
 }
-
-func int64ToU(n int) uint64 { return uint64(n) }
 
 func TestAddReplacingVariantsDeletesStaleCopies(t *testing.T) {
 	phys := newTablePhys(e1, e3)
