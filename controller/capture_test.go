@@ -64,8 +64,10 @@ func checkOVSFlowStats(t *testing.T, raw []byte) {
 	if !bytes.Equal(re, raw) {
 		t.Errorf("OVS flow stats do not re-encode byte-exactly\n got %x\nwant %x", re, raw)
 	}
+	// netrack v0.1.0 fails on this reply (the reason for
+	// ofwire.DecodeFlowStats; see ofwire's TestFlowStatsWithNiciraActions).
 	var n ofp.FlowStats
-	if _, err := n.ReadFrom(bytes.NewReader(raw)); err != nil {
-		t.Logf("netrack on the same reply: %v", err)
+	if _, err := n.ReadFrom(bytes.NewReader(raw)); err == nil {
+		t.Errorf("netrack decoded OVS's flow stats with Nicira actions: netrack fixed? drop the workaround (ofwire.DecodeFlowStats)")
 	}
 }
