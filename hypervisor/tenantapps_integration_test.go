@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netrack/openflow/ofp"
+
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps/discovery"
 	"github.com/skyvisor/skyvisor/hypervisor"
@@ -214,6 +216,66 @@ func TestTenantAppsOnLab(t *testing.T) {
 	if hit == 0 {
 		t.Errorf("vreact: no learned entry (cookie %#x) on %s carried packets:\n%s", cookie, awsVM.Bridge, flows)
 	}
+	// The app reads its flow table through the virtual switch as it
+	// installed it: one entry per virtual entry (the copies on every
+	// bridge summed), in_port and outputs as virtual ports, its cookie.
+	vstats := func(name string) []controller.FlowStats {
+		t.Helper()
+		for _, sw := range h.TenantAppRuntime("vreact").Switches() {
+			if sw.Name() == name {
+				fs, err := sw.FlowStats(ctx, nil)
+				if err != nil {
+					t.Fatalf("vreact %s: flow stats: %v", name, err)
+				}
+				return fs
+			}
+		}
+		t.Fatalf("vreact has no virtual switch %s", name)
+		return nil
+	}
+	checkVirtual := func(when string) {
+		t.Helper()
+		fs := vstats("s1")
+		keys := map[string]bool{}
+		learnedHit := 0
+		for _, f := range fs {
+			e := pipeline.FromFlowStats(&f)
+			if k := e.Key(); keys[k] {
+				t.Errorf("%s: s1 reports entry %v twice", when, &e)
+			} else {
+				keys[k] = true
+			}
+			if f.Cookie != vnet.ReactiveLearningCookie {
+				t.Errorf("%s: s1 entry %v: cookie %#x, want the app's %#x", when, &e, f.Cookie, vnet.ReactiveLearningCookie)
+			}
+			for _, x := range f.Match.Fields {
+				if x.Type == ofp.XMTypeMetadata {
+					t.Errorf("%s: s1 entry %v matches metadata", when, &e)
+				}
+			}
+			if f.Priority == 0 {
+				continue // the table-miss to the controller
+			}
+			for _, in := range f.Instructions {
+				a, ok := in.(*ofp.InstructionApplyActions)
+				if !ok || len(a.Actions) != 1 {
+					t.Errorf("%s: s1 entry %v: instructions are not the app's single output", when, &e)
+					continue
+				}
+				if o, ok := a.Actions[0].(*ofp.ActionOutput); !ok || (o.Port != 1 && o.Port != 2) {
+					t.Errorf("%s: s1 entry %v: action %#v, want output to virtual port 1 or 2", when, &e, a.Actions[0])
+				}
+			}
+			if f.PacketCount > 0 {
+				learnedHit++
+			}
+		}
+		t.Logf("%s: vreact's s1 reports %d entries, %d learned ones carried packets", when, len(fs), learnedHit)
+		if len(fs) < 2 || learnedHit == 0 {
+			t.Errorf("%s: s1's flow stats %+v: want the table-miss and learned entries that carried packets", when, fs)
+		}
+	}
+	checkVirtual("after the pings")
 
 	// Discovery on the virtual view: exactly the submitted links.
 	want := []string{"s1:2>s2:2", "s2:2>s1:2", "s2:3>s3:2", "s3:2>s2:3"}
@@ -313,10 +375,11 @@ func TestTenantAppsOnLab(t *testing.T) {
 		after, err = learned()
 		return err == nil && rtR.Replays() > r0 && after >= before
 	})
-	t.Logf("ovs-vswitchd of aws restarted: %d learned entries of vreact back on %s %v after the restart began (%d before; %d replays)",
-		after, awsVM.Bridge, time.Since(t0).Round(time.Millisecond), before, rtR.Replays()-r0)
+	t.Logf("ovs-vswitchd of aws restarted: %d learned entries of vreact back on %s %v after the restart began (%d before; %d replays; %d packet-ins meanwhile)",
+		after, awsVM.Bridge, time.Since(t0).Round(time.Millisecond), before, rtR.Replays()-r0, h.PacketIns()[sr.TenantID]-pins0)
 	l.allPairs(t, react)
 	t.Logf("vreact pings after the restart: %d packet-ins during the restart and the pings", h.PacketIns()[sr.TenantID]-pins0)
+	checkVirtual("after the restart and the pings")
 }
 
 // mustDPID parses a DPID as the API prints it ("00:00:…").
