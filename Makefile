@@ -98,7 +98,7 @@ demo: deps build
 
 # bench-controller compares Skyvisor's learning switch with the peers. Under
 # ofbench, side by side in one run: ovs-testcontroller (C) and os-ken
-# (Python) (docs/benchmarks.md); it writes docs/results/controllers.csv.
+# (Python) (docs/benchmarks.md); it appends its rows to docs/results/controllers.csv.
 bench-controller: build deps
 	OFBENCH=bin/ofbench testbed/bench/controllers.sh -k bin/skyvisor
 
