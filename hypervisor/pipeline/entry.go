@@ -174,6 +174,10 @@ func (e *Entry) Key() string {
 	return string(e.appendKey(make([]byte, 0, 64)))
 }
 
+// AppendKey appends Key's bytes to b: with b on the caller's stack, a
+// lookup by key (m[string(b)]) allocates nothing.
+func (e *Entry) AppendKey(b []byte) []byte { return e.appendKey(b) }
+
 // appendKey appends the Key encoding to b.
 func (e *Entry) appendKey(b []byte) []byte {
 	b = append(b, e.Table, byte(e.Priority>>8), byte(e.Priority))
