@@ -1,0 +1,117 @@
+package hypervisor
+
+import (
+	"testing"
+
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/skyvisor/skyvisor/controller"
+	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
+	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/hypervisor/topology"
+)
+
+// TestTenantAppsReplayedAfterRestart: an edge bridge that reconnects with
+// an empty flow table (an ovs-vswitchd restart) gets the hypervisor's
+// entries from the reconcile and the tenant app's entries from the replay
+// that follows it; a full reconcile (the audit) before and after leaves
+// the app's entries alone and finds nothing to do.
+func TestTenantAppsReplayedAfterRestart(t *testing.T) {
+	st, err := store.Open(t.TempDir()+"/skv.db", store.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &taRecorder{ev: make(chan taEvent, 256)}
+	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: (&fakeFabric{}).dial,
+		TenantApps: map[string]apps.Factory{"rec": func(apps.Options) (controller.App, error) { return rec, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.closeTenantApps)
+	ctx := ctxT(t)
+	ts := loadTenants(t, h, "../examples/two-tenants.json")
+	ts[1].Apps = []string{"learning", "rec"}
+	out, err := h.ApplyTenants(ctx, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out[1].TenantID
+	for range 3 {
+		rec.next(t, "up")
+	}
+	if err := st.PutBinding(store.Binding{IfaceID: "tenant2/h1", Site: "aws", VM: "vm1", Bridge: "vm1", DPID: 0x101,
+		PortName: "t2h1", OFPort: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := newFlowSwitch(0x101)
+	h.SwitchUp(ctx, f)
+	s1, ok := h.TenantAppRuntime("tenant2").Switch(topology.DeriveDPID("s1"))
+	if !ok {
+		t.Fatal("no virtual switch s1")
+	}
+	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Cookie: 0x77, Priority: 9, IdleTimeout: 60, Buffer: ofp.NoBuffer,
+		Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(mustMAC(t, "00:00:00:00:00:02"))}},
+		Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(2))}}); err != nil {
+		t.Fatal(err)
+	}
+	appEntries := func(sw *flowSwitch) map[string]string {
+		t.Helper()
+		sw.mu.Lock()
+		defer sw.mu.Unlock()
+		out := map[string]string{}
+		for k, e := range sw.table {
+			if e.Cookie == pipeline.TenantCookie(id, 0x77) {
+				c, err := e.Canonical()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[k] = c
+			}
+		}
+		return out
+	}
+	want := appEntries(f)
+	if len(want) == 0 {
+		t.Fatal("the app's entry did not reach the bridge")
+	}
+	if _, err := h.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := appEntries(f); len(got) != len(want) {
+		t.Fatalf("a full reconcile left %d of the app's %d physical entries", len(got), len(want))
+	}
+
+	// ovs-vswitchd restarts: the bridge comes back on a new session, empty.
+	close(f.done)
+	h.SwitchDown(ctx, f)
+	g := newFlowSwitch(0x101)
+	h.SwitchUp(ctx, g)
+	got := appEntries(g)
+	if len(got) != len(want) {
+		t.Fatalf("after the restart the bridge holds %d of the app's %d physical entries", len(got), len(want))
+	}
+	for k, c := range want {
+		if got[k] != c {
+			t.Errorf("replayed entry %x differs from the one installed", k)
+		}
+	}
+	if len(g.owned(t, h)) == 0 {
+		t.Error("the reconcile did not restore the hypervisor's entries")
+	}
+	mods := g.mods
+	plans, err := h.Resync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plans[0x101]; !p.Empty() || g.mods != mods {
+		t.Errorf("full reconcile after the replay: %d adds, %d deletes, %d flow-mods; want nothing to do", len(p.Add), len(p.Delete), g.mods-mods)
+	}
+	if len(appEntries(g)) != len(want) {
+		t.Error("the full reconcile after the replay removed the app's entries")
+	}
+}
