@@ -39,7 +39,7 @@ func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients ma
 	if err != nil {
 		return err
 	}
-	want := h.withProbes(inf, plan, h.probePairs())
+	want := h.provisioned(inf, plan)
 	rep, err := prov.Apply(ctx, want)
 	h.recordPorts(rep)
 	h.watchGateways(inf, clients)
@@ -52,12 +52,13 @@ func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients ma
 	return nil
 }
 
-// withProbes returns the tunnels to provision: the tree plus the pairs in
-// probes (declared down by BFD: their ports stay so that BFD can tell
-// when they are back) whose sites are both in the tree, that still have a
-// cost and that are not marked down by TunnelDown. The pipeline only uses
-// the tree.
-func (h *Hypervisor) withProbes(inf *infra.Infra, tree tunnels.Plan, probes map[tunnels.Pair]bool) tunnels.Plan {
+// provisioned returns the tunnels to provision for tree now: the tree
+// plus the pairs declared down by BFD (probes: their ports stay so that
+// BFD can tell when they are back) whose sites are both in the tree, that
+// still have a cost and that are not marked down by TunnelDown. The
+// pipeline only uses the tree.
+func (h *Hypervisor) provisioned(inf *infra.Infra, tree tunnels.Plan) tunnels.Plan {
+	probes := h.probePairs()
 	if len(probes) == 0 {
 		return tree
 	}
@@ -139,8 +140,14 @@ func (h *Hypervisor) connectedClients() map[string]OVSDB {
 // provisions the gateways the change touches (ApplyDiff), then pushes the
 // new desired flow entries. applyMu must be held.
 func (h *Hypervisor) replan(ctx context.Context, inf *infra.Infra) error {
+	return h.replanBefore(ctx, inf, h.provisioned(inf, h.Plan()))
+}
+
+// replanBefore is replan where before is what was provisioned before the
+// caller changed the pairs to avoid (h.provisioned of the current tree).
+func (h *Hypervisor) replanBefore(ctx context.Context, inf *infra.Infra, before tunnels.Plan) error {
 	cur := h.Plan()
-	return h.replanFrom(ctx, inf, h.probePairs(), func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
+	return h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
 		return tunnels.Replan(cur, sites, costs, down)
 	})
 }
@@ -150,12 +157,11 @@ func (h *Hypervisor) replan(ctx context.Context, inf *infra.Infra) error {
 type planFunc func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error)
 
 // replanFrom computes the next tree with plan, provisions the gateways
-// whose ports change (the tree's diff and the probes that appear or go:
-// probesBefore are the probe pairs provisioned before the change),
+// whose ports change (the tree's diff and the probes that appear or go;
+// before is what was provisioned before the change, h.provisioned),
 // records the new tree and pushes the desired flow entries. On a planning
 // error nothing changes. applyMu must be held.
-func (h *Hypervisor) replanFrom(ctx context.Context, inf *infra.Infra, probesBefore map[tunnels.Pair]bool, plan planFunc) error {
-	cur := h.Plan()
+func (h *Hypervisor) replanFrom(ctx context.Context, inf *infra.Infra, before tunnels.Plan, plan planFunc) error {
 	next, diff, err := plan(inf.TunnelSites(), inf.TunnelCosts(), h.downPairs())
 	if err != nil {
 		return fmt.Errorf("replan tunnels: %w", err)
@@ -166,9 +172,8 @@ func (h *Hypervisor) replanFrom(ctx context.Context, inf *infra.Infra, probesBef
 	if err != nil {
 		return err
 	}
-	wantBefore := h.withProbes(inf, cur, probesBefore)
-	want := h.withProbes(inf, next, h.probePairs())
-	rep, perr := prov.ApplyDiff(ctx, want, tunnels.Compare(wantBefore, want))
+	want := h.provisioned(inf, next)
+	rep, perr := prov.ApplyDiff(ctx, want, tunnels.Compare(before, want))
 	h.mu.Lock()
 	h.plan, h.planned = next, true
 	h.mu.Unlock()
@@ -234,19 +239,22 @@ func (h *Hypervisor) AddSite(ctx context.Context, site infra.Site, switches []in
 	return nil
 }
 
-// TunnelDown marks the tunnel between sites a and b as unusable (e.g. its
-// probe failed) and repairs the tree around it with tunnels.Replan; the
-// pair is avoided until TunnelUp. It fails if no other pairs can connect
+// TunnelDown marks the tunnel between sites a and b as unusable
+// (administratively; BFD failures are handled by liveness.go) and repairs
+// the tree around it with tunnels.Replan; the pair is avoided until
+// TunnelUp, and its ports are deleted (no BFD probe). It fails if no other pairs can connect
 // the sites (*tunnels.DisconnectedError); the plan is then unchanged.
 func (h *Hypervisor) TunnelDown(ctx context.Context, a, b string) error {
 	h.applyMu.Lock()
 	defer h.applyMu.Unlock()
 	p := tunnels.MakePair(a, b)
+	inf := h.Infrastructure()
+	before := h.provisioned(inf, h.Plan())
 	h.mu.Lock()
 	was := h.down[p]
 	h.down[p] = true
 	h.mu.Unlock()
-	if err := h.replan(ctx, h.Infrastructure()); err != nil {
+	if err := h.replanBefore(ctx, inf, before); err != nil {
 		var de *tunnels.DisconnectedError
 		if errors.As(err, &de) {
 			h.mu.Lock()

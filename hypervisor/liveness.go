@@ -109,7 +109,6 @@ type liveState struct {
 	down     map[tunnels.Pair]bool             // pairs declared down by BFD (kept as probes)
 	retry    map[tunnels.Pair]time.Time        // no repair attempt before
 	declared map[tunnels.Pair]time.Time        // when each pair was declared down
-	history  []TunnelLivenessEvent             // last events, for tests and logs
 	notify   map[chan TunnelLivenessEvent]bool // subscribers (tests)
 }
 
@@ -170,21 +169,7 @@ func (h *Hypervisor) probePairs() map[tunnels.Pair]bool {
 // LivenessDown returns the pairs currently declared down by BFD, sorted.
 func (h *Hypervisor) LivenessDown() []tunnels.Pair {
 	ps := slices.Collect(maps.Keys(h.probePairs()))
-	slices.SortFunc(ps, func(a, b tunnels.Pair) int {
-		if a.A != b.A {
-			if a.A < b.A {
-				return -1
-			}
-			return 1
-		}
-		if a.B < b.B {
-			return -1
-		}
-		if a.B > b.B {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ps, cmpPairs)
 	return ps
 }
 
@@ -478,7 +463,7 @@ func (h *Hypervisor) liveDecide(now time.Time) (downs, ups []tunnels.Pair, next 
 		}
 		ups = append(ups, p)
 	}
-	slices.SortFunc(ups, func(x, y tunnels.Pair) int { return cmpPairs(x, y) })
+	slices.SortFunc(ups, cmpPairs)
 	return downs, ups, next
 }
 
@@ -503,15 +488,16 @@ func cmpPairs(x, y tunnels.Pair) int {
 func (h *Hypervisor) livenessDown(ctx context.Context, p tunnels.Pair) {
 	start := time.Now()
 	h.applyMu.Lock()
-	before := h.probePairs()
+	inf := h.Infrastructure()
 	cur := h.Plan()
+	before := h.provisioned(inf, cur)
 	h.live.mu.Lock()
 	a, b := h.live.ports[liveEnd{p.A, p.B}], h.live.ports[liveEnd{p.B, p.A}]
 	state := fmt.Sprintf("%s: %v; %s: %v", p.A, portState(a), p.B, portState(b))
 	h.live.down[p] = true
 	h.live.declared[p] = start
 	h.live.mu.Unlock()
-	err := h.replanFrom(ctx, h.Infrastructure(), before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
+	err := h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
 		return tunnels.Replan(cur, sites, costs, down)
 	})
 	var de *tunnels.DisconnectedError
@@ -538,15 +524,16 @@ func (h *Hypervisor) livenessDown(ctx context.Context, p tunnels.Pair) {
 func (h *Hypervisor) livenessUp(ctx context.Context, p tunnels.Pair) {
 	start := time.Now()
 	h.applyMu.Lock()
-	before := h.probePairs()
+	inf := h.Infrastructure()
 	cur := h.Plan()
+	before := h.provisioned(inf, cur)
 	h.live.mu.Lock()
 	delete(h.live.down, p)
 	delete(h.live.retry, p)
 	downFor := start.Sub(h.live.declared[p])
 	delete(h.live.declared, p)
 	h.live.mu.Unlock()
-	err := h.replanFrom(ctx, h.Infrastructure(), before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
+	err := h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
 		return tunnels.Readmit(cur, sites, costs, down, p)
 	})
 	next := h.Plan()
@@ -576,14 +563,10 @@ func tunnelList(ts []tunnels.Tunnel) []string {
 	return out
 }
 
-// liveRecord keeps ev in the history and hands it to subscribers.
+// liveRecord hands ev to the subscribers (LivenessEvents).
 func (h *Hypervisor) liveRecord(ev TunnelLivenessEvent) {
 	h.live.mu.Lock()
 	defer h.live.mu.Unlock()
-	h.live.history = append(h.live.history, ev)
-	if n := len(h.live.history); n > 64 {
-		h.live.history = slices.Clone(h.live.history[n-64:])
-	}
 	for ch := range h.live.notify {
 		select {
 		case ch <- ev:

@@ -171,7 +171,8 @@ func TestLivenessBFDDownAndBack(t *testing.T) {
 // is ignored; one end down for longer is acted on; a tree tunnel that
 // never comes up is declared down after SetupGrace.
 func TestLivenessDebounce(t *testing.T) {
-	h, _, ff, _ := newLiveTest(t, LivenessConfig{DownAfter: 400 * time.Millisecond, SetupGrace: 24 * time.Hour})
+	const downAfter = time.Second
+	h, _, ff, _ := newLiveTest(t, LivenessConfig{DownAfter: downAfter, SetupGrace: 24 * time.Hour})
 	events, stop := h.LivenessEvents()
 	defer stop()
 	for _, tn := range h.Plan().Tunnels {
@@ -182,15 +183,19 @@ func TestLivenessDebounce(t *testing.T) {
 	bfd(h, ff, "aws", "gcp", false) // one end, one update
 	time.Sleep(100 * time.Millisecond)
 	bfd(h, ff, "aws", "gcp", true) // flap over
+	flap := time.Since(start)
 	select {
 	case ev := <-events:
-		t.Fatalf("flap of %v acted on: %+v", time.Since(start), ev)
-	case <-time.After(700 * time.Millisecond):
+		if flap < downAfter { // else the machine stalled longer than DownAfter
+			t.Fatalf("flap of %v acted on: %+v", flap, ev)
+		}
+		t.Skipf("flap took %v (loaded machine)", flap)
+	case <-time.After(downAfter + 500*time.Millisecond):
 	}
 	start = time.Now()
 	bfd(h, ff, "aws", "gcp", false)
 	ev := nextEvent(t, events, 5*time.Second)
-	if took := time.Since(start); !ev.Down || ev.Pair != tunnels.MakePair("aws", "gcp") || took < 400*time.Millisecond {
+	if took := time.Since(start); !ev.Down || ev.Pair != tunnels.MakePair("aws", "gcp") || took < downAfter {
 		t.Fatalf("event %+v after %v", ev, took)
 	}
 }
