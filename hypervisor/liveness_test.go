@@ -341,3 +341,35 @@ func TestRemoveSite(t *testing.T) {
 		t.Fatalf("plan after re-adding %s: %v", free, h.Plan())
 	}
 }
+
+// TestTunnelDownOnProbe: a pair declared down by BFD keeps probe ports;
+// TunnelDown on it (administrative) deletes them.
+func TestTunnelDownOnProbe(t *testing.T) {
+	h, _, ff, ctx := newLiveTest(t, LivenessConfig{UpAfter: 50 * time.Millisecond})
+	events, stop := h.LivenessEvents()
+	defer stop()
+	for _, tn := range h.Plan().Tunnels {
+		bfd(h, ff, tn.A, tn.B, true)
+		bfd(h, ff, tn.B, tn.A, true)
+	}
+	bfd(h, ff, "gcp", "azure", false)
+	bfd(h, ff, "azure", "gcp", false)
+	if ev := nextEvent(t, events, 5*time.Second); !ev.Down || ev.Err != nil {
+		t.Fatalf("event %+v", ev)
+	}
+	if _, ok := gwPorts(t, h, ff, "gcp")["azure"]; !ok {
+		t.Fatal("no probe port")
+	}
+	if err := h.TunnelDown(ctx, "azure", "gcp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gwPorts(t, h, ff, "gcp")["azure"]; ok {
+		t.Fatal("probe port kept after TunnelDown")
+	}
+	if _, ok := gwPorts(t, h, ff, "azure")["gcp"]; ok {
+		t.Fatal("probe port kept after TunnelDown (azure)")
+	}
+	if p := h.Plan(); p.Has("gcp", "azure") || p.Len() != 2 {
+		t.Fatalf("plan %v", p)
+	}
+}
