@@ -1,7 +1,15 @@
 package vnet
 
 import (
+	"bytes"
+	"context"
+	"slices"
+	"time"
+
 	"github.com/netrack/openflow/ofp"
+
+	"github.com/skyvisor/skyvisor/controller/ofwire"
+	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
 
 // Deep copies on the flow-mod hot path. A reactive app sends a flow-mod
@@ -97,4 +105,124 @@ func cloneOutputInstructions(ins ofp.Instructions) (out ofp.Instructions, ok boo
 		}
 	}
 	return out, true
+}
+
+// readd is flowAdd's fast path for an OFPFC_ADD identical to a live entry
+// of the table: same table, priority and match, instructions, cookie,
+// timeouts and flags, translated in the same view (hence the same
+// translation). A reactive app sends such flow-mods whenever packets of a
+// flow reach it before the flow's entry is installed (every packet-in of
+// a cbench-style load). The outcome is flowAdd's, where the new entry
+// replaces the old one: the entry starts over (counters 0, duration from
+// now), its copies on the connected bridges are added again (installed
+// now), its copies on bridges that are away are forgotten (a replay adds
+// them), and no delete is needed; only the entry is not copied,
+// translated and keyed again, and the table's maps keep their entries.
+// When an old copy is retiring (its flow-removed must go to the old
+// entry, not the new one) or anything differs, readd does nothing and
+// reports false.
+func (s *Switch) readd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) (bool, error) {
+	if noReadd || fm.Buffer != ofp.NoBuffer && fm.Buffer != 0 {
+		return false, nil // refused by the translation
+	}
+	var kb [128]byte
+	key := (&pipeline.Entry{Table: uint8(fm.Table), Priority: fm.Priority, Match: fm.Match.Fields}).AppendKey(kb[:0])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.tab.flows[string(key)]
+	// The match must be the entry's field for field (not only the same
+	// key): the entry's is normalized, so fm's is what flowAdd would have
+	// accepted and stored.
+	if old == nil || old.removed || old.view != snap.view || !sameFields(old.v.Match, fm.Match.Fields) || old.v.Cookie != fm.Cookie ||
+		old.v.IdleTimeout != fm.IdleTimeout || old.v.HardTimeout != fm.HardTimeout ||
+		old.v.Flags != fm.Flags&^(ofp.FlowFlagCheckOverlap|ofp.FlowFlagResetCounts) ||
+		!sameInstructions(old.v.Instructions, fm.Instructions) {
+		return false, nil
+	}
+	for _, c := range old.copies {
+		if c.retiring {
+			return false, nil
+		}
+	}
+	now := time.Now()
+	conn, sws, _ := s.connectedBridges(snap)
+	for id := range old.copies {
+		if !slices.Contains(conn, id.bridge) {
+			s.tab.dropCopy(old, id)
+		}
+	}
+	fms := make([][]*ofp.FlowMod, len(conn))
+	for i, b := range conn {
+		for j := range old.phys {
+			fms[i] = append(fms[i], old.phys[j].FlowMod())
+			s.tab.addCopy(old, copyID{b, old.pkeys[j]}, physCopy{installed: now})
+		}
+	}
+	old.packets, old.bytes, old.added = 0, 0, now
+	err := sendAll(ctx, conn, sws, fms) // under s.mu, as flowAdd sends
+	return true, err
+}
+
+// noReadd turns readd off (tests compare the two paths).
+var noReadd bool
+
+// sameFields reports whether a and b are the same OXMs in the same order.
+func sameFields(a, b []ofp.XM) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Class != b[i].Class || a[i].Type != b[i].Type || !bytes.Equal(a[i].Value, b[i].Value) || !bytes.Equal(a[i].Mask, b[i].Mask) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameInstructions reports whether a and b encode the same (in order).
+func sameInstructions(a, b ofp.Instructions) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if sameOutputInstructions(a, b) {
+		return true
+	}
+	var ab, bb [256]byte
+	ae, err1 := ofwire.AppendInstructions(ab[:0], a)
+	be, err2 := ofwire.AppendInstructions(bb[:0], b)
+	return err1 == nil && err2 == nil && bytes.Equal(ae, be)
+}
+
+// sameOutputInstructions reports whether a and b are the same lists of
+// apply-actions of outputs, goto-tables and clear-actions (false also
+// when either holds anything else: the caller then compares encodings).
+func sameOutputInstructions(a, b ofp.Instructions) bool {
+	for i := range a {
+		switch x := a[i].(type) {
+		case *ofp.InstructionApplyActions:
+			y, ok := b[i].(*ofp.InstructionApplyActions)
+			if !ok || len(x.Actions) != len(y.Actions) {
+				return false
+			}
+			for j := range x.Actions {
+				ox, ok1 := x.Actions[j].(*ofp.ActionOutput)
+				oy, ok2 := y.Actions[j].(*ofp.ActionOutput)
+				if !ok1 || !ok2 || *ox != *oy {
+					return false
+				}
+			}
+		case *ofp.InstructionGotoTable:
+			y, ok := b[i].(*ofp.InstructionGotoTable)
+			if !ok || x.Table != y.Table {
+				return false
+			}
+		case *ofp.InstructionClearActions:
+			if _, ok := b[i].(*ofp.InstructionClearActions); !ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
