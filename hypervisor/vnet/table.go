@@ -67,7 +67,6 @@ type vflow struct {
 	v       pipeline.Entry   // as the app installed it (own copy), match normalized
 	key     string           // v.Key()
 	phys    []pipeline.Entry // its translation (own copies, OFPFF_SEND_FLOW_REM set)
-	view    *pipeline.View   // the view phys was translated in
 	pkeys   []string         // phys[i].Key()
 	copies  map[copyID]physCopy
 	packets uint64 // counters of copies already removed
@@ -257,9 +256,6 @@ func (s *Switch) translate(snap *snapshot, ve *pipeline.Entry) ([]pipeline.Entry
 // translation goes to every connected bridge, and copies of the old
 // entry whose physical key the new one does not have are deleted.
 func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) error {
-	if done, err := s.readd(ctx, snap, fm); done { // hotpath.go
-		return err
-	}
 	ve, err := virtualEntry(fm)
 	if err != nil {
 		return err
@@ -269,7 +265,7 @@ func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) e
 		return s.refuse(err)
 	}
 	now := time.Now()
-	vf := &vflow{v: ve, key: ve.Key(), phys: es, view: snap.view, pkeys: keys, copies: map[copyID]physCopy{}, added: now}
+	vf := &vflow{v: ve, key: ve.Key(), phys: es, pkeys: keys, copies: map[copyID]physCopy{}, added: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tab.init()
@@ -520,7 +516,7 @@ func (s *Switch) flowModify(ctx context.Context, snap *snapshot, fm *ofp.FlowMod
 				s.tab.addCopy(vf, id, physCopy{installed: now})
 			}
 		}
-		vf.v, vf.phys, vf.pkeys, vf.view = c.v, c.phys, c.pkeys, snap.view
+		vf.v, vf.phys, vf.pkeys = c.v, c.phys, c.pkeys
 		if fm.Flags&ofp.FlowFlagResetCounts != 0 {
 			vf.packets, vf.bytes = 0, 0
 		}
@@ -723,10 +719,12 @@ func (s *Switch) dropBridge(b controller.DPID) {
 
 // samePhys reports whether the physical entry p (a flow-stats reply
 // entry) is e as replay would install it: same cookie, flags and
-// instructions (timeouts are not compared: a replayed entry's hard
-// timeout is what was left of it).
+// instructions. Timeouts are not compared: a replayed entry's hard
+// timeout is what was left of it, and a live migration's clone of it has
+// none while the hosts move (the migration's freeze; it gives them back),
+// which a replay must not undo.
 func samePhys(e *pipeline.Entry, p *controller.FlowStats) bool {
-	if e.Cookie != p.Cookie || e.Flags != p.Flags || e.IdleTimeout != p.IdleTimeout {
+	if e.Cookie != p.Cookie || e.Flags != p.Flags {
 		return false
 	}
 	a, err1 := ofwire.AppendInstructions(nil, pipeline.NormalizeInstructions(e.Instructions))

@@ -481,6 +481,20 @@ func TestReplayOnReconnectAndRestart(t *testing.T) {
 	if tn.Replays() != 3 {
 		t.Errorf("%d replays, want 3", tn.Replays())
 	}
+	// A live migration's frozen clone (idle timeout 0 while hosts move) is
+	// the entry: a replay leaves it to the migration's unfreeze.
+	b1.mu.Lock()
+	for _, e := range b1.entries {
+		e.IdleTimeout = 0
+	}
+	b1.mu.Unlock()
+	n = len(b1.sentMods())
+	if err := tn.Replay(ctx, e1); err != nil {
+		t.Fatal(err)
+	}
+	if m := len(b1.sentMods()); m != n {
+		t.Errorf("replay over frozen clones sent %d flow-mods, want none", m-n)
+	}
 }
 
 func TestReplayToJoiningBridge(t *testing.T) {
