@@ -67,6 +67,7 @@ type vflow struct {
 	v       pipeline.Entry   // as the app installed it (own copy), match normalized
 	key     string           // v.Key()
 	phys    []pipeline.Entry // its translation (own copies, OFPFF_SEND_FLOW_REM set)
+	view    *pipeline.View   // the view phys was translated in
 	pkeys   []string         // phys[i].Key()
 	copies  map[copyID]physCopy
 	packets uint64 // counters of copies already removed
@@ -256,6 +257,9 @@ func (s *Switch) translate(snap *snapshot, ve *pipeline.Entry) ([]pipeline.Entry
 // translation goes to every connected bridge, and copies of the old
 // entry whose physical key the new one does not have are deleted.
 func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) error {
+	if done, err := s.readd(ctx, snap, fm); done { // hotpath.go
+		return err
+	}
 	ve, err := virtualEntry(fm)
 	if err != nil {
 		return err
@@ -265,7 +269,7 @@ func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) e
 		return s.refuse(err)
 	}
 	now := time.Now()
-	vf := &vflow{v: ve, key: ve.Key(), phys: es, pkeys: keys, copies: map[copyID]physCopy{}, added: now}
+	vf := &vflow{v: ve, key: ve.Key(), phys: es, view: snap.view, pkeys: keys, copies: map[copyID]physCopy{}, added: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tab.init()
@@ -516,7 +520,7 @@ func (s *Switch) flowModify(ctx context.Context, snap *snapshot, fm *ofp.FlowMod
 				s.tab.addCopy(vf, id, physCopy{installed: now})
 			}
 		}
-		vf.v, vf.phys, vf.pkeys = c.v, c.phys, c.pkeys
+		vf.v, vf.phys, vf.pkeys, vf.view = c.v, c.phys, c.pkeys, snap.view
 		if fm.Flags&ofp.FlowFlagResetCounts != 0 {
 			vf.packets, vf.bytes = 0, 0
 		}
