@@ -3,11 +3,14 @@ package vnet
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/netrack/openflow/ofp"
 
+	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 )
@@ -145,22 +148,40 @@ func (s *Switch) readd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) (bo
 		}
 	}
 	now := time.Now()
-	conn, sws, _ := s.connectedBridges(snap)
+	// The edge bridges and their sessions (nil: away), read once, as
+	// connectedBridges does, without allocating for up to four.
+	bs := snap.bridges[s.index-1]
+	var swBuf [4]controller.Switch
+	sws := swBuf[:0]
+	for _, b := range bs {
+		sws = append(sws, s.t.phys.Switch(b))
+	}
 	for id := range old.copies {
-		if !slices.Contains(conn, id.bridge) {
+		if i := slices.Index(bs, id.bridge); i < 0 || sws[i] == nil {
 			s.tab.dropCopy(old, id)
 		}
 	}
-	fms := make([][]*ofp.FlowMod, len(conn))
-	for i, b := range conn {
-		for j := range old.phys {
-			fms[i] = append(fms[i], old.phys[j].FlowMod())
-			s.tab.addCopy(old, copyID{b, old.pkeys[j]}, physCopy{installed: now})
+	for i, b := range bs {
+		if sws[i] != nil {
+			for j := range old.phys {
+				s.tab.addCopy(old, copyID{b, old.pkeys[j]}, physCopy{installed: now})
+			}
 		}
 	}
 	old.packets, old.bytes, old.added = 0, 0, now
-	err := sendAll(ctx, conn, sws, fms) // under s.mu, as flowAdd sends
-	return true, err
+	var errs []error // sent under s.mu, as by flowAdd (sendAll)
+	for i, b := range bs {
+		if sws[i] == nil {
+			continue
+		}
+		for j := range old.phys {
+			if err := sws[i].FlowMod(ctx, old.phys[j].FlowMod()); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %s: %w", b, err))
+				break
+			}
+		}
+	}
+	return true, errors.Join(errs...)
 }
 
 // noReadd turns readd off (tests compare the two paths).
@@ -187,9 +208,8 @@ func sameInstructions(a, b ofp.Instructions) bool {
 	if sameOutputInstructions(a, b) {
 		return true
 	}
-	var ab, bb [256]byte
-	ae, err1 := ofwire.AppendInstructions(ab[:0], a)
-	be, err2 := ofwire.AppendInstructions(bb[:0], b)
+	ae, err1 := ofwire.AppendInstructions(nil, a)
+	be, err2 := ofwire.AppendInstructions(nil, b)
 	return err1 == nil && err2 == nil && bytes.Equal(ae, be)
 }
 
