@@ -447,6 +447,10 @@ func (h *Hypervisor) RestoreSnapshot(ctx context.Context, id string) (api.Restor
 		}
 		switches = append(switches, *sw)
 	}
+	// Tenant apps' replays keep off these bridges until the restore is
+	// done (tenantapps.go): their flow tables must be clean of entries not
+	// in the snapshot, and then hold the snapshot's.
+	defer h.holdReplays(switches)()
 
 	cfgs, closeAll, err := h.configs(ctx, switches)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/skyvisor/skyvisor/controller/ofwire"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/api"
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/hypervisor/vnet"
@@ -41,6 +42,43 @@ type tenantApps struct {
 	// sessions caches connected edge bridges by DPID
 	// (controller.DPID -> controller.Switch) for physical.Switch.
 	sessions sync.Map
+
+	holdMu  sync.Mutex
+	holding map[uint64]int // DPID -> restores writing its flow table (holdReplays)
+}
+
+// holdReplays keeps the tenant apps' replays (vnet.Tenant.Replay, through
+// vnet.Config.Hold) off the given switches until the returned function is
+// called: a snapshot restore (snapshots.go) wants their flow tables clean
+// of entries not in the snapshot, and afterwards holding exactly the
+// snapshot's. Holds nest.
+func (h *Hypervisor) holdReplays(sws []infra.Switch) (release func()) {
+	ta := h.tapps
+	ta.holdMu.Lock()
+	if ta.holding == nil {
+		ta.holding = map[uint64]int{}
+	}
+	for _, sw := range sws {
+		ta.holding[sw.DPID]++
+	}
+	ta.holdMu.Unlock()
+	return func() {
+		ta.holdMu.Lock()
+		defer ta.holdMu.Unlock()
+		for _, sw := range sws {
+			if ta.holding[sw.DPID]--; ta.holding[sw.DPID] <= 0 {
+				delete(ta.holding, sw.DPID)
+			}
+		}
+	}
+}
+
+// replayHeld implements vnet.Config.Hold: whether a restore holds d.
+func (h *Hypervisor) replayHeld(d controller.DPID) bool {
+	ta := h.tapps
+	ta.holdMu.Lock()
+	defer ta.holdMu.Unlock()
+	return ta.holding[uint64(d)] > 0
 }
 
 // tenantRun is one tenant's runtime and what it was built from.
@@ -166,7 +204,7 @@ func (h *Hypervisor) updateTenantApps(st *state) {
 		})
 		if err == nil {
 			var rt *vnet.Tenant
-			rt, err = vnet.New(vnet.Config{Apps: built, Physical: physical{h}, Logger: log}, vs)
+			rt, err = vnet.New(vnet.Config{Apps: built, Physical: physical{h}, Logger: log, Hold: h.replayHeld}, vs)
 			if err == nil {
 				ta.runs[t.Name] = &tenantRun{id: t.ID, names: names, rt: rt}
 				h.log.Info("hypervisor: tenant apps started on the virtual view", "tenant", t.Name, "apps", names)

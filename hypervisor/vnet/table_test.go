@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,6 +495,41 @@ func TestReplayOnReconnectAndRestart(t *testing.T) {
 	}
 	if m := len(b1.sentMods()); m != n {
 		t.Errorf("replay over frozen clones sent %d flow-mods, want none", m-n)
+	}
+}
+
+func TestReplayHeld(t *testing.T) {
+	phys := newTablePhys(e1) // e3 away
+	var held atomic.Bool
+	held.Store(true)
+	tn, err := New(Config{Apps: []controller.App{newRecorder("rec")}, Physical: phys, Logger: slog.New(slog.DiscardHandler),
+		Hold: func(b controller.DPID) bool { return b == e3 && held.Load() }},
+		State{View: fixtureView(t, tID, fixtureTopology()), Bindings: fixtureBindings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.Close)
+	s1, _ := tn.Switch(vs1)
+	ctx := context.Background()
+	if err := s1.FlowMod(ctx, linkEntry(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowDelete, Table: ofp.TableAll, Cookie: 0x7, CookieMask: ^uint64(0) >> 16,
+		Buffer: ofp.NoBuffer, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny, Match: ofp.Match{Type: ofp.MatchTypeXM}}); err != nil {
+		t.Fatal(err)
+	}
+	phys.setUp(e3, true)
+	b3 := phys.sws[e3]
+	if err := tn.Replay(ctx, e3); err != nil || len(b3.sentMods()) != 0 || tn.Replays() != 0 {
+		t.Fatalf("replay of a held bridge: %v, %d flow-mods sent, %d replays; want nothing", err, len(b3.sentMods()), tn.Replays())
+	}
+	held.Store(false)
+	if err := tn.Replay(ctx, e3); err != nil {
+		t.Fatal(err)
+	}
+	mods := b3.sentMods()
+	if len(mods) != 3 || mods[0].Command != ofp.FlowDelete || b3.len() != 2 {
+		t.Fatalf("replay once released: %d flow-mods (want the kept delete, then 2 adds), %d entries", len(mods), b3.len())
 	}
 }
 

@@ -108,6 +108,10 @@ type Config struct {
 	// switch's SwitchDown handlers (0: 5 s); a stuck app is abandoned
 	// (logged), not waited for forever.
 	StopTimeout time.Duration
+	// Hold, if set, makes Replay leave bridge b alone while Hold(b) is
+	// true (the hypervisor: a snapshot restore is writing b's flow table);
+	// nothing is sent and the deletes b missed are kept.
+	Hold func(b controller.DPID) bool
 }
 
 // Tenant runs one tenant's apps on its virtual switches. Create it with
@@ -118,6 +122,7 @@ type Tenant struct {
 	apps  []controller.App
 	chain *controller.Chain
 	phys  Physical
+	hold  func(controller.DPID) bool // Config.Hold
 	log   *slog.Logger
 	qlen  int
 	stopT time.Duration
@@ -175,7 +180,7 @@ func New(cfg Config, st State) (*Tenant, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 5 * time.Second
 	}
-	t := &Tenant{name: st.View.Name, id: st.View.ID, apps: slices.Clone(cfg.Apps), chain: chain, phys: cfg.Physical,
+	t := &Tenant{name: st.View.Name, id: st.View.ID, apps: slices.Clone(cfg.Apps), chain: chain, phys: cfg.Physical, hold: cfg.Hold,
 		log: cfg.Logger.With("tenant", st.View.Name), qlen: cfg.QueueLen, stopT: cfg.StopTimeout}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.Lock()
@@ -478,14 +483,15 @@ func (t *Tenant) FlowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 // reads b's entries of the tenant (flow-stats, cookie prefix) and adds
 // every translated entry of the switches' tables that b lacks or holds
 // with other instructions (entries b holds unchanged keep their
-// counters). It does nothing when b is not connected or spans none of the
-// tenant's switches. Replays are serialized per tenant. Errors: the
+// counters). It does nothing when b is not connected, spans none of the
+// tenant's switches or is held (Config.Hold). Replays are serialized per
+// tenant. Errors: the
 // bridge's flow-stats or flow-mod errors, wrapped.
 func (t *Tenant) Replay(ctx context.Context, b controller.DPID) error {
 	t.replayMu.Lock()
 	defer t.replayMu.Unlock()
 	snap := t.snap.Load()
-	if snap == nil {
+	if snap == nil || t.hold != nil && t.hold(b) {
 		return nil
 	}
 	var sws []*Switch
