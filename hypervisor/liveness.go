@@ -104,7 +104,7 @@ type liveState struct {
 	mu       sync.Mutex
 	started  bool                              // the evaluation loop runs
 	events   chan liveEvent                    // from the gateway watchers
-	watching map[string]bool                   // gateway watches by site
+	watching map[string]OVSDB                  // gateway watches by site: the client watched
 	ports    map[liveEnd]*livePort             // tunnel ports seen, by (site, peer)
 	down     map[tunnels.Pair]bool             // pairs declared down by BFD (kept as probes)
 	retry    map[tunnels.Pair]time.Time        // no repair attempt before
@@ -248,28 +248,31 @@ func (h *Hypervisor) watchGateways(inf *infra.Infra, clients map[string]OVSDB) {
 		if c == nil {
 			continue
 		}
+		site := s.Name
+		// One watch per site and connection: a site removed and added
+		// again (RemoveSite closed its connection) is watched anew.
+		unwatch := func() {
+			h.live.mu.Lock()
+			if h.live.watching[site] == c {
+				delete(h.live.watching, site)
+			}
+			h.live.mu.Unlock()
+		}
 		h.live.mu.Lock()
-		if h.live.watching[s.Name] {
+		if h.live.watching[site] == c {
 			h.live.mu.Unlock()
 			continue
 		}
-		h.live.watching[s.Name] = true
+		h.live.watching[site] = c
 		h.live.mu.Unlock()
 		events, err := c.WatchInterfaces(ctx, gw.Bridge)
 		if err != nil {
-			h.log.Warn("hypervisor: liveness: watch gateway", "site", s.Name, "bridge", gw.Bridge, "err", err)
-			h.live.mu.Lock()
-			delete(h.live.watching, s.Name)
-			h.live.mu.Unlock()
+			h.log.Warn("hypervisor: liveness: watch gateway", "site", site, "bridge", gw.Bridge, "err", err)
+			unwatch()
 			continue
 		}
-		site := s.Name
 		go func() {
-			defer func() {
-				h.live.mu.Lock()
-				delete(h.live.watching, site)
-				h.live.mu.Unlock()
-			}()
+			defer unwatch()
 			for ev := range events {
 				if _, ok := ev.Interface.ExternalIDs[tunnels.ExternalIDTunnel]; !ok {
 					continue
@@ -301,7 +304,7 @@ func (h *Hypervisor) initLiveLocked() {
 		h.live.events = make(chan liveEvent, 64)
 	}
 	if h.live.watching == nil {
-		h.live.watching = map[string]bool{}
+		h.live.watching = map[string]OVSDB{}
 		h.live.ports = map[liveEnd]*livePort{}
 		h.live.down = map[tunnels.Pair]bool{}
 		h.live.retry = map[tunnels.Pair]time.Time{}

@@ -221,8 +221,62 @@ func TestTunnelLivenessBFD(t *testing.T) {
 				return siteCmd(t, l.dir, "azure", "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "name="+tunnels.PortName("aws")) == ""
 			})
 			l.allPairs(t, hs)
+			if tt == "vxlan" {
+				removeSiteOnLab(t, l)
+			}
 		})
 	}
+}
+
+// removeSiteOnLab: RemoveSite on real OVS. azure is refused while tenant
+// ta has a host there; once ta is deleted azure goes: the tree is aws~gcp
+// alone, azure's gateway has no tunnel port left and gcp none toward
+// azure. AddSite brings it back on its cheapest pair (gcp~azure), whose
+// BFD session comes up.
+func removeSiteOnLab(t *testing.T, l *skrLab) {
+	t.Helper()
+	ctx := context.Background()
+	h := l.inst.h
+	if err := h.RemoveSite(ctx, "azure"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("RemoveSite azure with a host of ta there: %v", err)
+	}
+	if err := h.DeleteTenant(ctx, "ta"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := h.RemoveSite(ctx, "azure"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(t0)
+	if p := h.Plan(); p.Len() != 1 || !p.Has("aws", "gcp") {
+		t.Fatalf("plan after RemoveSite azure: %v", p)
+	}
+	if out := siteCmd(t, l.dir, "azure", "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "type=vxlan"); out != "" {
+		t.Fatalf("azure gateway still has tunnel ports %q", out)
+	}
+	for _, s := range []string{"aws", "gcp"} {
+		if out := siteCmd(t, l.dir, s, "ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "name="+tunnels.PortName("azure")); out != "" {
+			t.Fatalf("%s still has %q", s, out)
+		}
+	}
+	var sws []infra.Switch
+	for _, sw := range l.inf.Switches {
+		if sw.Site == "azure" {
+			sws = append(sws, sw)
+		}
+	}
+	t1 := time.Now()
+	if err := h.AddSite(ctx, *l.inf.Site("azure"), sws, []infra.Cost{{A: "gcp", B: "azure", RTTMS: 20}, {A: "aws", B: "azure", RTTMS: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Plan(); p.Len() != 2 || !p.Has("gcp", "azure") {
+		t.Fatalf("plan after AddSite azure: %v", p)
+	}
+	poll(t, "BFD up on gcp~azure after AddSite", 20*time.Second, func() bool {
+		return bfdState(t, l.dir, "gcp", "azure") == "up" && bfdState(t, l.dir, "azure", "gcp") == "up"
+	})
+	t.Logf("RemoveSite azure took %v; AddSite azure: BFD up on its tunnel %v after the call (load %s)",
+		took.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond), loadavg())
 }
 
 func slicesEqualTunnels(a, b []tunnels.Tunnel) bool {
