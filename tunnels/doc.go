@@ -14,12 +14,17 @@
 //   - planning: [MST] (Kruskal with deterministic tie-breaking) and the
 //     [FullMesh] baseline over a [Costs] graph of possible site pairs;
 //   - elasticity: [Replan] (repair: keep every surviving tunnel, add the
-//     fewest, cheapest new ones) and [Optimize] (move to a true minimum
-//     spanning tree, changing as little as possible), both returning a [Diff];
+//     fewest, cheapest new ones), [Readmit] (a pair that came back up
+//     replaces the most expensive tunnel of its tree path if cheaper: one
+//     exchange, back to the minimum spanning tree) and [Optimize] (move to a
+//     true minimum spanning tree, changing as little as possible), all
+//     returning a [Diff];
 //   - naming and MTU: [PortName], [AssignOFPorts], the tunnel key policy
 //     ([TunnelKey]) and [OverlayMTU] with the header arithmetic spelled out;
 //   - provisioning: [Provisioner] reconciles each gateway's tunnel ports over
-//     OVSDB through the [GatewayPorts] interface.
+//     OVSDB through the [GatewayPorts] interface, with BFD on every port
+//     when [Provisioner.EnableBFD] was called (the hypervisor watches the
+//     sessions to detect a failed tunnel).
 //
 // docs/tunnels.md describes the rules, guarantees and complexity in prose.
 package tunnels
