@@ -73,6 +73,14 @@ func (h *Hypervisor) holdReplays(sws []infra.Switch) (release func()) {
 	}
 }
 
+// nativeCookie implements vnet.Config.Foreign: the cookies of the natively
+// realized learning entries (desired.go) are the hypervisor's desired
+// state, never a tenant app's, so a replay leaves them alone.
+func nativeCookie(c uint64) bool {
+	app := c & (1<<48 - 1)
+	return app == cookieUnicast || app == cookieBroadcast
+}
+
 // replayHeld implements vnet.Config.Hold: whether a restore holds d.
 func (h *Hypervisor) replayHeld(d controller.DPID) bool {
 	ta := h.tapps
@@ -204,7 +212,7 @@ func (h *Hypervisor) updateTenantApps(st *state) {
 		})
 		if err == nil {
 			var rt *vnet.Tenant
-			rt, err = vnet.New(vnet.Config{Apps: built, Physical: physical{h}, Logger: log, Hold: h.replayHeld}, vs)
+			rt, err = vnet.New(vnet.Config{Apps: built, Physical: physical{h}, Logger: log, Hold: h.replayHeld, Foreign: nativeCookie}, vs)
 			if err == nil {
 				ta.runs[t.Name] = &tenantRun{id: t.ID, names: names, rt: rt}
 				h.log.Info("hypervisor: tenant apps started on the virtual view", "tenant", t.Name, "apps", names)

@@ -615,18 +615,16 @@ func (s *Switch) forget(vf *vflow) {
 	}
 }
 
-// replay brings bridge b (connected as psw) up to date with the switch's
-// table: first the deletes it missed, then, against its flow table
-// (present: the tenant's entries of b, read after those deletes), an ADD
-// of every copy it lacks or holds with other instructions, cookie or
-// flags. Copies of removed entries that are no longer on b are forgotten
-// (their flow-removed was lost with b's session). An entry whose hard
-// timeout ran out while it could not be on b is not replayed; one that
-// has time left is replayed with the remaining time.
-func (s *Switch) replay(ctx context.Context, b controller.DPID, psw controller.Switch, present map[string]*controller.FlowStats) error {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// replayLocked (s.mu held) returns what brings bridge b up to date with
+// the switch's table against its flow table (present: the tenant's
+// entries of b by key, read after the deletes b missed): an ADD of every
+// copy it lacks or holds with other instructions, cookie or flags. The
+// keys of the table's entries are added to claimed. Copies of removed
+// entries that are no longer on b are forgotten (their flow-removed was
+// lost with b's session). An entry whose hard timeout ran out while it
+// could not be on b is not replayed; one that has time left is replayed
+// with the remaining time.
+func (s *Switch) replayLocked(b controller.DPID, present map[string]*controller.FlowStats, claimed map[string]bool, now time.Time) []*ofp.FlowMod {
 	s.tab.init()
 	var fms []*ofp.FlowMod
 	for _, vf := range s.tab.flows {
@@ -644,6 +642,7 @@ func (s *Switch) replay(ctx context.Context, b controller.DPID, psw controller.S
 		for j := range vf.phys {
 			e := &vf.phys[j]
 			id := copyID{b, vf.pkeys[j]}
+			claimed[id.key] = true
 			if p := present[id.key]; p != nil && samePhys(e, p) {
 				if _, ok := vf.copies[id]; !ok {
 					s.tab.addCopy(vf, id, physCopy{installed: now.Add(-p.Duration())})
@@ -678,12 +677,7 @@ func (s *Switch) replay(ctx context.Context, b controller.DPID, psw controller.S
 			}
 		}
 	}
-	for _, f := range fms {
-		if err := psw.FlowMod(ctx, f); err != nil {
-			return fmt.Errorf("vnet: replay on bridge %s: %w", b, err)
-		}
-	}
-	return nil
+	return fms
 }
 
 // takePending returns and forgets the deletes bridge b missed.

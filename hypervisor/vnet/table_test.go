@@ -498,6 +498,60 @@ func TestReplayOnReconnectAndRestart(t *testing.T) {
 	}
 }
 
+func TestReplayDeletesWhatNoTableHolds(t *testing.T) {
+	phys := newTablePhys(e1, e3)
+	native := pipeline.TenantCookie(tID, 0x6c6561726e01)
+	tn, err := New(Config{Apps: []controller.App{newRecorder("rec")}, Physical: phys, Logger: slog.New(slog.DiscardHandler),
+		Foreign: func(c uint64) bool { return c == native }},
+		State{View: fixtureView(t, tID, fixtureTopology()), Bindings: fixtureBindings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.Close)
+	ctx := context.Background()
+	b3 := phys.sws[e3]
+	// On e3: an entry of an earlier run (cookie 0x55), the hypervisor's
+	// native learning entry, another tenant's entry.
+	earlier := linkEntry(0)
+	earlier.Cookie, earlier.Priority = 0x55, 8
+	es, err := pipeline.Translate(tn.snap.Load().view, vs1, earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range es {
+		_ = b3.FlowMod(ctx, f)
+	}
+	md := pipeline.Metadata(uint64(tID)<<48|1, pipeline.MetaTenantMask|pipeline.MetaSwitchMask)
+	_ = b3.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Table: ofp.Table(pipeline.TableTenant), Priority: 100, Cookie: native,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{md, pipeline.EthDst(mac2)}}})
+	_ = b3.FlowMod(ctx, &ofp.FlowMod{Command: ofp.FlowAdd, Table: ofp.Table(pipeline.TableTenant), Priority: 100, Cookie: 0x0204 << 48,
+		Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(mac2)}}})
+	s1, _ := tn.Switch(vs1)
+	if err := s1.FlowMod(ctx, linkEntry(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := b3.len(); n != len(es)+2+2 {
+		t.Fatalf("e3 holds %d entries before the replay, want %d", n, len(es)+4)
+	}
+	if err := tn.Replay(ctx, e3); err != nil {
+		t.Fatal(err)
+	}
+	b3.mu.Lock()
+	var cookies []uint64
+	for _, e := range b3.entries {
+		cookies = append(cookies, e.Cookie)
+	}
+	b3.mu.Unlock()
+	slices.Sort(cookies)
+	app := pipeline.TenantCookie(tID, 0x99)
+	if want := []uint64{app, app, native, 0x0204 << 48}; !slices.Equal(cookies, want) {
+		t.Errorf("e3 after the replay holds cookies %x, want %x (the earlier run's entries deleted)", cookies, want)
+	}
+	if n := tn.ReplayDeleted(); n != uint64(len(es)) {
+		t.Errorf("%d entries deleted by the replay, want %d", n, len(es))
+	}
+}
+
 func TestReplayHeld(t *testing.T) {
 	phys := newTablePhys(e1) // e3 away
 	var held atomic.Bool

@@ -112,6 +112,10 @@ type Config struct {
 	// true (the hypervisor: a snapshot restore is writing b's flow table);
 	// nothing is sent and the deletes b missed are kept.
 	Hold func(b controller.DPID) bool
+	// Foreign, if set, names cookies of the tenant's entries that are not
+	// its apps' (the hypervisor's natively realized learning): a replay
+	// never deletes them.
+	Foreign func(cookie uint64) bool
 }
 
 // Tenant runs one tenant's apps on its virtual switches. Create it with
@@ -123,6 +127,7 @@ type Tenant struct {
 	chain *controller.Chain
 	phys  Physical
 	hold  func(controller.DPID) bool // Config.Hold
+	alien func(uint64) bool          // Config.Foreign
 	log   *slog.Logger
 	qlen  int
 	stopT time.Duration
@@ -139,6 +144,8 @@ type Tenant struct {
 	dropped  atomic.Uint64 // events dropped on full queues
 	lldpLoop atomic.Uint64 // LLDP frames looped back over virtual links
 	replays  atomic.Uint64 // Replay runs
+
+	replayDeleted atomic.Uint64 // entries replays deleted
 
 	replayMu sync.Mutex // serializes Replay
 }
@@ -180,7 +187,7 @@ func New(cfg Config, st State) (*Tenant, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 5 * time.Second
 	}
-	t := &Tenant{name: st.View.Name, id: st.View.ID, apps: slices.Clone(cfg.Apps), chain: chain, phys: cfg.Physical, hold: cfg.Hold,
+	t := &Tenant{name: st.View.Name, id: st.View.ID, apps: slices.Clone(cfg.Apps), chain: chain, phys: cfg.Physical, hold: cfg.Hold, alien: cfg.Foreign,
 		log: cfg.Logger.With("tenant", st.View.Name), qlen: cfg.QueueLen, stopT: cfg.StopTimeout}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.Lock()
@@ -480,10 +487,15 @@ func (t *Tenant) FlowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 // after an ovs-vswitchd restart emptied its flow table) or joined a
 // virtual switch's edge bridges, up to date with the tenant's virtual
 // switches that span it: it sends the deletes b missed while it was away,
-// reads b's entries of the tenant (flow-stats, cookie prefix) and adds
-// every translated entry of the switches' tables that b lacks or holds
-// with other instructions (entries b holds unchanged keep their
-// counters). It does nothing when b is not connected, spans none of the
+// reads b's entries of the tenant (flow-stats, cookie prefix), adds every
+// translated entry of the switches' tables that b lacks or holds with
+// other instructions (entries b holds unchanged keep their counters) and
+// deletes (strict, by exact cookie) the tenant's entries on b that are no
+// copy of a table entry of a switch spanning b and not Config.Foreign:
+// entries an app deleted while b was not an edge bridge of its switch,
+// entries of an earlier run of Skyvisor or of an earlier topology, a
+// snapshot's app entries (docs/snapshot.md). b then holds exactly the
+// apps' tables. It does nothing when b is not connected, spans none of the
 // tenant's switches or is held (Config.Hold). Replays are serialized per
 // tenant. Errors: the
 // bridge's flow-stats or flow-mod errors, wrapped.
@@ -525,15 +537,43 @@ func (t *Tenant) Replay(ctx context.Context, b controller.DPID) error {
 		}
 		present[(&pipeline.Entry{Table: uint8(p.Table), Priority: p.Priority, Match: p.Match.Fields}).Key()] = p
 	}
-	var errs []error
+	// Every virtual switch of the tenant is locked (index order; nothing
+	// else takes two) while the replay is decided and sent, so an app's
+	// flow-mod is entirely before or after it.
+	for _, s := range snap.switches {
+		s.mu.Lock()
+	}
+	defer func() {
+		for _, s := range snap.switches {
+			s.mu.Unlock()
+		}
+	}()
+	now := time.Now()
+	claimed := map[string]bool{}
+	var adds []*ofp.FlowMod
 	for _, s := range sws {
-		if err := s.replay(ctx, b, psw, present); err != nil {
-			errs = append(errs, err)
+		adds = append(adds, s.replayLocked(b, present, claimed, now)...)
+	}
+	var dels []*ofp.FlowMod
+	for k, p := range present {
+		if !claimed[k] && (t.alien == nil || !t.alien(p.Cookie)) {
+			e := pipeline.FromFlowStats(p)
+			dels = append(dels, e.DeleteStrict())
+		}
+	}
+	for _, f := range append(dels, adds...) {
+		if err := psw.FlowMod(ctx, f); err != nil {
+			return fmt.Errorf("vnet: replay on bridge %s: %w", b, err)
 		}
 	}
 	t.replays.Add(1)
-	return errors.Join(errs...)
+	t.replayDeleted.Add(uint64(len(dels)))
+	return nil
 }
+
+// ReplayDeleted returns how many entries replays deleted from bridges
+// (entries that were no copy of an app's table entry).
+func (t *Tenant) ReplayDeleted() uint64 { return t.replayDeleted.Load() }
 
 // Replays returns how many bridge replays ran (Replay calls that found
 // the bridge connected and spanning a switch).
