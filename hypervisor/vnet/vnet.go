@@ -29,7 +29,8 @@
 //     entry, when its last copy is gone (Tenant.FlowRemoved);
 //   - a bridge that connects, reconnects (an ovs-vswitchd restart empties
 //     it) or joins a virtual switch gets the switch's entries again, after
-//     the deletes it missed (Tenant.Replay: Antrea's flow replay).
+//     the deletes it missed, and loses the tenant's entries no table
+//     accounts for (Tenant.Replay: Antrea's flow replay).
 //
 // Events of one virtual switch are serialized on one goroutine fed by a
 // bounded queue; enqueueing never blocks (a full queue drops the
