@@ -34,6 +34,7 @@ const (
 	DefaultTunnelDownAfter   = 1 * time.Second
 	DefaultTunnelUpAfter     = 2 * time.Second
 	DefaultTunnelSetupGrace  = 15 * time.Second
+	DefaultTunnelResetGrace  = 5 * time.Second
 	// tunnelRetryAfter is how long liveness waits before it tries again
 	// to route around a tunnel whose repair failed (no other pair can
 	// connect the sites).
@@ -70,7 +71,21 @@ type LivenessConfig struct {
 	// session takes 1-3 s, since BFD sends at most one packet a second
 	// until it is up).
 	SetupGrace time.Duration
+	// ResetGrace replaces DownUpdates and DownAfter when neither end's
+	// session timed out (no "Control Detection Time Expired" diagnostic):
+	// the peer signalled the session down because it restarted it (an
+	// ovs-vswitchd restart, a BFD reconfiguration), so packets do cross
+	// and the session is expected back within 1-3 s. Such a tunnel is
+	// declared down only if it is not up again after ResetGrace (default
+	// 5 s). A path failure times out at the receiving end and is handled
+	// by DownUpdates/DownAfter.
+	ResetGrace time.Duration
 }
+
+// bfdTimeout is the bfd_status diagnostic of a session that went down
+// because no control packet arrived in time (RFC 5880 section 4.1, Diag
+// 1, as ovs-vswitchd names it).
+const bfdTimeout = "Control Detection Time Expired"
 
 // withDefaults fills in the zero fields.
 func (c LivenessConfig) withDefaults() LivenessConfig {
@@ -94,6 +109,9 @@ func (c LivenessConfig) withDefaults() LivenessConfig {
 	}
 	if c.SetupGrace <= 0 {
 		c.SetupGrace = DefaultTunnelSetupGrace
+	}
+	if c.ResetGrace <= 0 {
+		c.ResetGrace = DefaultTunnelResetGrace
 	}
 	return c
 }
@@ -230,7 +248,7 @@ func (h *Hypervisor) TunnelStatuses() []TunnelStatus {
 // watchGateways starts (once per site) watching the interfaces of every
 // gateway that has a connection in clients, feeding BFD state changes of
 // its tunnel ports to the liveness loop. Nothing happens before Run or
-// with liveness disabled.
+// with liveness disabled. applyMu must be held.
 func (h *Hypervisor) watchGateways(inf *infra.Infra, clients map[string]OVSDB) {
 	if h.cfg.Liveness.Disabled {
 		return
@@ -259,18 +277,20 @@ func (h *Hypervisor) watchGateways(inf *infra.Infra, clients map[string]OVSDB) {
 			h.live.mu.Unlock()
 		}
 		h.live.mu.Lock()
-		if h.live.watching[site] == c {
-			h.live.mu.Unlock()
+		watched := h.live.watching[site] == c
+		h.live.mu.Unlock()
+		if watched {
 			continue
 		}
-		h.live.watching[site] = c
-		h.live.mu.Unlock()
+		// Callers hold applyMu: no other watch of site starts meanwhile.
 		events, err := c.WatchInterfaces(ctx, gw.Bridge)
 		if err != nil {
 			h.log.Warn("hypervisor: liveness: watch gateway", "site", site, "bridge", gw.Bridge, "err", err)
-			unwatch()
 			continue
 		}
+		h.live.mu.Lock()
+		h.live.watching[site] = c
+		h.live.mu.Unlock()
 		go func() {
 			defer unwatch()
 			for ev := range events {
@@ -420,7 +440,7 @@ func (h *Hypervisor) liveDecide(now time.Time) (downs, ups []tunnels.Pair, next 
 		ends := []*livePort{h.live.ports[liveEnd{p.A, p.B}], h.live.ports[liveEnd{p.B, p.A}]}
 		var notUp int
 		var since time.Time
-		fail := false
+		fail, timedOut := false, false
 		for _, e := range ends {
 			if e == nil {
 				continue
@@ -432,6 +452,7 @@ func (h *Hypervisor) liveDecide(now time.Time) (downs, ups []tunnels.Pair, next 
 				if since.IsZero() || e.since.Before(since) {
 					since = e.since
 				}
+				timedOut = timedOut || e.bfd.Diagnostic == bfdTimeout
 			default: // never up since the port appeared
 				if dl := e.seen.Add(cfg.SetupGrace); !now.Before(dl) {
 					fail = true
@@ -440,11 +461,19 @@ func (h *Hypervisor) liveDecide(now time.Time) (downs, ups []tunnels.Pair, next 
 				}
 			}
 		}
-		if !since.IsZero() {
+		switch {
+		case since.IsZero():
+		case timedOut: // packets stopped arriving: a path failure
 			if notUp >= cfg.DownUpdates || !now.Before(since.Add(cfg.DownAfter)) {
 				fail = true
 			} else {
 				later(since.Add(cfg.DownAfter))
+			}
+		default: // the peer reset the session: give it time to come back
+			if dl := since.Add(cfg.ResetGrace); !now.Before(dl) {
+				fail = true
+			} else {
+				later(dl)
 			}
 		}
 		if fail {

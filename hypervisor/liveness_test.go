@@ -42,6 +42,15 @@ func newLiveTest(t *testing.T, lc LivenessConfig) (*Hypervisor, *store.Store, *f
 		}
 	})
 	waitFor(t, "plan", func() bool { return h.Plan().Len() == 2 && h.Plan().Has("aws", "gcp") && h.Plan().Has("azure", "gcp") })
+	if !lc.Disabled {
+		// The gateway watches start right after provisioning: BFD reports
+		// sent before would only be seen as the state at subscription.
+		waitFor(t, "gateway watches", func() bool {
+			h.live.mu.Lock()
+			defer h.live.mu.Unlock()
+			return len(h.live.watching) == 3
+		})
+	}
 	return h, st, ff, ctx
 }
 
@@ -196,6 +205,49 @@ func TestLivenessDebounce(t *testing.T) {
 	bfd(h, ff, "aws", "gcp", false)
 	ev := nextEvent(t, events, 5*time.Second)
 	if took := time.Since(start); !ev.Down || ev.Pair != tunnels.MakePair("aws", "gcp") || took < downAfter {
+		t.Fatalf("event %+v after %v", ev, took)
+	}
+}
+
+// TestLivenessResetGrace: a session the peer signalled down (its
+// ovs-vswitchd restarted: no timeout at either end) that is back within
+// ResetGrace is left alone; one that stays down is declared after
+// ResetGrace, however many reports.
+func TestLivenessResetGrace(t *testing.T) {
+	const grace = 800 * time.Millisecond
+	h, _, ff, _ := newLiveTest(t, LivenessConfig{ResetGrace: grace, SetupGrace: 24 * time.Hour})
+	events, stop := h.LivenessEvents()
+	defer stop()
+	for _, tn := range h.Plan().Tunnels {
+		bfd(h, ff, tn.A, tn.B, true)
+		bfd(h, ff, tn.B, tn.A, true)
+	}
+	reset := func(site, peer, diag string) {
+		gw := h.Infrastructure().Gateway(site)
+		ff.db(gw.OVSDB).plug(gw.Bridge, ovsdb.Interface{Name: tunnels.PortName(peer), Type: "vxlan", OFPort: 40000,
+			ExternalIDs: map[string]string{tunnels.ExternalIDTunnel: peer, tunnels.ExternalIDSite: site},
+			BFD:         ovsdb.BFDStatus{State: ovsdb.BFDStateDown, Diagnostic: diag}})
+	}
+	start := time.Now()
+	reset("aws", "gcp", "Neighbor Signaled Session Down")
+	reset("gcp", "aws", "No Diagnostic") // the restarted end
+	time.Sleep(100 * time.Millisecond)
+	bfd(h, ff, "aws", "gcp", true)
+	bfd(h, ff, "gcp", "aws", true)
+	back := time.Since(start)
+	select {
+	case ev := <-events:
+		if back < grace {
+			t.Fatalf("reset of %v acted on: %+v", back, ev)
+		}
+		t.Skipf("reset took %v (loaded machine)", back)
+	case <-time.After(grace + 400*time.Millisecond):
+	}
+	start = time.Now()
+	reset("aws", "gcp", "Neighbor Signaled Session Down")
+	reset("gcp", "aws", "No Diagnostic")
+	ev := nextEvent(t, events, 5*time.Second)
+	if took := time.Since(start); !ev.Down || ev.Pair != tunnels.MakePair("aws", "gcp") || took < grace {
 		t.Fatalf("event %+v after %v", ev, took)
 	}
 }
