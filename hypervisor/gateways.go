@@ -136,7 +136,8 @@ func (h *Hypervisor) connectedClients() map[string]OVSDB {
 }
 
 // replan repairs the tunnel tree with tunnels.Replan (keep every surviving
-// tunnel, add the fewest and cheapest) over inf and the pairs marked down,
+// tunnel, add the fewest and cheapest; the mesh of the pairs not down with
+// Config.TunnelMesh, repairTunnels) over inf and the pairs marked down,
 // provisions the gateways the change touches (ApplyDiff), then pushes the
 // new desired flow entries. applyMu must be held.
 func (h *Hypervisor) replan(ctx context.Context, inf *infra.Infra) error {
@@ -148,7 +149,7 @@ func (h *Hypervisor) replan(ctx context.Context, inf *infra.Infra) error {
 func (h *Hypervisor) replanBefore(ctx context.Context, inf *infra.Infra, before tunnels.Plan) error {
 	cur := h.Plan()
 	return h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
-		return tunnels.Replan(cur, sites, costs, down)
+		return h.repairTunnels(cur, sites, costs, down)
 	})
 }
 
@@ -317,7 +318,7 @@ func (h *Hypervisor) RemoveSite(ctx context.Context, name string) error {
 		return fmt.Errorf("hypervisor: remove site %q: %w", name, err)
 	}
 	// Plan first: a disconnected remainder changes nothing.
-	if _, _, err := tunnels.Replan(h.Plan(), next.TunnelSites(), next.TunnelCosts(), h.downPairs()); err != nil {
+	if _, _, err := h.repairTunnels(h.Plan(), next.TunnelSites(), next.TunnelCosts(), h.downPairs()); err != nil {
 		return fmt.Errorf("hypervisor: remove site %q: replan tunnels: %w", name, err)
 	}
 	oldProv, oldProvErr := h.provisioner(cur, h.connectedClients())

@@ -115,8 +115,8 @@ type Config struct {
 	// TunnelMesh joins the gateways with a full mesh of tunnels
 	// (tunnels.FullMesh, N(N-1)/2 tunnels; frames take the direct tunnel)
 	// instead of the minimum spanning tree: the baseline of the paper's
-	// setup-time experiment (Fig. 2). AddSite and TunnelDown still repair
-	// with tunnels.Replan, which keeps a tree.
+	// setup-time experiment (Fig. 2). AddSite, RemoveSite, TunnelDown and
+	// tunnel liveness then keep the full mesh of the pairs not down.
 	TunnelMesh bool
 	// Liveness configures BFD on the gateway tunnels and how a failed
 	// tunnel is routed around and readmitted (liveness.go); the zero

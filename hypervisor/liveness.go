@@ -530,7 +530,7 @@ func (h *Hypervisor) livenessDown(ctx context.Context, p tunnels.Pair) {
 	h.live.declared[p] = start
 	h.live.mu.Unlock()
 	err := h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
-		return tunnels.Replan(cur, sites, costs, down)
+		return h.repairTunnels(cur, sites, costs, down)
 	})
 	var de *tunnels.DisconnectedError
 	if errors.As(err, &de) {
@@ -566,7 +566,7 @@ func (h *Hypervisor) livenessUp(ctx context.Context, p tunnels.Pair) {
 	delete(h.live.declared, p)
 	h.live.mu.Unlock()
 	err := h.replanFrom(ctx, inf, before, func(sites []tunnels.Site, costs tunnels.Costs, down map[tunnels.Pair]bool) (tunnels.Plan, tunnels.Diff, error) {
-		return tunnels.Readmit(cur, sites, costs, down, p)
+		return h.readmitTunnel(cur, sites, costs, down, p)
 	})
 	next := h.Plan()
 	h.applyMu.Unlock()

@@ -20,6 +20,11 @@ import (
 // liveness settings, and Run started.
 func newLiveTest(t *testing.T, lc LivenessConfig) (*Hypervisor, *store.Store, *fakeFabric, context.Context) {
 	t.Helper()
+	return newLiveTestMesh(t, lc, false)
+}
+
+func newLiveTestMesh(t *testing.T, lc LivenessConfig, mesh bool) (*Hypervisor, *store.Store, *fakeFabric, context.Context) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "skf.db"), store.WithNoSync())
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +33,7 @@ func newLiveTest(t *testing.T, lc LivenessConfig) (*Hypervisor, *store.Store, *f
 	inf := testInfra(t)
 	inf.Costs = []infra.Cost{{A: "aws", B: "gcp", RTTMS: 10}, {A: "gcp", B: "azure", RTTMS: 20}, {A: "aws", B: "azure", RTTMS: 50}}
 	ff := &fakeFabric{}
-	h, err := New(Config{Infra: inf, Store: st, Logger: quietLogger(), Dial: ff.dial, Liveness: lc, AuditInterval: -1})
+	h, err := New(Config{Infra: inf, Store: st, Logger: quietLogger(), Dial: ff.dial, Liveness: lc, AuditInterval: -1, TunnelMesh: mesh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +46,9 @@ func newLiveTest(t *testing.T, lc LivenessConfig) (*Hypervisor, *store.Store, *f
 			t.Error(err)
 		}
 	})
-	waitFor(t, "plan", func() bool { return h.Plan().Len() == 2 && h.Plan().Has("aws", "gcp") && h.Plan().Has("azure", "gcp") })
+	waitFor(t, "plan", func() bool {
+		return h.Plan().Len() == 2 && h.Plan().Has("aws", "gcp") && h.Plan().Has("azure", "gcp") || mesh && h.Plan().Len() == 3
+	})
 	if !lc.Disabled {
 		// The gateway watches start right after provisioning: BFD reports
 		// sent before would only be seen as the state at subscription.
@@ -423,5 +430,58 @@ func TestTunnelDownOnProbe(t *testing.T) {
 	}
 	if p := h.Plan(); p.Has("gcp", "azure") || p.Len() != 2 {
 		t.Fatalf("plan %v", p)
+	}
+}
+
+// TestLivenessMesh: with Config.TunnelMesh a failed tunnel removes only
+// itself (the mesh of the pairs not down; its ports stay as a probe) and
+// comes back when BFD is up again; a new site joins every other one.
+func TestLivenessMesh(t *testing.T) {
+	h, _, ff, ctx := newLiveTestMesh(t, LivenessConfig{UpAfter: 50 * time.Millisecond}, true)
+	events, stop := h.LivenessEvents()
+	defer stop()
+	mesh := h.Plan()
+	for _, tn := range mesh.Tunnels {
+		bfd(h, ff, tn.A, tn.B, true)
+		bfd(h, ff, tn.B, tn.A, true)
+	}
+	bfd(h, ff, "gcp", "azure", false)
+	bfd(h, ff, "azure", "gcp", false)
+	ev := nextEvent(t, events, 5*time.Second)
+	if !ev.Down || ev.Err != nil || len(ev.Diff.Add) != 0 || len(ev.Diff.Remove) != 1 || ev.Diff.Remove[0].Pair() != tunnels.MakePair("gcp", "azure") {
+		t.Fatalf("event %+v, want only gcp~azure out", ev)
+	}
+	if p := h.Plan(); p.Len() != 2 || p.Has("gcp", "azure") {
+		t.Fatalf("plan %v", p)
+	}
+	if _, ok := gwPorts(t, h, ff, "gcp")["azure"]; !ok {
+		t.Fatal("probe port gcp->azure deleted")
+	}
+	if _, _, err := h.compute(""); err != nil {
+		t.Fatalf("desired state over the mesh minus one: %v", err)
+	}
+	bfd(h, ff, "gcp", "azure", true)
+	bfd(h, ff, "azure", "gcp", true)
+	ev = nextEvent(t, events, 5*time.Second)
+	if ev.Down || ev.Err != nil || len(ev.Diff.Add) != 1 || len(ev.Diff.Remove) != 0 {
+		t.Fatalf("readmission %+v, want gcp~azure back in", ev)
+	}
+	if !reflect.DeepEqual(h.Plan().Tunnels, mesh.Tunnels) {
+		t.Fatalf("plan %v, want the mesh %v", h.Plan(), mesh)
+	}
+	// A fourth site joins every other one.
+	site := infra.Site{Name: "oci", OVSDB: "unix:/tmp/skf-none/oci.sock", UnderlayIP: "172.31.0.4", GatewayBridge: "gw", GatewayDPID: 0x400}
+	sws := []infra.Switch{{Site: "oci", Role: infra.RoleGateway, Bridge: "gw", DPID: 0x400}}
+	if err := h.AddSite(ctx, site, sws, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Plan(); p.Len() != 6 {
+		t.Fatalf("mesh after AddSite: %v", p)
+	}
+	if err := h.RemoveSite(ctx, "oci"); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.Plan().Tunnels, mesh.Tunnels) {
+		t.Fatalf("plan %v after RemoveSite, want the mesh %v", h.Plan(), mesh)
 	}
 }
