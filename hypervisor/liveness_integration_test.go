@@ -4,20 +4,13 @@ package hypervisor_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skyvisor/skyvisor/hypervisor"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
-	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
@@ -27,61 +20,7 @@ import (
 // aws~gcp + gcp~azure and aws~azure is the only detour.
 func startSkfLab(t *testing.T, tag, tt string) *skrLab {
 	t.Helper()
-	needLab(t)
-	prefix := fmt.Sprintf("skf%02d%s", os.Getpid()%100, tag)
-	dir := filepath.Join(t.TempDir(), "lab")
-	spec, err := lab.Parse([]byte(fmt.Sprintf(`{"prefix":%q,"state_dir":%q,"tunnel_type":%q,
-		"sites":[{"name":"aws","vms":1},{"name":"gcp","vms":1},{"name":"azure","vms":1}]}`, prefix, dir, tt)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", strings.TrimPrefix(spec.Controller, "unix:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upCtx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	inv, err := lab.Up(upCtx, spec)
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), dir); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	if err != nil {
-		ln.Close()
-		t.Fatalf("lab up: %v", err)
-	}
-	b, err := json.Marshal(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inf, err := infra.Parse(b)
-	if err != nil {
-		t.Fatalf("inventory as infrastructure: %v", err)
-	}
-	inf.Costs = []infra.Cost{{A: "aws", B: "gcp", RTTMS: 10}, {A: "gcp", B: "azure", RTTMS: 20}, {A: "aws", B: "azure", RTTMS: 50}}
-	logw := io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
-	l := &skrLab{dir: dir, inv: inv, inf: inf, dbPath: filepath.Join(t.TempDir(), "skf.db"),
-		log: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), listen: spec.Controller}
-	l.st, err = store.Open(l.dbPath, store.WithNoSync())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.acc = &acceptor{ln: ln}
-	go l.acc.loop()
-	t.Cleanup(func() {
-		l.acc.stop()
-		l.st.Close()
-	})
-	l.inst = l.acc.start(t, inf, l.st, l.log, l.listen)
-	l.waitConnected(t, l.inst, 45*time.Second)
-	return l
+	return startLab3(t, "skf", tag, tt, []infra.Cost{{A: "aws", B: "gcp", RTTMS: 10}, {A: "gcp", B: "azure", RTTMS: 20}, {A: "aws", B: "azure", RTTMS: 50}})
 }
 
 // bfdState reads bfd_status:state of site's tunnel port toward peer with

@@ -57,8 +57,18 @@ type skrLab struct {
 // provisioned. tag (one letter) keeps the prefixes of the tests apart.
 func startSkrLab(t *testing.T, tag, tt string) *skrLab {
 	t.Helper()
+	return startLab3(t, "skr", tag, tt, nil)
+}
+
+// startLab3 brings up the 3-site lab (aws, gcp, azure, one VM each) with
+// prefix "<base><pid%100><tag>" and tunnel type tt, sets the
+// infrastructure's tunnel costs to costs (nil: the inventory's), starts
+// Skyvisor and waits until every bridge has connected and the tunnels are
+// provisioned (startSkrLab, startSkfLab).
+func startLab3(t *testing.T, base, tag, tt string, costs []infra.Cost) *skrLab {
+	t.Helper()
 	needLab(t)
-	prefix := fmt.Sprintf("skr%02d%s", os.Getpid()%100, tag)
+	prefix := fmt.Sprintf("%s%02d%s", base, os.Getpid()%100, tag)
 	dir := filepath.Join(t.TempDir(), "lab")
 	spec, err := lab.Parse([]byte(fmt.Sprintf(`{"prefix":%q,"state_dir":%q,"tunnel_type":%q,
 		"sites":[{"name":"aws","vms":1},{"name":"gcp","vms":1},{"name":"azure","vms":1}]}`, prefix, dir, tt)))
@@ -95,11 +105,14 @@ func startSkrLab(t *testing.T, tag, tt string) *skrLab {
 	if inf.TunnelType != tt {
 		t.Fatalf("infrastructure tunnel type %q, want %q", inf.TunnelType, tt)
 	}
+	if costs != nil {
+		inf.Costs = costs
+	}
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	l := &skrLab{dir: dir, inv: inv, inf: inf, dbPath: filepath.Join(t.TempDir(), "skr.db"),
+	l := &skrLab{dir: dir, inv: inv, inf: inf, dbPath: filepath.Join(t.TempDir(), base+".db"),
 		log: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), listen: spec.Controller}
 	l.st, err = store.Open(l.dbPath, store.WithNoSync())
 	if err != nil {
