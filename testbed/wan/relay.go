@@ -36,6 +36,18 @@ type Config struct {
 	QueueFrames int
 	// LossPercent drops that percentage of received frames at random (0..<100).
 	LossPercent float64
+	// Rates limit the frames between two ports (Switch.SetRate, each
+	// direction separately, default burst and backlog bound).
+	Rates []Rate
+}
+
+// Rate is a rate limit between interfaces A and B.
+type Rate struct {
+	// A and B are interface names from Config.Ifaces.
+	A, B string
+	// Mbit is the limit in Mbit/s (10^6 bit/s of Ethernet frame bytes) in
+	// each direction; > 0.
+	Mbit float64
 }
 
 // Pair is a delay override between interfaces A and B.
@@ -92,6 +104,21 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	if err := sw.SetLoss(cfg.LossPercent/100, nil); err != nil {
 		return nil, err
+	}
+	for _, r := range cfg.Rates {
+		a, okA := idx[r.A]
+		b, okB := idx[r.B]
+		if !okA || !okB || a == b {
+			return nil, fmt.Errorf("wan relay: rate %s,%s names an interface not in the list or the same twice", r.A, r.B)
+		}
+		if !(r.Mbit > 0) {
+			return nil, fmt.Errorf("wan relay: rate %v Mbit/s for pair %s,%s: want > 0", r.Mbit, r.A, r.B)
+		}
+		for _, d := range [][2]int{{a, b}, {b, a}} {
+			if err := sw.SetRate(d[0], d[1], r.Mbit*1e6, 0, 0); err != nil {
+				return nil, fmt.Errorf("wan relay: pair %s,%s: %w", r.A, r.B, err)
+			}
+		}
 	}
 	files, err := openSockets(cfg.Netns, cfg.Ifaces)
 	if err != nil {
@@ -324,6 +351,27 @@ func (p *pairFlag) Set(v string) error {
 	return nil
 }
 
+// rateFlag collects repeated --rate A,B=MBIT flags.
+type rateFlag []Rate
+
+// String implements flag.Value.
+func (r *rateFlag) String() string { return fmt.Sprint(*r) }
+
+// Set implements flag.Value: it parses "A,B=MBIT".
+func (r *rateFlag) Set(v string) error {
+	ports, mbit, ok := strings.Cut(v, "=")
+	a, b, ok2 := strings.Cut(ports, ",")
+	if !ok || !ok2 || a == "" || b == "" {
+		return fmt.Errorf("want A,B=MBIT, got %q", v)
+	}
+	f, err := strconv.ParseFloat(mbit, 64)
+	if err != nil || !(f > 0) || f > 1e6 {
+		return fmt.Errorf("want Mbit/s in (0, 1e6], got %q", mbit)
+	}
+	*r = append(*r, Rate{A: a, B: b, Mbit: f})
+	return nil
+}
+
 func parseMS(s string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 || f > 1e7 {
@@ -334,7 +382,7 @@ func parseMS(s string) (time.Duration, error) {
 
 // RunCommand is the `skylab wan-relay` subcommand:
 //
-//	wan-relay [--netns NS] [--pidfile F] [--delay MS] [--pair A,B=MS]... [--queue N] [--loss PCT] IFACE IFACE...
+//	wan-relay [--netns NS] [--pidfile F] [--delay MS] [--pair A,B=MS]... [--rate A,B=MBIT]... [--queue N] [--loss PCT] IFACE IFACE...
 //
 // It opens the sockets, writes its PID to the pid file (the lab waits for
 // it), relays until SIGTERM/SIGINT and prints its counters as JSON to stderr
@@ -349,6 +397,8 @@ func RunCommand(args []string, stderr io.Writer) error {
 	loss := fs.Float64("loss", 0, "drop this percentage of received frames at random")
 	var pairs pairFlag
 	fs.Var(&pairs, "pair", "A,B=MS one-way delay between interfaces A and B (repeatable)")
+	var rates rateFlag
+	fs.Var(&rates, "rate", "A,B=MBIT rate limit between interfaces A and B, each direction (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -356,7 +406,7 @@ func RunCommand(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--delay: %w", err)
 	}
-	r, err := Open(Config{Netns: *netns, Ifaces: fs.Args(), Delay: d, Pairs: pairs, QueueFrames: *queue, LossPercent: *loss})
+	r, err := Open(Config{Netns: *netns, Ifaces: fs.Args(), Delay: d, Pairs: pairs, QueueFrames: *queue, LossPercent: *loss, Rates: rates})
 	if err != nil {
 		return err
 	}
@@ -390,7 +440,7 @@ func RunCommand(args []string, stderr io.Writer) error {
 			return fmt.Errorf("pidfile: %w", err)
 		}
 	}
-	fmt.Fprintf(stderr, "wan-relay: %d ports %v delay %v pairs %v queue %d loss %v%%\n", len(fs.Args()), fs.Args(), d, pairs, *queue, *loss)
+	fmt.Fprintf(stderr, "wan-relay: %d ports %v delay %v pairs %v rates %v queue %d loss %v%%\n", len(fs.Args()), fs.Args(), d, pairs, rates, *queue, *loss)
 	err = r.Run(ctx)
 	report("exit")
 	return err

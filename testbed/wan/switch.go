@@ -1,8 +1,10 @@
 // Package wan is the lab's WAN emulator: a learning Ethernet switch that holds
 // every frame for a configured one-way delay per pair of ports before sending
 // it on. It stands in for `tc qdisc ... netem delay`, which the lab's kernel
-// lacks (CONFIG_NET_SCH_NETEM unset). Rate limits stay with tc tbf/htb on the
-// WAN veths. The Relay runs the Switch on AF_PACKET sockets inside the lab's
+// lacks (CONFIG_NET_SCH_NETEM unset). A pair of ports may also get a rate
+// limit (SetRate: a token bucket per (ingress, egress) queue, like tc tbf
+// but per pair); the lab's per-site rate limits stay with tc tbf on the WAN
+// veths. The Relay runs the Switch on AF_PACKET sockets inside the lab's
 // WAN namespace (packet(7)); the Switch itself has no sockets and is unit
 // tested with a fake clock.
 package wan
@@ -23,6 +25,9 @@ type Stats struct {
 	TX uint64 `json:"tx"`
 	// Dropped counts frame copies refused because their (ingress, egress) queue was full.
 	Dropped uint64 `json:"dropped"`
+	// RateDropped counts frame copies refused by a pair's rate limit
+	// (SetRate: the copy would have waited longer than the backlog bound).
+	RateDropped uint64 `json:"rate_dropped,omitempty"`
 	// Filtered counts frames whose destination was learned on their ingress port.
 	Filtered uint64 `json:"filtered"`
 	// Lost counts frames dropped on purpose by the random loss (SetLoss).
@@ -45,6 +50,50 @@ type fifo struct {
 	buf     []entry
 	head, n int
 	limit   int
+	shape   *bucket // nil = no rate limit
+}
+
+// bucket is a token bucket that computes each frame's departure time when
+// the frame arrives (the frames of one queue leave in order, so departures
+// never decrease). Tokens are bytes; the bucket holds at most burst and
+// fills at rate bytes per second. A frame of L bytes leaves as soon as the
+// bucket holds L tokens (for L > burst: as soon as the deficit is refilled),
+// which takes them. Over any interval T at most burst + rate*T bytes leave.
+type bucket struct {
+	rate       float64       // bytes per second, > 0
+	burst      float64       // bytes, > 0
+	maxBacklog time.Duration // a frame that would wait longer is refused
+	tokens     float64       // tokens at time at (after the last departure)
+	at         time.Time     // last departure; zero = never (bucket full)
+}
+
+// depart returns when a frame of size bytes arriving at now may leave, and
+// takes its tokens; ok is false (and the bucket unchanged) when it would
+// wait longer than maxBacklog.
+func (b *bucket) depart(now time.Time, size int) (time.Time, bool) {
+	start, tok := now, b.burst
+	if !b.at.IsZero() {
+		if b.at.After(start) {
+			start = b.at // FIFO: not before the previous frame
+		}
+		tok = b.tokens + b.rate*start.Sub(b.at).Seconds()
+		if tok > b.burst {
+			tok = b.burst
+		}
+	}
+	need := float64(size)
+	dep := start
+	if tok >= need {
+		tok -= need
+	} else {
+		dep = start.Add(time.Duration((need - tok) / b.rate * float64(time.Second)))
+		tok = 0
+	}
+	if dep.Sub(now) > b.maxBacklog {
+		return time.Time{}, false
+	}
+	b.tokens, b.at = tok, dep
+	return dep, true
 }
 
 func (q *fifo) push(e entry) bool {
@@ -86,8 +135,9 @@ func (q *fifo) pop() entry {
 }
 
 // Switch is a learning switch with one bounded FIFO per (ingress, egress)
-// port pair. The delay of a pair is constant, so each FIFO's due times never
-// decrease and frames between two ports keep their order. Safe for
+// port pair. The delay of a pair is constant and a pair's rate limit
+// (SetRate) gives non-decreasing departure times, so each FIFO's due times
+// never decrease and frames between two ports keep their order. Safe for
 // concurrent use.
 type Switch struct {
 	mu     sync.Mutex
@@ -150,6 +200,57 @@ func NewSwitch(n int, delay [][]time.Duration, limit int) (*Switch, error) {
 	return s, nil
 }
 
+// Defaults of SetRate.
+const (
+	// DefaultMaxBacklog bounds how long a frame may wait for tokens (like
+	// the latency parameter of tc tbf); later frames are dropped, which is
+	// what makes TCP find the rate.
+	DefaultMaxBacklog = 100 * time.Millisecond
+	// minBurst is two full Ethernet frames (bytes).
+	minBurst = 2 * 1514
+)
+
+// DefaultBurst returns the bucket size SetRate uses for burst 0: the bytes
+// of 4 ms at the rate, at least two full-size Ethernet frames (3028 bytes).
+func DefaultBurst(bitsPerSec float64) int {
+	b := int(bitsPerSec / 8 * 0.004)
+	if b < minBurst {
+		b = minBurst
+	}
+	return b
+}
+
+// SetRate limits the frames from port in to port out to bitsPerSec (frame
+// bytes from the Ethernet header on, no preamble or FCS) with a token bucket
+// of burst bytes (0 = DefaultBurst) in front of the pair's delay: a frame
+// waits for its tokens, then for the pair's delay. A frame that would wait
+// more than maxBacklog for tokens (0 = DefaultMaxBacklog) is dropped and
+// counted in Stats.RateDropped. bitsPerSec 0 removes the limit. It applies
+// to frames that arrive from now on. Errors: no such port, in == out,
+// negative or NaN values.
+func (s *Switch) SetRate(in, out int, bitsPerSec float64, burst int, maxBacklog time.Duration) error {
+	if in < 0 || in >= s.n || out < 0 || out >= s.n || in == out {
+		return fmt.Errorf("wan switch: rate for port pair (%d, %d) of %d ports", in, out, s.n)
+	}
+	if !(bitsPerSec >= 0) || burst < 0 || maxBacklog < 0 {
+		return fmt.Errorf("wan switch: rate %v bit/s, burst %d, backlog %v: want non-negative values", bitsPerSec, burst, maxBacklog)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bitsPerSec == 0 {
+		s.queues[in][out].shape = nil
+		return nil
+	}
+	if burst == 0 {
+		burst = DefaultBurst(bitsPerSec)
+	}
+	if maxBacklog == 0 {
+		maxBacklog = DefaultMaxBacklog
+	}
+	s.queues[in][out].shape = &bucket{rate: bitsPerSec / 8, burst: float64(burst), maxBacklog: maxBacklog}
+	return nil
+}
+
 // DelayMatrix returns an n x n matrix filled with d (the diagonal too).
 func DelayMatrix(n int, d time.Duration) [][]time.Duration {
 	m := make([][]time.Duration, n)
@@ -209,10 +310,19 @@ func (s *Switch) Ingress(in int, frame []byte, now time.Time) (int, error) {
 		}
 		q := &s.queues[in][o]
 		wasEmpty := q.n == 0
-		if !q.push(entry{due: now.Add(s.delay[in][o]), frame: frame}) {
+		if q.n >= q.limit {
 			s.stats.Dropped++
 			continue
 		}
+		leave := now
+		if q.shape != nil {
+			var ok bool
+			if leave, ok = q.shape.depart(now, len(frame)); !ok {
+				s.stats.RateDropped++
+				continue
+			}
+		}
+		q.push(entry{due: leave.Add(s.delay[in][o]), frame: frame})
 		queued++
 		s.stats.Queued++
 		if wasEmpty {

@@ -248,3 +248,165 @@ func TestRandomLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// drain takes every frame due on port out at time now and returns their count and bytes.
+func drain(s *Switch, out int, now time.Time) (frames, bytes int) {
+	for {
+		f, _, ok := s.Next(out, now)
+		if !ok {
+			return frames, bytes
+		}
+		frames++
+		bytes += len(f)
+	}
+}
+
+func sized(dst, src byte, size int) []byte {
+	f := make([]byte, size)
+	copy(f, frame(dst, src, 0))
+	return f
+}
+
+// TestBucketDepartures: 8 Mbit/s = 1 byte/µs, burst 3000 bytes, 1000-byte
+// frames arriving together: three leave at once (the full bucket), then one
+// per millisecond; each then waits the pair's 5 ms delay.
+func TestBucketDepartures(t *testing.T) {
+	s := mustSwitch(t, 2, 5*time.Millisecond, 64)
+	if err := s.SetRate(0, 1, 8e6, 3000, 0); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	s.Ingress(1, frame(0xff, 2, 0), t0) // learn MAC 2 on port 1 (the other direction: no limit)
+	for k := 0; k < 6; k++ {
+		if n, _ := s.Ingress(0, sized(2, 1, 1000), t0); n != 1 {
+			t.Fatalf("frame %d not queued", k)
+		}
+	}
+	want := []time.Duration{5, 5, 5, 6, 7, 8} // ms
+	for k, w := range want {
+		at := t0.Add(w * time.Millisecond)
+		if _, wait, ok := s.Next(1, at.Add(-time.Microsecond)); ok || wait != time.Microsecond {
+			t.Fatalf("frame %d: 1 µs before %v: ok=%v wait=%v; want 1µs wait", k, w, ok, wait)
+		}
+		if _, _, ok := s.Next(1, at); !ok {
+			t.Fatalf("frame %d not due at %v ms", k, w)
+		}
+	}
+	// the reverse direction has no limit: port 1's frame is due at t0+5ms
+	if n, _ := drain(s, 0, t0.Add(5*time.Millisecond)); n != 1 {
+		t.Fatalf("%d frames on port 0 at 5 ms, want port 1's frame", n)
+	}
+}
+
+// TestBucketRefillsAndBoundsBacklog: the bucket refills at the rate (up to
+// burst) while idle, and a frame that would wait more than the backlog
+// bound for its tokens is dropped and counted.
+func TestBucketRefillsAndBoundsBacklog(t *testing.T) {
+	s := mustSwitch(t, 2, 0, 1024)
+	if err := s.SetRate(0, 1, 8e6, 2000, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(0, 0)
+	s.Ingress(1, frame(0xff, 2, 0), t0)
+	drain(s, 0, t0)
+	queued := 0
+	for k := 0; k < 20; k++ { // 20 kB at once: 2 kB burst + 10 ms × 1 kB/ms, the rest dropped
+		n, _ := s.Ingress(0, sized(2, 1, 1000), t0)
+		queued += n
+	}
+	if queued != 12 || s.Stats().RateDropped != 8 {
+		t.Fatalf("queued %d, rate-dropped %d; want 12 and 8", queued, s.Stats().RateDropped)
+	}
+	if n, _ := drain(s, 1, t0.Add(10*time.Millisecond)); n != 12 {
+		t.Fatalf("drained %d by 10 ms, want 12", n)
+	}
+	// idle 1.5 ms after the last departure at 10 ms: 1500 tokens, so one
+	// frame leaves at once and the next 0.5 ms later
+	t1 := t0.Add(11500 * time.Microsecond)
+	s.Ingress(0, sized(2, 1, 1000), t1)
+	s.Ingress(0, sized(2, 1, 1000), t1)
+	if n, _ := drain(s, 1, t1); n != 1 {
+		t.Fatalf("%d frames at once after refill, want 1", n)
+	}
+	if _, wait, _ := s.Next(1, t1); wait != 500*time.Microsecond {
+		t.Fatalf("second frame waits %v, want 500µs", wait)
+	}
+	// the bucket never holds more than burst: after a long pause only 2 frames leave at once
+	t2 := t1.Add(time.Second)
+	for k := 0; k < 4; k++ {
+		s.Ingress(0, sized(2, 1, 1000), t2)
+	}
+	drain(s, 1, t1.Add(time.Millisecond))
+	if n, _ := drain(s, 1, t2); n != 2 {
+		t.Fatalf("%d frames at once after a long pause, want burst/size = 2", n)
+	}
+}
+
+// TestBucketLongRunRate offers 16 Mbit/s for 2 s to a pair limited to 8
+// Mbit/s and checks what leaves per second, and that another pair is not limited.
+func TestBucketLongRunRate(t *testing.T) {
+	s := mustSwitch(t, 3, 2*time.Millisecond, 4096)
+	if err := s.SetRate(0, 1, 8e6, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(0, 0)
+	s.Ingress(1, frame(0xff, 2, 0), t0)
+	s.Ingress(2, frame(0xff, 3, 0), t0)
+	drain(s, 0, t0.Add(time.Second))
+	var got1, got2 int
+	step := 750 * time.Microsecond // 1500 B per 750 µs = 16 Mbit/s per pair
+	for now := t0; now.Before(t0.Add(2 * time.Second)); now = now.Add(step) {
+		s.Ingress(0, sized(2, 1, 1500), now)
+		s.Ingress(0, sized(3, 1, 1500), now)
+		if now.After(t0.Add(time.Second)) { // count the second second only (steady state)
+			_, b1 := drain(s, 1, now)
+			_, b2 := drain(s, 2, now)
+			got1 += b1
+			got2 += b2
+		} else {
+			drain(s, 1, now)
+			drain(s, 2, now)
+		}
+	}
+	if mbit := float64(got1) * 8 / 1e6; mbit < 7.9 || mbit > 8.1 {
+		t.Fatalf("limited pair carried %.2f Mbit in 1 s, want 8", mbit)
+	}
+	if mbit := float64(got2) * 8 / 1e6; mbit < 15.8 {
+		t.Fatalf("unlimited pair carried %.2f Mbit in 1 s, want 16", mbit)
+	}
+	st := s.Stats()
+	if st.RateDropped == 0 || st.Dropped != 0 {
+		t.Fatalf("stats %+v: want rate drops, no queue drops", st)
+	}
+}
+
+func TestSetRateErrors(t *testing.T) {
+	s := mustSwitch(t, 2, 0, 4)
+	for _, c := range []struct {
+		in, out int
+		rate    float64
+		burst   int
+	}{{0, 0, 1e6, 0}, {0, 2, 1e6, 0}, {-1, 1, 1e6, 0}, {0, 1, -1, 0}, {0, 1, 1e6, -5}} {
+		if err := s.SetRate(c.in, c.out, c.rate, c.burst, 0); err == nil {
+			t.Errorf("SetRate(%d, %d, %v, %d) = nil, want an error", c.in, c.out, c.rate, c.burst)
+		}
+	}
+	if err := s.SetRate(0, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if DefaultBurst(1e6) != 3028 || DefaultBurst(1e9) != 500000 {
+		t.Fatalf("DefaultBurst = %d, %d", DefaultBurst(1e6), DefaultBurst(1e9))
+	}
+}
+
+func TestRateFlag(t *testing.T) {
+	var r rateFlag
+	if err := r.Set("w-s1,w-s2=12.5"); err != nil || len(r) != 1 || r[0] != (Rate{A: "w-s1", B: "w-s2", Mbit: 12.5}) {
+		t.Fatalf("Set = %v, %v", err, r)
+	}
+	for _, bad := range []string{"w-s1,w-s2=0", "w-s1=5", "w-s1,w-s2=x", ",b=1", "a,b=-1"} {
+		if err := r.Set(bad); err == nil {
+			t.Errorf("Set(%q) = nil, want an error", bad)
+		}
+	}
+}
