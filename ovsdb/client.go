@@ -2,6 +2,7 @@ package ovsdb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,7 @@ type Option func(*options)
 type options struct {
 	logger *slog.Logger
 	probe  time.Duration
+	tls    *tls.Config
 }
 
 // WithLogger sets the logger of the client and of libovsdb inside it
@@ -84,11 +86,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // noticed late. 0 (the default) disables probing.
 func WithInactivityProbe(d time.Duration) Option { return func(o *options) { o.probe = d } }
 
-// Dial connects to the ovsdb-server at endpoint ("unix:/abs/path" or
-// "tcp:HOST:PORT", see ParseEndpoint), checks that it serves the
-// Open_vSwitch database with a schema compatible with the generated models,
-// and starts monitoring. ctx bounds the first connection and monitor setup
-// only. Errors name the endpoint.
+// Dial connects to the ovsdb-server at endpoint ("unix:/abs/path",
+// "tcp:HOST:PORT" or "ssl:HOST:PORT", see ParseEndpoint), checks that it
+// serves the Open_vSwitch database with a schema compatible with the
+// generated models, and starts monitoring. An ssl endpoint needs WithTLS
+// (mutual TLS: TLSFiles.Load); a server whose certificate does not verify,
+// or that refuses the client's, fails the connection. ctx bounds the first
+// connection and monitor setup only. Errors name the endpoint.
 func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error) {
 	ep, err := ParseEndpoint(endpoint)
 	if err != nil {
@@ -100,6 +104,9 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
+	}
+	if ep.IsSSL() && o.tls == nil {
+		return nil, fmt.Errorf("ovsdb: endpoint %s: ssl needs a private key, certificate and CA certificate (WithTLS)", ep)
 	}
 	dbModel, err := vswitch.FullDatabaseModel()
 	if err != nil {
@@ -114,6 +121,9 @@ func Dial(ctx context.Context, endpoint string, opts ...Option) (*Client, error)
 	lg := logr.FromSlogHandler(warnCap{c.log.Handler()}).WithName("libovsdb")
 	bo := &retryBackoff{closed: &c.closed}
 	libOpts := []client.Option{client.WithEndpoint(ep.libovsdbAddress()), client.WithLogger(&lg)}
+	if ep.IsSSL() {
+		libOpts = append(libOpts, client.WithTLSConfig(o.tls))
+	}
 	if o.probe > 0 {
 		libOpts = append(libOpts, client.WithInactivityCheck(o.probe, reconnectTimeout, bo))
 	} else {

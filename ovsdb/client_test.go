@@ -59,7 +59,7 @@ func TestDialRejectsBadEndpoint(t *testing.T) {
 	if _, err := Dial(ctx, "unix:db.sock"); err == nil || !strings.Contains(err.Error(), "not absolute") {
 		t.Fatalf("relative unix path: %v", err)
 	}
-	if _, err := Dial(ctx, "ssl:127.0.0.1:6640"); err == nil || !strings.Contains(err.Error(), "ssl is not supported") {
-		t.Fatalf("ssl: %v", err)
+	if _, err := Dial(ctx, "ssl:127.0.0.1:6640"); err == nil || !strings.Contains(err.Error(), "ssl needs a private key, certificate and CA certificate") {
+		t.Fatalf("ssl without WithTLS: %v", err)
 	}
 }

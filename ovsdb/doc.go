@@ -14,9 +14,14 @@
 //
 // # Protocol
 //
-// A Client (Dial) speaks JSON-RPC to ovsdb-server on a unix socket or TCP
-// (RFC 7047 section 4: list_dbs, get_schema, transact, monitor_cond_since,
-// echo). It monitors the Open_vSwitch, Bridge, Port, Interface and
+// A Client (Dial) speaks JSON-RPC to ovsdb-server on a unix socket, TCP or
+// TLS over TCP (RFC 7047 section 4: list_dbs, get_schema, transact,
+// monitor_cond_since, echo; section 6 leaves transport security to TLS).
+// An "ssl:HOST:PORT" endpoint needs the client's private key and
+// certificate and the CA certificate that signed ovsdb-server's (TLSFiles,
+// WithTLS), the files ovsdb-server and ovs-vsctl take as --private-key,
+// --certificate and --ca-cert; the server must run with --ca-cert too, so
+// each side verifies the other (mutual TLS, as OVS's ssl remotes). It monitors the Open_vSwitch, Bridge, Port, Interface and
 // Controller tables (RFC 7047 section 4.1.5) into a cache; every read comes
 // from that cache, and a transaction's own changes are in the cache when it
 // returns (ovsdb-server flushes pending monitor updates before sending any

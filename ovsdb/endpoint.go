@@ -15,21 +15,22 @@ const maxUnixPath = 107
 
 // Endpoint is a parsed OVSDB connection method in the syntax of ovsdb(7)
 // "Active database connection methods" (the same as ovs-vsctl --db):
-// "unix:FILE" or "tcp:HOST:PORT" (IPv6 hosts in brackets, "tcp:[::1]:6640").
-// SSL endpoints are not supported.
+// "unix:FILE", "tcp:HOST:PORT" or "ssl:HOST:PORT" (IPv6 hosts in brackets,
+// "tcp:[::1]:6640"). An ssl endpoint is TCP with TLS; its key, certificate
+// and CA come from WithTLS (TLSFiles).
 type Endpoint struct {
-	Network string // "unix" or "tcp"
-	Address string // socket path (unix) or HOST:PORT (tcp)
+	Network string // "unix", "tcp" or "ssl"
+	Address string // socket path (unix) or HOST:PORT (tcp, ssl)
 }
 
-// ParseEndpoint parses "unix:/abs/path" or "tcp:HOST:PORT". A unix path must
-// be absolute (libovsdb would silently replace a relative one by the system
-// socket) and at most 107 bytes; a TCP port must be 1-65535. Errors name the
-// endpoint and the part at fault.
+// ParseEndpoint parses "unix:/abs/path", "tcp:HOST:PORT" or
+// "ssl:HOST:PORT". A unix path must be absolute (libovsdb would silently
+// replace a relative one by the system socket) and at most 107 bytes; a
+// port must be 1-65535. Errors name the endpoint and the part at fault.
 func ParseEndpoint(s string) (Endpoint, error) {
 	network, rest, ok := strings.Cut(s, ":")
 	if !ok {
-		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: want unix:PATH or tcp:HOST:PORT", s)
+		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: want unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT", s)
 	}
 	switch network {
 	case "unix":
@@ -44,7 +45,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: socket path contains NUL", s)
 		}
 		return Endpoint{Network: "unix", Address: rest}, nil
-	case "tcp":
+	case "tcp", "ssl":
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: %w", s, err)
@@ -58,11 +59,9 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 			return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: port %q: want 1-65535", s, port)
 		}
-		return Endpoint{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
-	case "ssl":
-		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: ssl is not supported", s)
+		return Endpoint{Network: network, Address: net.JoinHostPort(host, port)}, nil
 	default:
-		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: unknown method %q, want unix or tcp", s, network)
+		return Endpoint{}, fmt.Errorf("ovsdb: endpoint %q: unknown method %q, want unix, tcp or ssl", s, network)
 	}
 }
 
@@ -92,5 +91,8 @@ func (e Endpoint) libovsdbAddress() string {
 	if e.Network == "unix" {
 		return (&url.URL{Scheme: "unix", Path: e.Address}).String()
 	}
-	return "tcp:" + e.Address
+	return e.Network + ":" + e.Address
 }
+
+// IsSSL reports whether the endpoint is "ssl:HOST:PORT" (needs WithTLS).
+func (e Endpoint) IsSSL() bool { return e.Network == "ssl" }

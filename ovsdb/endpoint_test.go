@@ -13,6 +13,9 @@ func TestParseEndpoint(t *testing.T) {
 		{"tcp:127.0.0.1:6640", "tcp", "127.0.0.1:6640"},
 		{"tcp:[::1]:6640", "tcp", "[::1]:6640"},
 		{"tcp:ovsdb.example:6640", "tcp", "ovsdb.example:6640"},
+		{"ssl:192.0.2.7:6640", "ssl", "192.0.2.7:6640"},
+		{"ssl:[2001:db8::7]:6640", "ssl", "[2001:db8::7]:6640"},
+		{"ssl:ovsdb.cloud-a.example:6640", "ssl", "ovsdb.cloud-a.example:6640"},
 	}
 	for _, g := range good {
 		ep, err := ParseEndpoint(g.in)
@@ -28,8 +31,8 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 	bad := []struct{ in, want string }{
-		{"", "want unix:PATH or tcp:HOST:PORT"},
-		{"/var/run/db.sock", "want unix:PATH or tcp:HOST:PORT"},
+		{"", "want unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT"},
+		{"/var/run/db.sock", "want unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT"},
 		{"unix:", "empty socket path"},
 		{"unix:db.sock", `socket path "db.sock" is not absolute`},
 		{"unix:/" + strings.Repeat("x", 107), "longer than 107"},
@@ -38,8 +41,13 @@ func TestParseEndpoint(t *testing.T) {
 		{"tcp:127.0.0.1:0", `port "0": want 1-65535`},
 		{"tcp:127.0.0.1:65536", `port "65536"`},
 		{"tcp:127.0.0.1:http", `port "http"`},
-		{"ssl:127.0.0.1:6640", "ssl is not supported"},
+		{"ssl:127.0.0.1", "missing port"},
+		{"ssl::6640", "empty host"},
+		{"ssl:127.0.0.1:0", `port "0": want 1-65535`},
+		{"ssl:/tmp/x.sock", "ssl"},
+		{"ssl:[fe80::1%eth0]:6640", `host "fe80::1%eth0"`},
 		{"punix:/tmp/x", `unknown method "punix"`},
+		{"pssl:6640", `unknown method "pssl", want unix, tcp or ssl`},
 		{"tcp:[#]:1", `host "#"`},
 		{"tcp:[fe80::1%eth0]:6640", `host "fe80::1%eth0"`},
 	}
@@ -54,7 +62,8 @@ func TestParseEndpoint(t *testing.T) {
 // libovsdb parses endpoints with net/url and dials u.Path (unix) or
 // u.Opaque (tcp): the address must come back unchanged.
 func TestLibovsdbAddressRoundTrip(t *testing.T) {
-	for _, in := range []string{"unix:/tmp/plain.sock", "unix:/tmp/a b%20c?d#e;f", "tcp:10.0.0.1:6640", "tcp:[fe80::1]:6640"} {
+	for _, in := range []string{"unix:/tmp/plain.sock", "unix:/tmp/a b%20c?d#e;f", "tcp:10.0.0.1:6640", "tcp:[fe80::1]:6640",
+		"ssl:10.0.0.1:6640", "ssl:[2001:db8::1]:6640", "ssl:ovsdb.example:6640"} {
 		checkLibovsdbAddress(t, in)
 	}
 }
@@ -82,7 +91,7 @@ func checkLibovsdbAddress(t *testing.T, in string) {
 }
 
 func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"unix:/tmp/x.sock", "tcp:1.2.3.4:6640", "tcp:[::1]:1", "unix:/a%2Fb", "tcp:h:1:2"} {
+	for _, s := range []string{"unix:/tmp/x.sock", "tcp:1.2.3.4:6640", "tcp:[::1]:1", "unix:/a%2Fb", "tcp:h:1:2", "ssl:h.example:6640"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
