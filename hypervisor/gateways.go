@@ -74,7 +74,7 @@ func (h *Hypervisor) provisioned(inf *infra.Infra, tree tunnels.Plan) tunnels.Pl
 		}
 		out.Tunnels = append(out.Tunnels, tunnels.Tunnel{A: p.A, B: p.B, Cost: c})
 	}
-	slices.SortFunc(out.Tunnels, func(x, y tunnels.Tunnel) int { return cmpPairs(x.Pair(), y.Pair()) })
+	slices.SortFunc(out.Tunnels, func(x, y tunnels.Tunnel) int { return tunnels.ComparePairs(x.Pair(), y.Pair()) })
 	return out
 }
 

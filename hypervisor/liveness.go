@@ -187,7 +187,7 @@ func (h *Hypervisor) probePairs() map[tunnels.Pair]bool {
 // LivenessDown returns the pairs currently declared down by BFD, sorted.
 func (h *Hypervisor) LivenessDown() []tunnels.Pair {
 	ps := slices.Collect(maps.Keys(h.probePairs()))
-	slices.SortFunc(ps, cmpPairs)
+	slices.SortFunc(ps, tunnels.ComparePairs)
 	return ps
 }
 
@@ -495,22 +495,8 @@ func (h *Hypervisor) liveDecide(now time.Time) (downs, ups []tunnels.Pair, next 
 		}
 		ups = append(ups, p)
 	}
-	slices.SortFunc(ups, cmpPairs)
+	slices.SortFunc(ups, tunnels.ComparePairs)
 	return downs, ups, next
-}
-
-func cmpPairs(x, y tunnels.Pair) int {
-	switch {
-	case x.A < y.A:
-		return -1
-	case x.A > y.A:
-		return 1
-	case x.B < y.B:
-		return -1
-	case x.B > y.B:
-		return 1
-	}
-	return 0
 }
 
 // livenessDown routes around pair p, declared down by BFD: p becomes a

@@ -232,7 +232,10 @@ func (p Plan) IsSpanningTree() error {
 	return nil
 }
 
-func cmpPair(x, y Pair) int {
+// ComparePairs orders pairs by site A, then site B (byte-wise): -1, 0 or
+// +1, for slices.SortFunc. Plans, diffs and tunnel lists are kept in this
+// order.
+func ComparePairs(x, y Pair) int {
 	if c := strings.Compare(x.A, y.A); c != 0 {
 		return c
 	}
@@ -240,7 +243,7 @@ func cmpPair(x, y Pair) int {
 }
 
 func sortTunnels(ts []Tunnel) {
-	slices.SortFunc(ts, func(x, y Tunnel) int { return cmpPair(x.Pair(), y.Pair()) })
+	slices.SortFunc(ts, func(x, y Tunnel) int { return ComparePairs(x.Pair(), y.Pair()) })
 }
 
 // edge is a candidate tunnel between site indices i < j of a graph.

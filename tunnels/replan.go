@@ -214,7 +214,7 @@ func Readmit(current Plan, sites []Site, costs Costs, down map[Pair]bool, p Pair
 	}
 	worst := path[0]
 	for _, t := range path[1:] {
-		if t.Cost > worst.Cost || (t.Cost == worst.Cost && cmpPair(t.Pair(), worst.Pair()) > 0) {
+		if t.Cost > worst.Cost || (t.Cost == worst.Cost && ComparePairs(t.Pair(), worst.Pair()) > 0) {
 			worst = t
 		}
 	}
