@@ -35,6 +35,7 @@ func TestTwoCloudsWithRelay(t *testing.T) {
 	if err := exec.Command("ovs-vsctl", "--timeout=3", "show").Run(); err != nil {
 		t.Skip("skipping: the system Open vSwitch is not running (Mininet uses it)")
 	}
+	lockMininet(t)
 	bin := filepath.Join(t.TempDir(), "skylab")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/skylab").CombinedOutput(); err != nil {
 		t.Fatalf("build skylab: %v\n%s", err, out)

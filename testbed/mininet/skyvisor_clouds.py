@@ -9,7 +9,8 @@ RemoteController (Skyvisor or any OpenFlow 1.3 controller).
 
     sudo /usr/bin/python3 testbed/mininet/skyvisor_clouds.py \\
         --clouds 3 --vms 2 --hosts 1 --controller-ip 127.0.0.1 --controller-port 6653 \\
-        [--bw 100] [--relay-delay 10 --skylab bin/skylab] [--cli] [--ping]
+        [--bw 100] [--relay-delay 10 --skylab bin/skylab] [--cli] [--ping] \\
+        [--links-out FILE] [--hold-file FILE]
 
 Names (prefix P, default "skm"; cloud i, VM j, host k, all 1-based):
   gateway switch  P<i>g        DPID i<<8          (same scheme as testbed/lab)
@@ -31,6 +32,7 @@ net.stop() only. Hosts need TX checksum offload off on the userspace datapath
 (done here) or TCP fails.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -68,6 +70,47 @@ class SkyvisorClouds(Topo):
             self.addLink(gw, wan, port1=vms + 1, cls=TCLink, **opts)
 
 
+def switch_links(topo, prefix):
+    """The directed switch-to-switch links an LLDP discovery must find in
+    topo, as [{"src": {"dpid": D, "port": P}, "dst": {...}}, ...] sorted
+    (the JSON shape of the skyvisor daemon's GET /debug/links). Direct
+    switch-switch links give one link per direction; the gateways' WAN ports
+    form one segment through the WAN node (a bridge or the relay floods LLDP),
+    so with exactly two clouds they give one more pair. With three or more
+    clouds the WAN is multi-access: every gateway hears every other one on
+    the same port, which a point-to-point discovery cannot represent, and
+    those links are left out (the caller must not expect them)."""
+    def ep(name, port):
+        return {'dpid': int(topo.nodeInfo(name)['dpid'], 16), 'port': port}
+    out, wan = [], []
+    for _, _, info in topo.links(withInfo=True):
+        (n1, p1), (n2, p2) = (info['node1'], info['port1']), (info['node2'], info['port2'])
+        if topo.isSwitch(n1) and topo.isSwitch(n2):
+            out.append({'src': ep(n1, p1), 'dst': ep(n2, p2)})
+            out.append({'src': ep(n2, p2), 'dst': ep(n1, p1)})
+        elif n2 == '%swan' % prefix and topo.isSwitch(n1):
+            wan.append(ep(n1, p1))
+        elif n1 == '%swan' % prefix and topo.isSwitch(n2):
+            wan.append(ep(n2, p2))
+    if len(wan) == 2:
+        out.append({'src': wan[0], 'dst': wan[1]})
+        out.append({'src': wan[1], 'dst': wan[0]})
+    key = lambda l: (l['src']['dpid'], l['src']['port'], l['dst']['dpid'], l['dst']['port'])
+    return sorted(out, key=key)
+
+
+def hold(path, timeout):
+    """Create path and wait until someone removes it (or timeout s)."""
+    with open(path, 'w') as f:
+        f.write('%d\n' % os.getpid())
+    info('*** holding the network up until %s is removed (%.0f s at most)\n' % (path, timeout))
+    deadline = time.time() + timeout
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    if os.path.exists(path):
+        os.unlink(path)
+
+
 def find_skylab(arg):
     if arg:
         return arg
@@ -101,6 +144,13 @@ def main():
     ap.add_argument('--wait', type=float, default=10, help='seconds to wait for switches to connect (0 = do not wait)')
     ap.add_argument('--ping', action='store_true', help='pingAll and cross-cloud RTT after start')
     ap.add_argument('--cli', action='store_true', help='open the Mininet CLI')
+    ap.add_argument('--links-out', default=None,
+                    help='write the switch-to-switch links LLDP discovery must find (JSON, the shape of '
+                         "skyvisor's GET /debug/links) to this file and go on")
+    ap.add_argument('--hold-file', default=None,
+                    help='after start (and --ping), create this file and keep the network up until it is '
+                         'removed (--hold-timeout s at most); for tests that inspect the controller')
+    ap.add_argument('--hold-timeout', type=float, default=120, help='seconds --hold-file waits at most')
     a = ap.parse_args()
     if not re.match(r'^[a-z]{1,4}$', a.prefix):
         ap.error('--prefix must be 1-4 lowercase letters')
@@ -129,6 +179,9 @@ def main():
     rc = 1
     try:
         topo = SkyvisorClouds(prefix=a.prefix, clouds=a.clouds, vms=a.vms, hosts=a.hosts, bw=a.bw or None)
+        if a.links_out:
+            with open(a.links_out, 'w') as f:
+                json.dump({'links': switch_links(topo, a.prefix)}, f, indent=1)
         net = Mininet(topo=topo,
                       switch=partial(OVSSwitch, datapath='user', protocols='OpenFlow13', failMode='secure'),
                       controller=partial(RemoteController, ip=a.controller_ip, port=a.controller_port),
@@ -163,6 +216,8 @@ def main():
             rc = 0 if loss == 0 else 1
         else:
             rc = 0
+        if a.hold_file:
+            hold(a.hold_file, a.hold_timeout)
         if a.cli:
             CLI(net)
     finally:
