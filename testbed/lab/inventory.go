@@ -40,6 +40,13 @@ type Inventory struct {
 	Switches []SwitchInfo `json:"switches"`
 	Tunnels  []TunnelInfo `json:"tunnels"`
 	Hosts    []HostInfo   `json:"hosts"`
+	// Costs are the underlay round-trip times between every two gateways,
+	// measured by Up when wan.measure_rtt is set (or by `skylab rtt`), with
+	// source "measured"; absent otherwise. Skyvisor reads them as the
+	// infrastructure's tunnel costs (docs/infra.md).
+	Costs []Cost `json:"costs,omitempty"`
+	// RTTDuration is how long the last RTT measurement took.
+	RTTDuration time.Duration `json:"rtt_duration_ns,omitempty"`
 	// UpDuration is how long Up took (0 while building).
 	UpDuration time.Duration `json:"up_duration_ns,omitempty"`
 }
@@ -52,7 +59,8 @@ type WANInfo struct {
 	Mode string `json:"mode"`
 	// Subnet is the underlay subnet, e.g. 172.31.0.0/24.
 	Subnet string `json:"subnet"`
-	// DelayMS is the default one-way delay (ms); Pairs override it.
+	// DelayMS is the default one-way delay (ms); Pairs override it and
+	// may set a rate limit per pair (relay).
 	DelayMS float64    `json:"delay_ms"`
 	Pairs   []PairSpec `json:"pairs,omitempty"`
 	// RateMbit is the default per-site rate limit (0 = none).
@@ -273,7 +281,7 @@ func inventory(ctx context.Context, st *labState) (*Inventory, error) {
 		WAN: WANInfo{Netns: WANNetns(s.Prefix), Mode: "bridge", Subnet: s.WAN.Subnet, DelayMS: s.WAN.DelayMS,
 			Pairs: s.WAN.Pairs, RateMbit: s.WAN.RateMbit, LossPercent: s.WAN.LossPercent},
 		Sites: []SiteInfo{}, Switches: []SwitchInfo{}, Tunnels: []TunnelInfo{}, Hosts: []HostInfo{},
-		UpDuration: time.Duration(st.UpNanos),
+		UpDuration: time.Duration(st.UpNanos), Costs: st.Costs, RTTDuration: time.Duration(st.RTTNanos),
 	}
 	if s.UsesRelay() {
 		inv.WAN.Mode = "relay"

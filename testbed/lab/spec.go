@@ -157,22 +157,59 @@ type WANSpec struct {
 	RateMbit float64 `json:"rate_mbit,omitempty"`
 	// Subnet is the underlay IPv4 subnet (default 172.31.0.0/24).
 	Subnet string `json:"subnet,omitempty"`
-	// Pairs override the one-way delay between two sites (both directions).
+	// Pairs override the one-way delay between two sites and may limit
+	// their rate (both directions).
 	Pairs []PairSpec `json:"pairs,omitempty"`
 	// QueueFrames bounds each (ingress, egress) queue of the delay relay (default 4096 frames).
 	QueueFrames int `json:"queue_frames,omitempty"`
 	// LossPercent makes the relay drop that percentage of WAN frames at
 	// random (0 <= x < 100; > 0 selects the relay like a delay does).
 	LossPercent float64 `json:"loss_percent,omitempty"`
+	// MeasureRTT makes Up ping between every two gateways once the lab is
+	// up (5 echoes per pair, all pairs in parallel) and record the median
+	// round-trip times in the inventory's costs[] (source "measured").
+	MeasureRTT bool `json:"measure_rtt,omitempty"`
 }
 
-// PairSpec overrides the delay between sites A and B.
+// PairSpec sets the delay and the rate between sites A and B.
 type PairSpec struct {
 	// A and B are site names.
 	A string `json:"a"`
 	B string `json:"b"`
-	// DelayMS is the one-way delay in milliseconds, both directions.
+	// DelayMS is the one-way delay in milliseconds, both directions. When
+	// the key is absent from the lab file Validate sets it to wan.delay_ms.
 	DelayMS float64 `json:"delay_ms"`
+	// RateMbit limits the frames between the two sites to this many Mbit/s
+	// in each direction (a token bucket per direction in the WAN relay; 0 =
+	// no pair limit). Per-site limits (rate_mbit) apply as well.
+	RateMbit float64 `json:"rate_mbit,omitempty"`
+	// delayUnset records that the lab file had no delay_ms key.
+	delayUnset bool
+}
+
+// UnmarshalJSON decodes a pair, noting whether delay_ms was given. Unknown
+// keys are errors.
+func (p *PairSpec) UnmarshalJSON(b []byte) error {
+	var aux struct {
+		A        string   `json:"a"`
+		B        string   `json:"b"`
+		DelayMS  *float64 `json:"delay_ms"`
+		RateMbit float64  `json:"rate_mbit"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("wan.pairs[].%s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("wan.pairs[]: %w", err)
+	}
+	*p = PairSpec{A: aux.A, B: aux.B, RateMbit: aux.RateMbit, delayUnset: aux.DelayMS == nil}
+	if aux.DelayMS != nil {
+		p.DelayMS = *aux.DelayMS
+	}
+	return nil
 }
 
 // HostSpec is a host (tenant container / nested VM) plugged into a VM's bridge.
@@ -407,8 +444,15 @@ func (s *Spec) Validate() error {
 			bad(path, "pair %s-%s given twice", pr.A, pr.B)
 		}
 		pairSeen[key] = true
+		if pr.delayUnset {
+			s.WAN.Pairs[k].DelayMS, s.WAN.Pairs[k].delayUnset = s.WAN.DelayMS, false
+			pr.DelayMS = s.WAN.DelayMS
+		}
 		if pr.DelayMS < 0 || pr.DelayMS > 10000 {
 			bad(path+".delay_ms", "%v is outside 0..10000", pr.DelayMS)
+		}
+		if !(pr.RateMbit >= 0) || pr.RateMbit > 1e6 {
+			bad(path+".rate_mbit", "%v is outside 0..1000000", pr.RateMbit)
 		}
 	}
 
@@ -520,13 +564,14 @@ func (s *Spec) siteIndex(name string) int {
 	return 0
 }
 
-// UsesRelay reports whether the WAN needs the delay relay (any delay or loss set).
+// UsesRelay reports whether the WAN needs the delay relay (any delay, loss
+// or pair rate set).
 func (s *Spec) UsesRelay() bool {
 	if s.WAN.DelayMS > 0 || s.WAN.LossPercent > 0 {
 		return true
 	}
 	for _, p := range s.WAN.Pairs {
-		if p.DelayMS > 0 {
+		if p.DelayMS > 0 || p.RateMbit > 0 {
 			return true
 		}
 	}

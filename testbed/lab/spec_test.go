@@ -116,6 +116,11 @@ func TestValidationErrors(t *testing.T) {
 		{"pair same", `{"sites":[{"name":"a","vms":1}],"wan":{"pairs":[{"a":"a","b":"a","delay_ms":1}]}}`, "wan.pairs[0]: a and b are the same"},
 		{"pair twice", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","delay_ms":1},{"a":"b","b":"a","delay_ms":2}]}}`, "wan.pairs[1]: pair b-a given twice"},
 		{"pair delay", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","delay_ms":-3}]}}`, "wan.pairs[0].delay_ms:"},
+		{"pair rate", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","rate_mbit":-1}]}}`, "wan.pairs[0].rate_mbit: -1 is outside"},
+		{"pair rate big", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","rate_mbit":2e6}]}}`, "wan.pairs[0].rate_mbit:"},
+		{"pair rate type", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","rate_mbit":"10"}]}}`, "wan.pairs[].rate_mbit: want float64"},
+		{"pair unknown key", `{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","rate":10}]}}`, "wan.pairs[]: json: unknown field \"rate\""},
+		{"measure rtt type", `{"sites":[{"name":"a","vms":1}],"wan":{"measure_rtt":"yes"}}`, "wan.measure_rtt: want bool"},
 		{"controller kind", `{"controller":"ssl:1.2.3.4:6653","sites":[{"name":"a","vms":1}]}`, "controller:"},
 		{"controller unix rel", `{"controller":"unix:rel.sock","sites":[{"name":"a","vms":1}]}`, "controller:"},
 		{"controller loopback", `{"controller":"tcp:127.0.0.1:6653","sites":[{"name":"a","vms":1}]}`, "controller: \"tcp:127.0.0.1:6653\": a site namespace cannot reach"},
@@ -151,6 +156,62 @@ func TestValidationErrors(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestPairRateAndDefaultDelay: a pair without delay_ms keeps the lab's
+// delay; a pair rate alone selects the relay; the pairs survive the state
+// file's JSON round trip.
+func TestPairRateAndDefaultDelay(t *testing.T) {
+	s, err := Parse([]byte(`{"sites":[{"name":"a","vms":1},{"name":"b","vms":1},{"name":"c","vms":1}],
+		"wan":{"delay_ms":4,"measure_rtt":true,"pairs":[{"a":"a","b":"b","rate_mbit":10},{"a":"a","b":"c","delay_ms":0,"rate_mbit":20}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.WAN.Pairs
+	if p[0].DelayMS != 4 || p[0].RateMbit != 10 || p[1].DelayMS != 0 || p[1].RateMbit != 20 || !s.WAN.MeasureRTT {
+		t.Fatalf("pairs %+v measure_rtt %v", p, s.WAN.MeasureRTT)
+	}
+	b, _ := json.Marshal(s)
+	var back Spec
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Validate(); err != nil || back.WAN.Pairs[1].DelayMS != 0 || back.WAN.Pairs[0].DelayMS != 4 || back.WAN.Pairs[0].RateMbit != 10 {
+		t.Fatalf("round trip: %v %+v", err, back.WAN.Pairs)
+	}
+	s, err = Parse([]byte(`{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"pairs":[{"a":"a","b":"b","rate_mbit":5}]}}`))
+	if err != nil || !s.UsesRelay() {
+		t.Fatalf("a pair rate must select the relay: %v", err)
+	}
+	s, err = Parse([]byte(`{"sites":[{"name":"a","vms":1},{"name":"b","vms":1}],"wan":{"rate_mbit":5,"pairs":[{"a":"a","b":"b"}]}}`))
+	if err != nil || s.UsesRelay() {
+		t.Fatalf("site rates and a pair with neither delay nor rate keep the bridge: %v", err)
+	}
+}
+
+func TestPingRTTsAndMedian(t *testing.T) {
+	out := `PING 172.31.0.2 (172.31.0.2) 56(84) bytes of data.
+64 bytes from 172.31.0.2: icmp_seq=1 ttl=64 time=21.9 ms
+64 bytes from 172.31.0.2: icmp_seq=2 ttl=64 time=20.4 ms
+64 bytes from 172.31.0.2: icmp_seq=4 ttl=64 time=20.6 ms
+64 bytes from 172.31.0.2: icmp_seq=5 ttl=64 time=35.0 ms
+
+--- 172.31.0.2 ping statistics ---
+5 packets transmitted, 4 received, 20% packet loss, time 204ms
+rtt min/avg/max/mdev = 20.4/24.4/35.0/5.9 ms`
+	r := pingRTTs(out)
+	if len(r) != 4 || r[0] != 21.9 {
+		t.Fatalf("pingRTTs = %v", r)
+	}
+	if m := median(r); m != 21.25 {
+		t.Fatalf("median of 4 = %v, want 21.25", m)
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Fatalf("median of 3 = %v", m)
+	}
+	if r := pingRTTs("64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time<1 ms"); len(r) != 1 {
+		t.Fatalf("time<1: %v", r)
 	}
 }
 

@@ -29,6 +29,10 @@ type labState struct {
 	Hosts []HostSpec `json:"hosts"`
 	// UpNanos is how long Up took.
 	UpNanos int64 `json:"up_nanos,omitempty"`
+	// Costs are the measured RTTs between the gateways (wan.measure_rtt or
+	// MeasureRTT), RTTNanos how long the last measurement took.
+	Costs    []Cost `json:"costs,omitempty"`
+	RTTNanos int64  `json:"rtt_nanos,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, stateFile) }

@@ -89,7 +89,15 @@ func UpWith(ctx context.Context, spec *Spec, opt Options) (*Inventory, error) {
 		return nil, err
 	}
 	b := &builder{st: st, s: &st.Spec, opt: opt, log: opt.Logger}
-	if err := b.build(ctx, hosts); err != nil {
+	err = b.build(ctx, hosts)
+	if err == nil && s.WAN.MeasureRTT {
+		t1 := time.Now()
+		if st.Costs, err = measureRTT(ctx, s); err == nil {
+			st.RTTNanos = int64(time.Since(t1))
+			b.log.Info("rtt measured", "pairs", len(st.Costs), "took", time.Since(t1))
+		}
+	}
+	if err != nil {
 		if errors.Is(err, errCrash) {
 			return nil, err
 		}
@@ -481,8 +489,11 @@ func (b *builder) startRelay(ctx context.Context) error {
 		"--delay", strconv.FormatFloat(s.WAN.DelayMS, 'f', -1, 64),
 		"--queue", strconv.Itoa(s.WAN.QueueFrames), "--loss", strconv.FormatFloat(s.WAN.LossPercent, 'f', -1, 64))
 	for _, p := range s.WAN.Pairs {
-		args = append(args, "--pair", fmt.Sprintf("%s,%s=%s", WANPeer(s.siteIndex(p.A)), WANPeer(s.siteIndex(p.B)),
-			strconv.FormatFloat(p.DelayMS, 'f', -1, 64)))
+		a, b := WANPeer(s.siteIndex(p.A)), WANPeer(s.siteIndex(p.B))
+		args = append(args, "--pair", fmt.Sprintf("%s,%s=%s", a, b, strconv.FormatFloat(p.DelayMS, 'f', -1, 64)))
+		if p.RateMbit > 0 {
+			args = append(args, "--rate", fmt.Sprintf("%s,%s=%s", a, b, strconv.FormatFloat(p.RateMbit, 'f', -1, 64)))
+		}
 	}
 	for i := range s.Sites {
 		args = append(args, WANPeer(i+1))
