@@ -23,8 +23,10 @@ help:
 		$(firstword $(MAKEFILE_LIST))
 
 # build compiles every command of cmd/ into bin/.
+# -buildvcs=auto (after GOFLAGS, which may say false): the binaries carry
+# the commit, which the experiments write into their CSVs (runinfo).
 build:
-	$(GO) build $(GOFLAGS) -o bin/ ./cmd/...
+	$(GO) build $(GOFLAGS) -buildvcs=auto -o bin/ ./cmd/...
 
 # deps installs the Debian packages that are missing (needs root).
 deps:
