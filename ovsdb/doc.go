@@ -69,4 +69,7 @@
 // changes. Tests with the build tag `integration` run against real
 // ovsdb-server and ovs-vswitchd instances (internal/ovstest) in network
 // namespaces named "sko-*"; they need root and skip otherwise.
+// TestSSLEndpoint starts its own ovsdb-server (run directory /tmp/sko-ssl-*,
+// a port of 17300-17399) with pssl and certificates it makes, and checks
+// that certificates of another CA are refused on either side.
 package ovsdb

@@ -157,9 +157,12 @@ func parseCerts(b []byte) ([]*x509.Certificate, error) {
 // roots without a host name check (see TLSFiles.Load).
 func clientTLSConfig(pair tls.Certificate, roots *x509.CertPool) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{pair},
-		RootCAs:      roots,
+		MinVersion: tls.VersionTLS12,
+		// Always present the certificate (Go's default sends it only if
+		// its issuer is among the CAs the server lists), so that the
+		// server decides and a mismatch reads as its refusal.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil },
+		RootCAs:              roots,
 		// The standard verification also checks the name; the chain is
 		// verified in VerifyConnection instead, which runs on every
 		// handshake whatever InsecureSkipVerify says.
