@@ -7,6 +7,7 @@
 //	skylab down [--state-dir DIR] [--prefix P]
 //	skylab status [--state-dir DIR] [--json]
 //	skylab check [--state-dir DIR]
+//	skylab rtt [--state-dir DIR]
 //	skylab plug [--state-dir DIR] --site S --vm V --host H --mac M [--ip CIDR] [--iface-id ID]
 //	skylab unplug [--state-dir DIR] H
 //	skylab move [--state-dir DIR] H --site S --vm V
@@ -40,6 +41,7 @@ const usage = `usage:
   skylab down [--state-dir DIR] [--prefix P]
   skylab status [--state-dir DIR] [--json]
   skylab check [--state-dir DIR]            (underlay: every site pings every other site)
+  skylab rtt [--state-dir DIR]              (measure gateway RTTs into the inventory's costs[])
   skylab plug [--state-dir DIR] --site S --vm V --host H --mac M [--ip CIDR] [--iface-id ID]
   skylab unplug [--state-dir DIR] H
   skylab move [--state-dir DIR] H --site S --vm V
@@ -182,6 +184,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, r)
 		}
 		return err
+	case "rtt":
+		if _, err := parse(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		costs, err := lab.MeasureRTT(ctx, dir())
+		if err != nil {
+			return err
+		}
+		for _, c := range costs {
+			fmt.Fprintf(stdout, "%s - %s: %.3f ms (median of %d)\n", c.A, c.B, c.RTTMS, c.Samples)
+		}
+		fmt.Fprintf(stdout, "%d pairs measured in %v\n", len(costs), time.Since(t0).Round(time.Millisecond))
+		return nil
 	case "plug":
 		var h lab.HostSpec
 		fs.StringVar(&h.Site, "site", "", "site name")
@@ -266,6 +282,24 @@ func printStatus(w io.Writer, inv *lab.Inventory) {
 	fmt.Fprintf(tw, "lab %q prefix %s phase %s state %s\ncontroller %s  tunnel type %s  WAN %s (%s, delay %v ms, rate %v Mbit/s)\n\n",
 		inv.Name, inv.Prefix, inv.Phase, inv.StateDir, inv.Controller, inv.TunnelType, inv.WAN.Mode, inv.WAN.Netns,
 		inv.WAN.DelayMS, inv.WAN.RateMbit)
+	if len(inv.WAN.Pairs) > 0 {
+		fmt.Fprintln(tw, "PAIR\tDELAY MS\tRATE MBIT/S")
+		for _, p := range inv.WAN.Pairs {
+			rate := "-"
+			if p.RateMbit > 0 {
+				rate = fmt.Sprint(p.RateMbit)
+			}
+			fmt.Fprintf(tw, "%s - %s\t%v\t%s\n", p.A, p.B, p.DelayMS, rate)
+		}
+		fmt.Fprintln(tw)
+	}
+	if len(inv.Costs) > 0 {
+		fmt.Fprintln(tw, "PAIR\tRTT MS\tSOURCE")
+		for _, c := range inv.Costs {
+			fmt.Fprintf(tw, "%s - %s\t%.3f\t%s\n", c.A, c.B, c.RTTMS, c.Source)
+		}
+		fmt.Fprintln(tw)
+	}
 	fmt.Fprintln(tw, "SITE\tNETNS\tUNDERLAY\tMAC\tGATEWAY DPID\tOVSDB")
 	for _, s := range inv.Sites {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Netns, s.UnderlayCIDR, s.UnderlayMAC, s.GatewayDPIDHex, s.OVSDB)

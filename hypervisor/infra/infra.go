@@ -66,9 +66,10 @@ type Infra struct {
 	Sites []Site `json:"sites"`
 	// Switches are the gateway and VM bridges of every site.
 	Switches []Switch `json:"switches"`
-	// Costs are optional tunnel costs per site pair (RTT in ms). Pairs not
-	// listed get the WAN's delay-derived RTT if WAN gives one, else cost 1.
-	// Not part of the lab inventory.
+	// Costs are optional tunnel costs per site pair (RTT in ms), each
+	// configured (source "" or "configured") or measured (source
+	// "measured": the lab inventory's costs[] when the lab file sets
+	// wan.measure_rtt, or `skylab rtt`). See TunnelCosts for which wins.
 	Costs []Cost `json:"costs,omitempty"`
 	// WAN is the lab's WAN description; only its delays are read (RTT =
 	// 2 × one-way delay) to derive default costs.
@@ -140,7 +141,17 @@ type Cost struct {
 	B string `json:"b"`
 	// RTTMS is the round-trip time in milliseconds (>= 0).
 	RTTMS float64 `json:"rtt_ms"`
+	// Source is CostConfigured ("" means configured) or CostMeasured.
+	Source string `json:"source,omitempty"`
 }
+
+// Cost sources, in the order TunnelCosts prefers them (CostSource returns them).
+const (
+	CostConfigured = "configured" // a costs[] entry without source or with source "configured"
+	CostMeasured   = "measured"   // a costs[] entry with source "measured" (lab: wan.measure_rtt)
+	CostWAN        = "wan"        // 2 × the WAN's configured one-way delay of the pair (lab inventory)
+	CostDefault    = "default"    // 1: nothing known about the pair
+)
 
 // WAN is the delay part of the lab inventory's WAN description.
 type WAN struct {
@@ -418,6 +429,11 @@ func (inf *Infra) Validate() error {
 		if !(c.RTTMS >= 0) || c.RTTMS > 1e9 {
 			bad(p+".rtt_ms", "%v is not a number of milliseconds >= 0", c.RTTMS)
 		}
+		switch c.Source {
+		case "", CostConfigured, CostMeasured:
+		default:
+			bad(p+".source", "%q is not configured or measured", c.Source)
+		}
 	}
 	if inf.WAN != nil {
 		for i, pr := range inf.WAN.Pairs {
@@ -545,32 +561,64 @@ func (inf *Infra) Encap() tunnels.Encap {
 	return tunnels.Encap{Type: tunnels.Type(inf.TunnelType), Encrypted: inf.WireGuard}
 }
 
-// TunnelCosts returns the cost of every site pair: the Costs entry if any,
-// else the WAN's round-trip time (2 × one-way delay of the pair, or of the
-// default) when WAN is given, else 1. Every pair is possible.
+// TunnelCosts returns the cost of every site pair (every pair is possible),
+// taking for each pair the first of (see CostSource):
+//  1. a configured costs[] entry (source "" or "configured"; the last one
+//     listed for the pair),
+//  2. a measured costs[] entry (source "measured"; the last one listed),
+//  3. the WAN's round-trip time, 2 × the one-way delay of the pair (or of
+//     the WAN's default), when WAN is given and that delay is > 0,
+//  4. 1.
 func (inf *Infra) TunnelCosts() tunnels.Costs {
 	c := tunnels.Costs{}
 	for i, a := range inf.Sites {
 		for _, b := range inf.Sites[i+1:] {
-			cost := 1.0
-			if inf.WAN != nil {
-				d := inf.WAN.DelayMS
-				for _, p := range inf.WAN.Pairs {
-					if tunnels.MakePair(p.A, p.B) == tunnels.MakePair(a.Name, b.Name) {
-						d = p.DelayMS
-					}
-				}
-				if d > 0 {
-					cost = 2 * d
-				}
-			}
-			c.Set(a.Name, b.Name, cost)
+			v, _ := inf.cost(a.Name, b.Name)
+			c.Set(a.Name, b.Name, v)
 		}
 	}
-	for _, x := range inf.Costs {
-		c.Set(x.A, x.B, x.RTTMS)
-	}
 	return c
+}
+
+// CostSource returns which source TunnelCosts takes the cost of {a, b}
+// from: CostConfigured, CostMeasured, CostWAN or CostDefault.
+func (inf *Infra) CostSource(a, b string) string {
+	_, src := inf.cost(a, b)
+	return src
+}
+
+// cost returns the cost of {a, b} and its source (see TunnelCosts).
+func (inf *Infra) cost(a, b string) (float64, string) {
+	pair := tunnels.MakePair(a, b)
+	var measured *Cost
+	for i := len(inf.Costs) - 1; i >= 0; i-- {
+		x := &inf.Costs[i]
+		if tunnels.MakePair(x.A, x.B) != pair {
+			continue
+		}
+		if x.Source == CostMeasured {
+			if measured == nil {
+				measured = x
+			}
+			continue
+		}
+		return x.RTTMS, CostConfigured
+	}
+	if measured != nil {
+		return measured.RTTMS, CostMeasured
+	}
+	if inf.WAN != nil {
+		d := inf.WAN.DelayMS
+		for _, p := range inf.WAN.Pairs {
+			if tunnels.MakePair(p.A, p.B) == pair {
+				d = p.DelayMS
+			}
+		}
+		if d > 0 {
+			return 2 * d, CostWAN
+		}
+	}
+	return 1, CostDefault
 }
 
 // Topology returns the infrastructure as tenant topologies are validated

@@ -199,3 +199,60 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestCostSelection: per pair, a configured cost wins over a measured one,
+// a measured one over the WAN's delay, the WAN's delay over the default 1.
+func TestCostSelection(t *testing.T) {
+	doc := `{"sites":[
+	  {"name":"a","ovsdb":"unix:/run/a.sock","underlay_ip":"10.9.0.1","gateway_bridge":"gw","gateway_dpid":256},
+	  {"name":"b","ovsdb":"unix:/run/b.sock","underlay_ip":"10.9.0.2","gateway_bridge":"gw","gateway_dpid":512},
+	  {"name":"c","ovsdb":"unix:/run/c.sock","underlay_ip":"10.9.0.3","gateway_bridge":"gw","gateway_dpid":768},
+	  {"name":"d","ovsdb":"unix:/run/d.sock","underlay_ip":"10.9.0.4","gateway_bridge":"gw","gateway_dpid":1024}],
+	 "switches":[],
+	 "wan":{"delay_ms":0,"pairs":[{"a":"a","b":"d","delay_ms":7},{"a":"a","b":"b","delay_ms":50}]},
+	 "costs":[
+	  {"a":"a","b":"b","rtt_ms":21.5,"source":"measured"},
+	  {"a":"b","b":"a","rtt_ms":3},
+	  {"a":"a","b":"c","rtt_ms":12.25,"source":"measured"},
+	  {"a":"c","b":"a","rtt_ms":13,"source":"measured"},
+	  {"a":"b","b":"c","rtt_ms":4,"source":"configured"},
+	  {"a":"c","b":"b","rtt_ms":9,"source":"measured"}]}`
+	inf, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := inf.TunnelCosts()
+	for _, w := range []struct {
+		a, b string
+		cost float64
+		src  string
+	}{
+		{"a", "b", 3, CostConfigured}, // configured (listed after the measured one)
+		{"b", "c", 4, CostConfigured}, // configured (listed before the measured one)
+		{"a", "c", 13, CostMeasured},  // the last measured entry
+		{"a", "d", 14, CostWAN},       // 2 × 7 ms
+		{"b", "d", 1, CostDefault},    // WAN delay 0: nothing known
+		{"c", "d", 1, CostDefault},
+	} {
+		if v, ok := c.Get(w.a, w.b); !ok || v != w.cost {
+			t.Errorf("cost %s~%s = %v, %v; want %v", w.a, w.b, v, ok, w.cost)
+		}
+		if got := inf.CostSource(w.b, w.a); got != w.src {
+			t.Errorf("source %s~%s = %q, want %q", w.a, w.b, got, w.src)
+		}
+	}
+	if len(c) != 6 {
+		t.Errorf("%d pairs, want 6", len(c))
+	}
+	// a lab inventory with measured costs decodes as an Infra and its
+	// measured RTTs replace the WAN-derived costs
+	inf2 := inf.Clone()
+	inf2.Costs = []Cost{{A: "a", B: "d", RTTMS: 15.2, Source: CostMeasured}}
+	if v, _ := inf2.TunnelCosts().Get("a", "d"); v != 15.2 || inf2.CostSource("a", "d") != CostMeasured {
+		t.Errorf("measured a~d = %v (%s), want 15.2 measured", v, inf2.CostSource("a", "d"))
+	}
+	_, err = Parse([]byte(strings.Replace(doc, `"source":"configured"`, `"source":"guessed"`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "costs[4].source: \"guessed\"") {
+		t.Errorf("bad source: %v", err)
+	}
+}
