@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/tunnels"
 )
 
 // StoreFile is the name of the state file inside DaemonConfig.StateDir.
@@ -52,6 +53,54 @@ type DaemonConfig struct {
 	// the minimum spanning tree (Config.TunnelMesh; the baseline of the
 	// setup-time experiment, docs/experiments.md).
 	TunnelMesh bool `mapstructure:"tunnel_mesh"`
+	// Liveness configures BFD on the gateway tunnels (Config.Liveness);
+	// the "liveness" subsection, e.g.
+	// liveness: {bfd_min_rx: 300ms, bfd_min_tx: 300ms, bfd_mult: 3}.
+	Liveness DaemonLiveness `mapstructure:"liveness"`
+}
+
+// DaemonLiveness is the "liveness" subsection of DaemonConfig: BFD on the
+// gateway tunnels (RFC 5880; LivenessConfig, liveness.go). Zero fields
+// take the LivenessConfig defaults.
+type DaemonLiveness struct {
+	// Disabled leaves BFD off on the tunnel ports (LivenessConfig.Disabled).
+	Disabled bool `mapstructure:"disabled"`
+	// BFDMinRx and BFDMinTx are bfd:min_rx and bfd:min_tx of every tunnel
+	// port (0 or 1 ms to 2^31-1 ms; default 500 ms each); BFDMult is
+	// bfd:mult (0 or 1-255; default 3). A failure is detected after
+	// BFDMult x max(local min_rx, remote min_tx).
+	BFDMinRx time.Duration `mapstructure:"bfd_min_rx"`
+	BFDMinTx time.Duration `mapstructure:"bfd_min_tx"`
+	BFDMult  int           `mapstructure:"bfd_mult"`
+	// DownUpdates, DownAfter, UpAfter, SetupGrace and ResetGrace are the
+	// LivenessConfig fields of the same names (>= 0; 0 = default).
+	DownUpdates int           `mapstructure:"down_updates"`
+	DownAfter   time.Duration `mapstructure:"down_after"`
+	UpAfter     time.Duration `mapstructure:"up_after"`
+	SetupGrace  time.Duration `mapstructure:"setup_grace"`
+	ResetGrace  time.Duration `mapstructure:"reset_grace"`
+}
+
+// Config returns the LivenessConfig of l, or an error naming the key at
+// fault (negative values, BFD intervals or multiplier out of range).
+func (l DaemonLiveness) Config() (LivenessConfig, error) {
+	c := LivenessConfig{Disabled: l.Disabled, BFD: tunnels.BFDConfig{MinRx: l.BFDMinRx, MinTx: l.BFDMinTx, Mult: l.BFDMult},
+		DownUpdates: l.DownUpdates, DownAfter: l.DownAfter, UpAfter: l.UpAfter, SetupGrace: l.SetupGrace, ResetGrace: l.ResetGrace}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"down_after", l.DownAfter}, {"up_after", l.UpAfter}, {"setup_grace", l.SetupGrace}, {"reset_grace", l.ResetGrace}} {
+		if d.v < 0 {
+			return LivenessConfig{}, fmt.Errorf("liveness.%s %v: want >= 0 (0 = default)", d.key, d.v)
+		}
+	}
+	if l.DownUpdates < 0 {
+		return LivenessConfig{}, fmt.Errorf("liveness.down_updates %d: want >= 0 (0 = default)", l.DownUpdates)
+	}
+	if err := c.BFD.Validate(); err != nil {
+		return LivenessConfig{}, fmt.Errorf("liveness (bfd_min_rx, bfd_min_tx, bfd_mult): %w", err)
+	}
+	return c, nil
 }
 
 // DefaultDaemonConfig returns the defaults: state in /var/lib/skyvisor,
@@ -102,6 +151,10 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
 	}
+	live, err := cfg.Liveness.Config()
+	if err != nil {
+		return nil, fmt.Errorf("hypervisor: %w", err)
+	}
 	token := cfg.APIToken
 	if cfg.APITokenFile != "" {
 		b, err := os.ReadFile(cfg.APITokenFile)
@@ -115,7 +168,8 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
 	}
 	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
-		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval, TunnelMesh: cfg.TunnelMesh})
+		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval, TunnelMesh: cfg.TunnelMesh,
+		Liveness: live})
 	if err != nil {
 		st.Close()
 		return nil, err

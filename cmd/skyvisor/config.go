@@ -65,6 +65,10 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 	fs.String("api-token", "", "bearer token the REST API wants for writes (prefer --api-token-file: keeps it out of the process list)")
 	fs.String("api-token-file", "", "file holding the REST API token (trailing whitespace trimmed)")
 	fs.Bool("tunnel-mesh", false, "join the gateways with a full mesh of tunnels instead of the minimum spanning tree")
+	fs.Duration("bfd-min-rx", hypervisor.DefaultBFDMinRx, "BFD min_rx of every gateway tunnel port (RFC 5880; hypervisor.liveness.bfd_min_rx)")
+	fs.Duration("bfd-min-tx", hypervisor.DefaultBFDMinTx, "BFD min_tx of every gateway tunnel port (hypervisor.liveness.bfd_min_tx)")
+	fs.Int("bfd-mult", hypervisor.DefaultBFDMult, "BFD detection multiplier, 1-255: a tunnel is down after mult x max(min_rx, peer min_tx) (hypervisor.liveness.bfd_mult)")
+	fs.Bool("no-bfd", false, "no BFD on the gateway tunnels: nothing detects a failed tunnel (hypervisor.liveness.disabled)")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: skyvisor [flags]\n\nSettings also come from SKYVISOR_<KEY> environment variables and --config.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -87,7 +91,9 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		"learning.idle_timeout": "learning-idle-timeout",
 		"hypervisor.infra":      "infra", "hypervisor.state_dir": "state-dir", "hypervisor.api_listen": "api-listen",
 		"hypervisor.api_token": "api-token", "hypervisor.api_token_file": "api-token-file",
-		"hypervisor.tunnel_mesh": "tunnel-mesh",
+		"hypervisor.tunnel_mesh":         "tunnel-mesh",
+		"hypervisor.liveness.bfd_min_rx": "bfd-min-rx", "hypervisor.liveness.bfd_min_tx": "bfd-min-tx",
+		"hypervisor.liveness.bfd_mult": "bfd-mult", "hypervisor.liveness.disabled": "no-bfd",
 	}
 	for key, flag := range binds {
 		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
@@ -206,7 +212,7 @@ func (s *settings) appOptions(logger *slog.Logger) func(name string) apps.Option
 				section := map[string]any{}
 				for _, k := range s.v.AllKeys() {
 					if rest, ok := strings.CutPrefix(k, name+"."); ok {
-						section[rest] = s.v.Get(k)
+						setNested(section, rest, s.v.Get(k))
 					}
 				}
 				dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
@@ -225,6 +231,22 @@ func (s *settings) appOptions(logger *slog.Logger) func(name string) apps.Option
 			},
 		}
 	}
+}
+
+// setNested sets m[a][b]...[z] = val for the dotted key "a.b...z",
+// creating the intermediate maps, so that a subsection of an app's section
+// (hypervisor.liveness.bfd_mult) decodes into a nested struct.
+func setNested(m map[string]any, key string, val any) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		sub, ok := m[p].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			m[p] = sub
+		}
+		m = sub
+	}
+	m[parts[len(parts)-1]] = val
 }
 
 // newLogger builds the slog logger of s writing to w.
