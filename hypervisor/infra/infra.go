@@ -62,6 +62,10 @@ type Infra struct {
 	// DatapathType is the OVS datapath of every bridge ("netdev" or
 	// "system"); "" leaves it unmanaged. Not part of the lab inventory.
 	DatapathType string `json:"datapath_type,omitempty"`
+	// OVSDBTLS is the private key, certificate and CA certificate (PEM
+	// paths, see ovsdb.TLSFiles) of every "ssl:" OVSDB endpoint whose site
+	// has no ovsdb_tls of its own. Not part of the lab inventory.
+	OVSDBTLS *ovsdb.TLSFiles `json:"ovsdb_tls,omitempty"`
 	// Sites are the clouds.
 	Sites []Site `json:"sites"`
 	// Switches are the gateway and VM bridges of every site.
@@ -82,9 +86,12 @@ type Site struct {
 	// [A-Za-z0-9._-] (tunnels.ValidateSiteName).
 	Name string `json:"name"`
 	// OVSDB is the endpoint of the ovsdb-server holding the site's gateway
-	// ("unix:/abs/path" or "tcp:HOST:PORT", ovsdb.ParseEndpoint); also the
-	// default of the site's switches.
+	// ("unix:/abs/path", "tcp:HOST:PORT" or "ssl:HOST:PORT",
+	// ovsdb.ParseEndpoint); also the default of the site's switches.
 	OVSDB string `json:"ovsdb"`
+	// OVSDBTLS, if set, is the key, certificate and CA of the site's ssl
+	// endpoints (its own and its switches'), overriding Infra.OVSDBTLS.
+	OVSDBTLS *ovsdb.TLSFiles `json:"ovsdb_tls,omitempty"`
 	// UnderlayIP is the gateway's tunnel endpoint address (options:remote_ip
 	// of its peers' tunnel ports).
 	UnderlayIP string `json:"underlay_ip"`
@@ -259,6 +266,15 @@ func (inf *Infra) Validate() error {
 			bad("controller", "%v", err)
 		}
 	}
+	checkTLS := func(path string, f *ovsdb.TLSFiles) {
+		if f == nil {
+			return
+		}
+		for _, m := range f.Missing() {
+			bad(path+"."+m, "required (PEM file path)")
+		}
+	}
+	checkTLS("ovsdb_tls", inf.OVSDBTLS)
 	if len(inf.Sites) == 0 {
 		bad("sites", "at least one site is required")
 	}
@@ -277,6 +293,7 @@ func (inf *Infra) Validate() error {
 		if _, err := ovsdb.ParseEndpoint(s.OVSDB); err != nil {
 			bad(p+".ovsdb", "%v", err)
 		}
+		checkTLS(p+".ovsdb_tls", s.OVSDBTLS)
 		if a, err := netip.ParseAddr(s.UnderlayIP); err != nil || a.Zone() != "" || a.IsUnspecified() {
 			bad(p+".underlay_ip", "%q is not an IP address", s.UnderlayIP)
 		} else {
@@ -414,6 +431,21 @@ func (inf *Infra) Validate() error {
 			}
 		}
 	}
+	// One connection per endpoint: the sites sharing an ssl endpoint must
+	// agree on its files.
+	tlsOf := map[string]int{} // endpoint -> index of the first site giving its files
+	for i, sw := range inf.Switches {
+		si, ok := sites[sw.Site]
+		if !ok || inf.Sites[si].OVSDBTLS == nil || !strings.HasPrefix(sw.OVSDB, "ssl:") {
+			continue
+		}
+		j, seen := tlsOf[sw.OVSDB]
+		if !seen {
+			tlsOf[sw.OVSDB] = si
+		} else if j != si && *inf.Sites[j].OVSDBTLS != *inf.Sites[si].OVSDBTLS {
+			bad(fmt.Sprintf("sites[%d].ovsdb_tls", si), "differs from sites[%d].ovsdb_tls, which endpoint %s of switches[%d] also uses (one connection per endpoint)", j, sw.OVSDB, i)
+		}
+	}
 	for i, c := range inf.Costs {
 		p := fmt.Sprintf("costs[%d]", i)
 		_, okA := sites[c.A]
@@ -462,6 +494,83 @@ func checkTarget(t string) error {
 	case "tcp", "ssl":
 	default:
 		return fmt.Errorf("controller target %q: want unix:PATH, tcp:IP:PORT or ssl:IP:PORT", t)
+	}
+	return nil
+}
+
+// OVSDBTLSFor returns a copy of the TLS files of an "ssl:" endpoint: the
+// ovsdb_tls of the first site whose ovsdb is endpoint, else of the first
+// site one of whose switches uses it, else the top-level ovsdb_tls; nil if
+// none is set (the daemon's settings may then give them).
+func (inf *Infra) OVSDBTLSFor(endpoint string) *ovsdb.TLSFiles {
+	for _, s := range inf.Sites {
+		if s.OVSDB == endpoint && s.OVSDBTLS != nil {
+			return cloneTLS(s.OVSDBTLS)
+		}
+	}
+	for _, sw := range inf.Switches {
+		if sw.OVSDB != endpoint {
+			continue
+		}
+		if s := inf.Site(sw.Site); s != nil && s.OVSDBTLS != nil {
+			return cloneTLS(s.OVSDBTLS)
+		}
+	}
+	if inf.OVSDBTLS != nil {
+		return cloneTLS(inf.OVSDBTLS)
+	}
+	return nil
+}
+
+// CheckOVSDBTLS checks what Validate cannot without the file system and
+// the daemon's settings: every "ssl:" endpoint (of a site or a switch)
+// must have TLS files — its site's ovsdb_tls, the top-level one or
+// fallback (the daemon's, may be nil; not loaded here) — and every
+// ovsdb_tls of the document must load (ovsdb.TLSFiles.Load: files
+// readable, PEM certificates, a key matching the certificate). Every
+// problem is reported with its JSON path in a *ValidationError, e.g.
+// `sites[1].ovsdb_tls.cert: "/etc/skyvisor/cert.pem": open
+// /etc/skyvisor/cert.pem: no such file or directory`. Call it on a
+// validated Infra.
+func (inf *Infra) CheckOVSDBTLS(fallback *ovsdb.TLSFiles) error {
+	var errs []FieldError
+	load := func(path string, f *ovsdb.TLSFiles) {
+		if f == nil {
+			return
+		}
+		if _, err := f.Load(); err != nil {
+			var fe *ovsdb.TLSFileError
+			if errors.As(err, &fe) {
+				if fe.File != "" {
+					errs = append(errs, FieldError{Path: path + "." + fe.Field, Msg: fmt.Sprintf("%q: %v", fe.File, fe.Err)})
+				} else {
+					errs = append(errs, FieldError{Path: path + "." + fe.Field, Msg: fe.Err.Error()})
+				}
+				return
+			}
+			errs = append(errs, FieldError{Path: path, Msg: err.Error()})
+		}
+	}
+	load("ovsdb_tls", inf.OVSDBTLS)
+	hasTLS := func(s *Site) bool { return s.OVSDBTLS != nil || inf.OVSDBTLS != nil || fallback != nil }
+	const how = "needs ovsdb_tls {key, cert, ca} on its site or at the top level, or the daemon's --ovsdb-tls-key, --ovsdb-tls-cert and --ovsdb-tls-ca"
+	for i := range inf.Sites {
+		s := &inf.Sites[i]
+		p := fmt.Sprintf("sites[%d]", i)
+		load(p+".ovsdb_tls", s.OVSDBTLS)
+		if strings.HasPrefix(s.OVSDB, "ssl:") && !hasTLS(s) {
+			errs = append(errs, FieldError{Path: p + ".ovsdb", Msg: fmt.Sprintf("ssl endpoint %q %s", s.OVSDB, how)})
+		}
+	}
+	for i, sw := range inf.Switches {
+		s := inf.Site(sw.Site)
+		if s == nil || sw.OVSDB == s.OVSDB || !strings.HasPrefix(sw.OVSDB, "ssl:") || hasTLS(s) {
+			continue
+		}
+		errs = append(errs, FieldError{Path: fmt.Sprintf("switches[%d].ovsdb", i), Msg: fmt.Sprintf("ssl endpoint %q %s", sw.OVSDB, how)})
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Errors: errs}
 	}
 	return nil
 }
@@ -639,9 +748,11 @@ func (inf *Infra) Topology() topology.Infra {
 // Clone returns a deep copy of inf.
 func (inf *Infra) Clone() *Infra {
 	out := *inf
+	out.OVSDBTLS = cloneTLS(inf.OVSDBTLS)
 	out.Sites = make([]Site, len(inf.Sites))
 	for i, s := range inf.Sites {
 		s.VMs = slices.Clone(s.VMs)
+		s.OVSDBTLS = cloneTLS(s.OVSDBTLS)
 		out.Sites[i] = s
 	}
 	out.Switches = make([]Switch, len(inf.Switches))
@@ -656,4 +767,13 @@ func (inf *Infra) Clone() *Infra {
 		out.WAN = &w
 	}
 	return &out
+}
+
+// cloneTLS copies f (nil stays nil).
+func cloneTLS(f *ovsdb.TLSFiles) *ovsdb.TLSFiles {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	return &c
 }
