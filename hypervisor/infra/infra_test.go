@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"slices"
@@ -254,5 +255,31 @@ func TestCostSelection(t *testing.T) {
 	_, err = Parse([]byte(strings.Replace(doc, `"source":"configured"`, `"source":"guessed"`, 1)))
 	if err == nil || !strings.Contains(err.Error(), "costs[4].source: \"guessed\"") {
 		t.Errorf("bad source: %v", err)
+	}
+}
+
+// TestLabInventoryMeasuredCosts: the costs[] a lab writes with
+// wan.measure_rtt (with its extra "samples" field) decode as measured costs
+// of the inventory and override its WAN-derived ones.
+func TestLabInventoryMeasuredCosts(t *testing.T) {
+	b, err := os.ReadFile("testdata/lab-inventory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["costs"] = []map[string]any{{"a": "aws", "b": "azure", "rtt_ms": 41.5, "source": "measured", "samples": 5}}
+	b, _ = json.Marshal(doc)
+	inf, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := inf.TunnelCosts().Get("azure", "aws"); v != 41.5 || inf.CostSource("aws", "azure") != CostMeasured {
+		t.Errorf("aws~azure = %v from %s, want 41.5 measured", v, inf.CostSource("aws", "azure"))
+	}
+	if src := inf.CostSource("aws", "gcp"); src == CostMeasured || src == CostConfigured {
+		t.Errorf("aws~gcp from %s, want the WAN or the default", src)
 	}
 }
