@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/api"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/ovsdb"
 	"github.com/skyvisor/skyvisor/tunnels"
 )
 
@@ -57,6 +58,12 @@ type DaemonConfig struct {
 	// the "liveness" subsection, e.g.
 	// liveness: {bfd_min_rx: 300ms, bfd_min_tx: 300ms, bfd_mult: 3}.
 	Liveness DaemonLiveness `mapstructure:"liveness"`
+	// OVSDBTLS is the private key, certificate and CA certificate (PEM
+	// paths, ovsdb.TLSFiles) of the "ssl:" OVSDB endpoints for which the
+	// infrastructure file gives none (its site's or top-level ovsdb_tls
+	// win); the "ovsdb_tls" subsection {key, cert, ca}, flags
+	// --ovsdb-tls-key, --ovsdb-tls-cert, --ovsdb-tls-ca. All three or none.
+	OVSDBTLS ovsdb.TLSFiles `mapstructure:"ovsdb_tls"`
 }
 
 // DaemonLiveness is the "liveness" subsection of DaemonConfig: BFD on the
@@ -155,6 +162,9 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hypervisor: %w", err)
 	}
+	if err := CheckOVSDBTLS(inf, cfg.OVSDBTLS); err != nil {
+		return nil, fmt.Errorf("hypervisor: %w", err)
+	}
 	token := cfg.APIToken
 	if cfg.APITokenFile != "" {
 		b, err := os.ReadFile(cfg.APITokenFile)
@@ -167,9 +177,12 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hypervisor: state_dir: %w", err)
 	}
-	h, err := New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
+	var h *Hypervisor // set before Run, the first to dial
+	h, err = New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
 		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval, TunnelMesh: cfg.TunnelMesh,
-		Liveness: live})
+		Liveness: live, Dial: func(ctx context.Context, endpoint string) (OVSDB, error) {
+			return dialOVSDB(ctx, endpoint, h, cfg.OVSDBTLS)
+		}})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -177,6 +190,59 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{Hypervisor: h, cfg: cfg, store: st}
 	d.api = api.NewHandler(h, api.Options{Token: token, AuthReads: cfg.APIAuthReads, Logger: h.log.With("component", "api")})
 	return d, nil
+}
+
+// CheckOVSDBTLS checks the daemon's OVSDB TLS files (all three or none,
+// and they must load: ovsdb.TLSFiles.Load) and the infrastructure's
+// (infra.CheckOVSDBTLS, with the daemon's files as the fallback of ssl
+// endpoints that have none). Errors name the key and flag, or the JSON
+// path in the infrastructure file.
+func CheckOVSDBTLS(inf *infra.Infra, files ovsdb.TLSFiles) error {
+	var fallback *ovsdb.TLSFiles
+	if !files.IsZero() {
+		if m := files.Missing(); len(m) > 0 {
+			return fmt.Errorf("ovsdb_tls.%s (--ovsdb-tls-%s): required with the other ovsdb_tls files (key, cert and ca)", m[0], m[0])
+		}
+		if _, err := files.Load(); err != nil {
+			var fe *ovsdb.TLSFileError
+			if errors.As(err, &fe) {
+				return fmt.Errorf("ovsdb_tls.%s (--ovsdb-tls-%s) %q: %w", fe.Field, fe.Field, fe.File, fe.Err)
+			}
+			return fmt.Errorf("ovsdb_tls: %w", err)
+		}
+		fallback = &files
+	}
+	if err := inf.CheckOVSDBTLS(fallback); err != nil {
+		return fmt.Errorf("infra: %w", err)
+	}
+	return nil
+}
+
+// dialOVSDB is the daemon's Dialer: ovsdb.Dial with h's logger and, for an
+// "ssl:" endpoint, the TLS files of the current infrastructure
+// (infra.OVSDBTLSFor, so sites added later count) or else fallback, read
+// anew at every dial (renewed certificates apply from the next dial).
+func dialOVSDB(ctx context.Context, endpoint string, h *Hypervisor, fallback ovsdb.TLSFiles) (OVSDB, error) {
+	opts := []ovsdb.Option{ovsdb.WithLogger(h.log)}
+	if strings.HasPrefix(endpoint, "ssl:") {
+		files := h.Infrastructure().OVSDBTLSFor(endpoint)
+		if files == nil && !fallback.IsZero() {
+			files = &fallback
+		}
+		if files == nil {
+			return nil, fmt.Errorf("ovsdb %s: no ovsdb_tls (infrastructure file or --ovsdb-tls-key, --ovsdb-tls-cert, --ovsdb-tls-ca)", endpoint)
+		}
+		tc, err := files.Load()
+		if err != nil {
+			return nil, fmt.Errorf("ovsdb %s: ovsdb_tls: %w", endpoint, err)
+		}
+		opts = append(opts, ovsdb.WithTLS(tc))
+	}
+	c, err := ovsdb.Dial(ctx, endpoint, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Handler returns the REST API handler (api.NewHandler over the

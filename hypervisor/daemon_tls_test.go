@@ -1,0 +1,105 @@
+package hypervisor
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/ovsdb"
+)
+
+// writeTLSFiles writes a self-signed ECDSA certificate, its key and the
+// same certificate as CA into dir; it returns their paths.
+func writeTLSFiles(t *testing.T, dir string) (key, cert, ca string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "skyvisor"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, cert, ca = filepath.Join(dir, "privkey.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "cacert.pem")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	for p, b := range map[string][]byte{key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), cert: certPEM, ca: certPEM} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return key, cert, ca
+}
+
+// TestDaemonOVSDBTLS: the "ovsdb_tls" subsection is checked up front
+// (all three files, readable) together with the infrastructure's ssl
+// endpoints, and errors name the key and flag or the JSON path.
+func TestDaemonOVSDBTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, cert, ca := writeTLSFiles(t, dir)
+	infraFile := filepath.Join(dir, "infra.json")
+	doc := `{"sites":[{"name":"a","ovsdb":"ssl:192.0.2.1:6640","underlay_ip":"10.9.0.1","gateway_bridge":"gw","gateway_dpid":256}],"switches":[]}`
+	if err := os.WriteFile(infraFile, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	section := func(tls map[string]any) map[string]any {
+		s := map[string]any{"infra": infraFile, "state_dir": filepath.Join(dir, "state"), "api_listen": ""}
+		if tls != nil {
+			s["ovsdb_tls"] = tls
+		}
+		return s
+	}
+	cases := []struct {
+		tls  map[string]any
+		want string
+	}{
+		{nil, `infra: invalid infrastructure: sites[0].ovsdb: ssl endpoint "ssl:192.0.2.1:6640" needs ovsdb_tls`},
+		{map[string]any{"key": key, "cert": cert}, "ovsdb_tls.ca (--ovsdb-tls-ca): required"},
+		{map[string]any{"key": key}, "ovsdb_tls.cert (--ovsdb-tls-cert): required"},
+		{map[string]any{"key": "/nonexistent/k.pem", "cert": cert, "ca": ca}, `ovsdb_tls.key (--ovsdb-tls-key) "/nonexistent/k.pem": open`},
+		{map[string]any{"key": key, "cert": cert, "ca": key}, `ovsdb_tls.ca (--ovsdb-tls-ca) "` + key + `": no PEM CERTIFICATE block`},
+		{map[string]any{"key": key, "cert": cert, "ca": ca, "crl": "x"}, "crl"},
+	}
+	for _, c := range cases {
+		_, err := Factory(apps.Options{Logger: quietLogger(), Decode: decoder(section(c.tls))})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ovsdb_tls %v: err %v, want %q", c.tls, err, c.want)
+		}
+	}
+	app, err := Factory(apps.Options{Logger: quietLogger(), Decode: decoder(section(map[string]any{"key": key, "cert": cert, "ca": ca}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := app.(*Daemon)
+	defer d.store.Close()
+	if d.cfg.OVSDBTLS.Key != key || d.cfg.OVSDBTLS.CA != ca {
+		t.Fatalf("decoded %+v", d.cfg.OVSDBTLS)
+	}
+	// The daemon's dialer uses the files (nothing listens on port 1: the
+	// dial fails after the TLS setup), and without files says so.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor, d.cfg.OVSDBTLS); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("dial with files: %v", err)
+	}
+	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor, ovsdb.TLSFiles{}); err == nil || !strings.Contains(err.Error(), "no ovsdb_tls") {
+		t.Fatalf("dial without files: %v", err)
+	}
+}
