@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/controller/apps"
 	"github.com/skyvisor/skyvisor/hypervisor"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
+	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
 // settings is the daemon's effective configuration.
@@ -69,6 +70,9 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 	fs.Duration("bfd-min-tx", hypervisor.DefaultBFDMinTx, "BFD min_tx of every gateway tunnel port (hypervisor.liveness.bfd_min_tx)")
 	fs.Int("bfd-mult", hypervisor.DefaultBFDMult, "BFD detection multiplier, 1-255: a tunnel is down after mult x max(min_rx, peer min_tx) (hypervisor.liveness.bfd_mult)")
 	fs.Bool("no-bfd", false, "no BFD on the gateway tunnels: nothing detects a failed tunnel (hypervisor.liveness.disabled)")
+	fs.String("ovsdb-tls-key", "", "private key (PEM) for ssl: OVSDB endpoints whose infrastructure file gives no ovsdb_tls (hypervisor.ovsdb_tls.key)")
+	fs.String("ovsdb-tls-cert", "", "certificate (PEM) for ssl: OVSDB endpoints (hypervisor.ovsdb_tls.cert)")
+	fs.String("ovsdb-tls-ca", "", "CA certificate (PEM) that must sign ovsdb-server's certificate (hypervisor.ovsdb_tls.ca)")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: skyvisor [flags]\n\nSettings also come from SKYVISOR_<KEY> environment variables and --config.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -94,6 +98,8 @@ func loadSettings(args []string, stdout io.Writer, registry map[string]apps.Fact
 		"hypervisor.tunnel_mesh":         "tunnel-mesh",
 		"hypervisor.liveness.bfd_min_rx": "bfd-min-rx", "hypervisor.liveness.bfd_min_tx": "bfd-min-tx",
 		"hypervisor.liveness.bfd_mult": "bfd-mult", "hypervisor.liveness.disabled": "no-bfd",
+		"hypervisor.ovsdb_tls.key": "ovsdb-tls-key", "hypervisor.ovsdb_tls.cert": "ovsdb-tls-cert",
+		"hypervisor.ovsdb_tls.ca": "ovsdb-tls-ca",
 	}
 	for key, flag := range binds {
 		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
@@ -282,7 +288,9 @@ func hypervisorFirst(names []string) []string {
 
 // checkHypervisor checks the hypervisor settings early, naming the flag
 // (and key) at fault: with the hypervisor app, --infra is required and must
-// be a valid infrastructure file (infra.Load); without it, --infra makes no sense and is refused
+// be a valid infrastructure file (infra.Load) whose ssl: OVSDB endpoints
+// have loadable TLS files, its own or --ovsdb-tls-* (hypervisor.CheckOVSDBTLS);
+// without it, --infra makes no sense and is refused
 // (it would be silently ignored otherwise).
 func checkHypervisor(v *viper.Viper, names []string) error {
 	infraFile := v.GetString("hypervisor.infra")
@@ -302,8 +310,14 @@ func checkHypervisor(v *viper.Viper, names []string) error {
 	if st.IsDir() {
 		return fmt.Errorf("--infra / hypervisor.infra: %s is a directory, want a JSON file", infraFile)
 	}
-	if _, err := infra.Load(infraFile); err != nil {
+	inf, err := infra.Load(infraFile)
+	if err != nil {
 		return fmt.Errorf("--infra / hypervisor.infra: %w", err)
+	}
+	tlsFiles := ovsdb.TLSFiles{Key: v.GetString("hypervisor.ovsdb_tls.key"), Cert: v.GetString("hypervisor.ovsdb_tls.cert"),
+		CA: v.GetString("hypervisor.ovsdb_tls.ca")}
+	if err := hypervisor.CheckOVSDBTLS(inf, tlsFiles); err != nil {
+		return fmt.Errorf("hypervisor.%w", err)
 	}
 	if f := v.GetString("hypervisor.api_token_file"); f != "" {
 		if _, err := os.Stat(f); err != nil {
