@@ -14,6 +14,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
+	"github.com/skyvisor/skyvisor/ovsdb"
 	"github.com/skyvisor/skyvisor/tunnels"
 	bolt "go.etcd.io/bbolt"
 )
@@ -373,9 +374,10 @@ func (st *state) mapping(t *store.Tenant) api.Mapping {
 }
 
 // PhysicalTopology implements api.Service: sites, switches with their
-// connection state, and the planned gateway tunnels (Up when both ends'
-// ports are provisioned). Links inside sites are the discovery app's and
-// not reported here.
+// connection state, and the gateway tunnels: the planned ones (InTree) and
+// the probes of pairs BFD declared down (routed around), each Up when
+// both ends' ports are provisioned and with its BFD state (liveness.go).
+// Links inside sites are the discovery app's and not reported here.
 func (h *Hypervisor) PhysicalTopology(ctx context.Context) (api.PhysicalTopology, error) {
 	if err := ctx.Err(); err != nil {
 		return api.PhysicalTopology{}, err
@@ -398,8 +400,14 @@ func (h *Hypervisor) PhysicalTopology(ctx context.Context) (api.PhysicalTopology
 		}
 		out.Switches = append(out.Switches, ps)
 	}
-	for _, t := range st.plan.Tunnels {
-		gt := api.GatewayTunnel{Name: t.Pair().String(), Type: st.inf.TunnelType, A: t.A, B: t.B, Up: st.tree.Has(t.A, t.B)}
+	ends := h.bfdEnds()
+	// The tree (or mesh) and the pairs BFD declared down whose ports stay
+	// as probes.
+	for _, t := range h.provisioned(st.inf, st.plan).Tunnels {
+		_, okA := st.ports[t.A][t.B]
+		_, okB := st.ports[t.B][t.A]
+		gt := api.GatewayTunnel{Name: t.Pair().String(), Type: st.inf.TunnelType, A: t.A, B: t.B, Up: okA && okB,
+			InTree: st.plan.Has(t.A, t.B), BFD: tunnelBFD(t.A, t.B, ends)}
 		if s := st.inf.Site(t.A); s != nil {
 			gt.LocalIP = s.UnderlayIP
 		}
@@ -477,8 +485,104 @@ func (h *Hypervisor) Health(ctx context.Context) api.Health {
 	default:
 		add("tunnels", api.HealthOK, plan.String())
 	}
+	if !h.cfg.Liveness.Disabled && planned {
+		status, msg := bfdHealth(plan, h.bfdEnds(), h.LivenessDown())
+		add("bfd", status, msg)
+	}
 	if cerr != nil {
 		add("converge", api.HealthDegraded, cerr.Error())
 	}
 	return out
+}
+
+// bfdEnds returns the BFD status of every gateway tunnel port seen, by
+// (site, peer) (empty with liveness disabled).
+func (h *Hypervisor) bfdEnds() map[liveEnd]ovsdb.BFDStatus {
+	out := map[liveEnd]ovsdb.BFDStatus{}
+	for _, ts := range h.TunnelStatuses() {
+		out[liveEnd{site: ts.Site, peer: ts.Peer}] = ts.BFD
+	}
+	return out
+}
+
+// tunnelBFD returns the API's BFD state of the tunnel between a and b,
+// nil if neither port has been seen.
+func tunnelBFD(a, b string, ends map[liveEnd]ovsdb.BFDStatus) *api.TunnelBFD {
+	sa, okA := ends[liveEnd{a, b}]
+	sb, okB := ends[liveEnd{b, a}]
+	if !okA && !okB {
+		return nil
+	}
+	out := &api.TunnelBFD{Ends: []api.TunnelBFDEnd{bfdEnd(a, sa), bfdEnd(b, sb)}}
+	switch {
+	case sa.Up() && sb.Up():
+		out.State, out.Forwarding = ovsdb.BFDStateUp, true
+	case !sa.Up():
+		out.State, out.Diagnostic = sa.State, bfdDiag(sa.Diagnostic)
+	default:
+		out.State, out.Diagnostic = sb.State, bfdDiag(sb.Diagnostic)
+	}
+	return out
+}
+
+func bfdEnd(site string, s ovsdb.BFDStatus) api.TunnelBFDEnd {
+	return api.TunnelBFDEnd{Site: site, State: s.State, Forwarding: s.Forwarding, Diagnostic: bfdDiag(s.Diagnostic),
+		RemoteState: s.RemoteState, FlapCount: s.FlapCount}
+}
+
+// bfdDiag maps ovs-vswitchd's "No Diagnostic" (RFC 5880 Diag 0) to "".
+func bfdDiag(d string) string {
+	if d == "No Diagnostic" {
+		return ""
+	}
+	return d
+}
+
+// bfdHealth is the "bfd" health check: degraded while a tunnel of plan
+// (the tree or mesh that carries traffic) has an end whose BFD session
+// reports it not up and forwarding (a failure not yet routed around, one
+// with no detour, or a session still coming up); ends not reported yet
+// are not counted. The pairs routed around (probes) are named in the
+// message but do not degrade: traffic no longer uses them.
+func bfdHealth(plan tunnels.Plan, ends map[liveEnd]ovsdb.BFDStatus, routed []tunnels.Pair) (api.HealthStatus, string) {
+	var down []string
+	up, unknown := 0, 0
+	for _, t := range plan.Tunnels {
+		var bad []string
+		reported := 0
+		for _, e := range []liveEnd{{t.A, t.B}, {t.B, t.A}} {
+			s, ok := ends[e]
+			if !ok || !s.Reported() {
+				continue
+			}
+			reported++
+			if !s.Up() {
+				bad = append(bad, e.site+": "+s.String())
+			}
+		}
+		switch {
+		case len(bad) > 0:
+			down = append(down, fmt.Sprintf("%s (%s)", t.Pair(), strings.Join(bad, "; ")))
+		case reported == 2:
+			up++
+		default:
+			unknown++
+		}
+	}
+	var around string
+	if len(routed) > 0 {
+		names := make([]string, len(routed))
+		for i, p := range routed {
+			names[i] = p.String()
+		}
+		around = "; routed around: " + strings.Join(names, ", ")
+	}
+	if len(down) > 0 {
+		return api.HealthDegraded, fmt.Sprintf("%d of %d tree tunnels down: %s%s", len(down), len(plan.Tunnels), strings.Join(down, ", "), around)
+	}
+	msg := fmt.Sprintf("%d of %d tree tunnels up", up, len(plan.Tunnels))
+	if unknown > 0 {
+		msg += fmt.Sprintf(", %d not reported yet", unknown)
+	}
+	return api.HealthOK, msg + around
 }

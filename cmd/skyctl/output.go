@@ -186,10 +186,36 @@ func writePhysical(w io.Writer, p api.PhysicalTopology) {
 			if t.Up {
 				state = "up"
 			}
-			rows = append(rows, []string{t.Name, t.Type, t.A, t.B, t.LocalIP, t.RemoteIP, key, state})
+			tree := "yes"
+			if !t.InTree {
+				tree = "routed around"
+			}
+			rows = append(rows, []string{t.Name, t.Type, t.A, t.B, t.LocalIP, t.RemoteIP, key, state, tree, bfdText(t.BFD)})
 		}
-		table(w, "  ", []string{"NAME", "TYPE", "A", "B", "LOCAL IP", "REMOTE IP", "KEY", "STATE"}, rows)
+		table(w, "  ", []string{"NAME", "TYPE", "A", "B", "LOCAL IP", "REMOTE IP", "KEY", "STATE", "TREE", "BFD"}, rows)
 	}
+}
+
+// bfdText formats a tunnel's BFD state for the TREE/BFD columns: "up",
+// "down (Control Detection Time Expired)", "init", "up, not forwarding",
+// "unreported" (a port without a report yet) or "" (no BFD: printed "-").
+func bfdText(b *api.TunnelBFD) string {
+	switch {
+	case b == nil:
+		return ""
+	case b.State == "up" && b.Forwarding:
+		return "up"
+	case b.State == "":
+		return "unreported"
+	}
+	out := b.State
+	if b.State == "up" {
+		out += ", not forwarding"
+	}
+	if b.Diagnostic != "" {
+		out += " (" + b.Diagnostic + ")"
+	}
+	return out
 }
 
 func yesNo(b bool) string {

@@ -250,8 +250,9 @@ Links:
   00:00:00:00:00:00:01:00  1         00:00:00:00:00:00:01:01  1
 
 Tunnels:
-  NAME       TYPE   A    B      LOCAL IP    REMOTE IP   KEY   STATE
-  aws-azure  vxlan  aws  azure  172.31.0.1  172.31.0.2  flow  up
+  NAME       TYPE   A    B      LOCAL IP    REMOTE IP   KEY   STATE  TREE           BFD
+  aws-azure  vxlan  aws  azure  172.31.0.1  172.31.0.2  flow  up     yes            up
+  aws-gcp    vxlan  aws  gcp    172.31.0.1  172.31.0.3  flow  up     routed around  down (Control Detection Time Expired)
 `
 	if out != want {
 		t.Fatalf("topology physical:\n%s\nwant:\n%s", out, want)
@@ -328,5 +329,23 @@ func TestServerUnreachable(t *testing.T) {
 	code := run(context.Background(), []string{"--server", dead, "get", "tenants"}, nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "cannot reach the API") || !strings.Contains(errb.String(), dead) {
 		t.Fatalf("unreachable: %d %q", code, errb.String())
+	}
+}
+
+func TestBFDText(t *testing.T) {
+	for _, c := range []struct {
+		in   *api.TunnelBFD
+		want string
+	}{
+		{nil, ""},
+		{&api.TunnelBFD{}, "unreported"},
+		{&api.TunnelBFD{State: "up", Forwarding: true}, "up"},
+		{&api.TunnelBFD{State: "up"}, "up, not forwarding"},
+		{&api.TunnelBFD{State: "init"}, "init"},
+		{&api.TunnelBFD{State: "down", Diagnostic: "Neighbor Signaled Session Down"}, "down (Neighbor Signaled Session Down)"},
+	} {
+		if got := bfdText(c.in); got != c.want {
+			t.Errorf("bfdText(%+v) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

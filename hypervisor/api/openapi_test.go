@@ -171,7 +171,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PortMapping": api.PortMapping{}, "LinkMapping": api.LinkMapping{}, "Hop": api.Hop{},
 		"HostMapping": api.HostMapping{}, "PhysicalTopology": api.PhysicalTopology{}, "Site": api.Site{},
 		"PhysicalSwitch": api.PhysicalSwitch{}, "PhysicalLink": api.PhysicalLink{},
-		"GatewayTunnel": api.GatewayTunnel{}, "Health": api.Health{}, "HealthCheck": api.HealthCheck{},
+		"GatewayTunnel": api.GatewayTunnel{}, "TunnelBFD": api.TunnelBFD{}, "TunnelBFDEnd": api.TunnelBFDEnd{},
+		"Health": api.Health{}, "HealthCheck": api.HealthCheck{},
 		"MigrationRequest": api.MigrationRequest{}, "Migration": api.Migration{}, "MigrationBridge": api.MigrationBridge{},
 		"MigrationHost": api.MigrationHost{}, "MigrationStep": api.MigrationStep{}, "MigrationEvent": api.MigrationEvent{},
 	} {

@@ -562,6 +562,27 @@ func TestPhysicalTopology(t *testing.T) {
 	if err := json.Unmarshal(r.body, &p); err != nil || r.code != 200 || len(p.Switches) != 2 || p.Switches[0].DPID != 0x100 || !p.Tunnels[0].Up {
 		t.Fatalf("%d %s (%v)", r.code, r.body, err)
 	}
+	// Each tunnel's tree membership and BFD state, on the wire.
+	var raw struct {
+		Tunnels []map[string]any `json:"tunnels"`
+	}
+	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw.Tunnels) != 2 {
+		t.Fatalf("tunnels: %s (%v)", r.body, err)
+	}
+	tree, probe := raw.Tunnels[0], raw.Tunnels[1]
+	if tree["in_tree"] != true || probe["in_tree"] != false {
+		t.Fatalf("in_tree: %v / %v", tree, probe)
+	}
+	bfd := probe["bfd"].(map[string]any)
+	ends := bfd["ends"].([]any)
+	if bfd["state"] != "down" || bfd["forwarding"] != false || bfd["diagnostic"] != "Control Detection Time Expired" ||
+		len(ends) != 2 || ends[1].(map[string]any)["site"] != "gcp" || ends[1].(map[string]any)["remote_state"] != "down" ||
+		ends[1].(map[string]any)["flap_count"] != 2.0 {
+		t.Fatalf("probe bfd %v", bfd)
+	}
+	if _, ok := tree["bfd"].(map[string]any)["diagnostic"]; ok {
+		t.Fatalf("empty diagnostic sent: %v", tree["bfd"])
+	}
 }
 
 func TestUnknownRouteAndWrongMethod(t *testing.T) {

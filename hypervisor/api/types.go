@@ -231,7 +231,54 @@ type GatewayTunnel struct {
 	RemoteIP string `json:"remote_ip,omitempty"`
 	// Key is the tunnel key / VNI; 0 means flow-based (key=flow).
 	Key uint32 `json:"key"`
-	Up  bool   `json:"up"`
+	// Up is true when the tunnel's ports exist on both gateways.
+	Up bool `json:"up"`
+	// InTree is true for a tunnel of the current tree (or of the full
+	// mesh) that carries traffic; false for a tunnel BFD declared down
+	// and the hypervisor routed around: its ports stay on both gateways
+	// as a probe, BFD running, until it is up again and readmitted.
+	InTree bool `json:"in_tree"`
+	// BFD is the tunnel's BFD state (RFC 5880 as ovs-vswitchd reports it
+	// in bfd_status); absent when liveness is disabled or neither port
+	// has been seen yet.
+	BFD *TunnelBFD `json:"bfd,omitempty"`
+}
+
+// TunnelBFD is the BFD state of one gateway tunnel: a summary and the
+// report of each end's port.
+type TunnelBFD struct {
+	// State is "up" when both ends are up and forwarding; otherwise the
+	// state of the first end (A, then B) that is not: "down", "init",
+	// "admin_down", "up" (up but not forwarding), or "" when that end
+	// reports nothing yet.
+	State string `json:"state"`
+	// Forwarding is true when both ends are up and forwarding.
+	Forwarding bool `json:"forwarding"`
+	// Diagnostic is that end's reason for its last state change (RFC 5880
+	// section 4.1, as ovs-vswitchd names it, e.g. "Control Detection Time
+	// Expired"); "" when up or when there is none.
+	Diagnostic string `json:"diagnostic,omitempty"`
+	// Ends are the two ports' own reports, A's end first.
+	Ends []TunnelBFDEnd `json:"ends"`
+}
+
+// TunnelBFDEnd is what ovs-vswitchd reports of the BFD session of one
+// tunnel port (Interface bfd_status).
+type TunnelBFDEnd struct {
+	// Site is the site whose gateway holds the port.
+	Site string `json:"site"`
+	// State is the local session state ("" when not reported: no port,
+	// or BFD not running yet).
+	State      string `json:"state"`
+	Forwarding bool   `json:"forwarding"`
+	// Diagnostic is the local reason for the last state change ("" for
+	// none).
+	Diagnostic string `json:"diagnostic,omitempty"`
+	// RemoteState is the peer's state as it last signalled it.
+	RemoteState string `json:"remote_state,omitempty"`
+	// FlapCount counts the changes of forwarding since the session
+	// started.
+	FlapCount uint64 `json:"flap_count"`
 }
 
 // HealthStatus is the overall health of the daemon.

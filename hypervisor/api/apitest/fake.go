@@ -64,8 +64,17 @@ func New() *Fake {
 				{DPID: 0x101, Site: "aws", VM: "vm1", Role: api.RoleVM, Connected: false, Ports: 2},
 			},
 			Links: []api.PhysicalLink{{SrcDPID: 0x100, SrcPort: 1, DstDPID: 0x101, DstPort: 1}},
-			Tunnels: []api.GatewayTunnel{{Name: "aws-azure", Type: "vxlan", A: "aws", B: "azure",
-				LocalIP: "172.31.0.1", RemoteIP: "172.31.0.2", Key: 0, Up: true}},
+			Tunnels: []api.GatewayTunnel{
+				{Name: "aws-azure", Type: "vxlan", A: "aws", B: "azure", LocalIP: "172.31.0.1", RemoteIP: "172.31.0.2", Key: 0, Up: true,
+					InTree: true, BFD: &api.TunnelBFD{State: "up", Forwarding: true, Ends: []api.TunnelBFDEnd{
+						{Site: "aws", State: "up", Forwarding: true, RemoteState: "up", FlapCount: 1},
+						{Site: "azure", State: "up", Forwarding: true, RemoteState: "up", FlapCount: 1}}}},
+				// routed around: BFD declared it down, its ports stay as a probe
+				{Name: "aws-gcp", Type: "vxlan", A: "aws", B: "gcp", LocalIP: "172.31.0.1", RemoteIP: "172.31.0.3", Key: 0, Up: true,
+					InTree: false, BFD: &api.TunnelBFD{State: "down", Diagnostic: "Control Detection Time Expired", Ends: []api.TunnelBFDEnd{
+						{Site: "aws", State: "down", Diagnostic: "Control Detection Time Expired", RemoteState: "down", FlapCount: 2},
+						{Site: "gcp", State: "down", Diagnostic: "Control Detection Time Expired", RemoteState: "down", FlapCount: 2}}}},
+			},
 		},
 	}
 }
