@@ -71,5 +71,6 @@
 // namespaces named "sko-*"; they need root and skip otherwise.
 // TestSSLEndpoint starts its own ovsdb-server (run directory /tmp/sko-ssl-*,
 // a port of 17300-17399) with pssl and certificates it makes, and checks
-// that certificates of another CA are refused on either side.
+// that certificates of another CA are refused on either side;
+// TestSSLEndpointOVSPKI does the same with certificates made by ovs-pki.
 package ovsdb

@@ -252,3 +252,60 @@ func TestSSLEndpoint(t *testing.T) {
 		t.Fatalf("bridges = %q", got)
 	}
 }
+
+// TestSSLEndpointOVSPKI uses certificates made by ovs-pki as docs/infra.md
+// describes (RSA, SAN "NAME id:UUID" that is no host name): the server's
+// of type switch (switchca), Skyvisor's of type controller (controllerca).
+func TestSSLEndpointOVSPKI(t *testing.T) {
+	if _, err := exec.LookPath("ovs-pki"); err != nil {
+		t.Skip("ovs-pki not installed (Debian: openvswitch-common)")
+	}
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	for _, args := range [][]string{
+		{"init", "--dir=" + pki},
+		{"req+sign", "ovsdb-aws", "switch", "--dir=" + pki},
+		{"req+sign", "skyvisor", "controller", "--dir=" + pki},
+	} {
+		cmd := exec.Command("ovs-pki", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ovs-pki %v: %v: %s", args, err, out)
+		}
+	}
+	srv := startSSLServer(t, TLSFiles{Key: filepath.Join(dir, "ovsdb-aws-privkey.pem"), Cert: filepath.Join(dir, "ovsdb-aws-cert.pem"),
+		CA: filepath.Join(pki, "controllerca", "cacert.pem")})
+	client := TLSFiles{Key: filepath.Join(dir, "skyvisor-privkey.pem"), Cert: filepath.Join(dir, "skyvisor-cert.pem"),
+		CA: filepath.Join(pki, "switchca", "cacert.pem")}
+	cfg, err := client.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &testLogWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	ctx := testCtx(t)
+	c, err := Dial(ctx, srv.endpoint(), WithTLS(cfg), WithLogger(newTestLogger(w)))
+	if err != nil {
+		t.Fatalf("Dial %s: %v", srv.endpoint(), err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.EnsureBridge(ctx, BridgeSpec{Name: "sko-pki0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.vsctl(t, "list-br"); got != "sko-pki0" {
+		t.Fatalf("bridges = %q", got)
+	}
+	// Trusting controllerca instead of switchca: the server is refused.
+	client.CA = filepath.Join(pki, "controllerca", "cacert.pem")
+	if cfg, err = client.Load(); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if c2, err := Dial(dctx, srv.endpoint(), WithTLS(cfg), WithLogger(newTestLogger(w))); err == nil {
+		c2.Close()
+		t.Fatal("connected to a server whose certificate is not of the trusted CA")
+	} else if !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("wrong CA: %v", err)
+	}
+}
