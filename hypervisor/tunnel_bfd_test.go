@@ -2,6 +2,7 @@ package hypervisor
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,49 @@ func TestPhysicalTopologyBFDDisabled(t *testing.T) {
 	}
 	if c, _, ok := healthCheck(h, "bfd"); ok {
 		t.Fatalf("bfd check %+v with liveness disabled", c)
+	}
+}
+
+// TestNewDaemonLiveness: DaemonConfig.Liveness reaches the Hypervisor's
+// Config.Liveness (zero fields take the defaults; the BFD settings are
+// what the provisioner puts on every tunnel port), and out-of-range values
+// fail NewDaemon naming the key.
+func TestNewDaemonLiveness(t *testing.T) {
+	cfg := DaemonConfig{Infra: "infra/testdata/lab-inventory.json", StateDir: filepath.Join(t.TempDir(), "state"),
+		Liveness: DaemonLiveness{BFDMinRx: 300 * time.Millisecond, BFDMult: 4, UpAfter: 7 * time.Second}}
+	d, err := NewDaemon(cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := d.tunnelBFD()
+	lc := d.liveCfg()
+	d.store.Close()
+	if b == nil || *b != (tunnels.BFDConfig{MinRx: 300 * time.Millisecond, MinTx: DefaultBFDMinTx, Mult: 4}) ||
+		lc.UpAfter != 7*time.Second || lc.DownAfter != DefaultTunnelDownAfter {
+		t.Fatalf("bfd %+v, liveness %+v", b, lc)
+	}
+	cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	cfg.Liveness = DaemonLiveness{Disabled: true}
+	if d, err = NewDaemon(cfg, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	b = d.tunnelBFD()
+	d.store.Close()
+	if b != nil {
+		t.Fatalf("disabled: bfd %+v", b)
+	}
+	for _, c := range []struct {
+		l    DaemonLiveness
+		want string
+	}{
+		{DaemonLiveness{BFDMult: 256}, "bfd_mult"},
+		{DaemonLiveness{BFDMinTx: time.Microsecond}, "min_tx"},
+		{DaemonLiveness{DownAfter: -time.Second}, "liveness.down_after"},
+		{DaemonLiveness{DownUpdates: -1}, "liveness.down_updates"},
+	} {
+		cfg.Liveness = c.l
+		if _, err := NewDaemon(cfg, quietLogger()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err %v, want %q", c.l, err, c.want)
+		}
 	}
 }
