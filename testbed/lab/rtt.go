@@ -61,8 +61,8 @@ func median(xs []float64) float64 {
 }
 
 // measureRTT pings, for every pair of sites {i < o}, from site i's
-// namespace to site o's tunnel endpoint (rttPings echoes, rttInterval s
-// apart, 2 s timeout) and returns the median RTT per pair in pair order
+// namespace to site o's tunnel endpoint (one warm-up echo that resolves the
+// neighbour, then rttPings echoes, rttInterval s apart, 2 s timeout) and returns the median RTT per pair in pair order
 // (s1-s2, s1-s3, ..., s2-s3, ...). Pairs run in parallel (at most
 // rttParallel at once). Only the lab's site namespaces are used. Errors
 // name the pairs without any answer.
@@ -82,6 +82,9 @@ func measureRTT(ctx context.Context, s *Spec) ([]Cost, error) {
 		sem <- struct{}{}
 		defer func() { <-sem }()
 		i, o := pairs[k][0], pairs[k][1]
+		// warm-up echo: resolves the neighbour first, so no measured echo
+		// waits behind an ARP exchange (which takes a full RTT of the pair)
+		_, _ = nsRun(ctx, SiteNetns(s.Prefix, i+1), nil, "ping", "-n", "-c", "1", "-W", "2", TunnelEndpoint(s, o+1))
 		res, err := nsRun(ctx, SiteNetns(s.Prefix, i+1), nil, "ping", "-n", "-c", strconv.Itoa(rttPings),
 			"-i", rttInterval, "-W", "2", TunnelEndpoint(s, o+1))
 		rtts := pingRTTs(res)
