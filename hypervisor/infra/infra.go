@@ -244,7 +244,9 @@ func Parse(data []byte) (*Infra, error) {
 // endpoint addresses of one IP version, one gateway per site whose DPID
 // matches the site's, unique non-zero DPIDs, VMs with exactly one uplink to
 // their site's gateway whose port numbers agree with the gateway's patch
-// ports, and costs naming known, distinct sites.
+// ports, costs naming known, distinct sites, and ovsdb_tls entries with
+// all of key, cert and ca, the same for sites sharing an ssl endpoint
+// (the files themselves are read by CheckOVSDBTLS).
 func (inf *Infra) Validate() error {
 	var errs []FieldError
 	bad := func(path, format string, a ...any) {
