@@ -78,7 +78,7 @@ func cutArgs(stateDir, a, b string) (string, netip.Addr, netip.Addr, error) {
 	}
 	s := &st.Spec
 	if s.UsesRelay() {
-		return "", netip.Addr{}, netip.Addr{}, fmt.Errorf("lab: WAN cut %s~%s: the WAN is the delay relay; only a bridge-mode WAN (no delay, no loss) can be cut", a, b)
+		return "", netip.Addr{}, netip.Addr{}, fmt.Errorf("lab: WAN cut %s~%s: the WAN is the delay relay; only a bridge-mode WAN (no delay, loss or pair rate) can be cut", a, b)
 	}
 	if a == b {
 		return "", netip.Addr{}, netip.Addr{}, fmt.Errorf("lab: WAN cut: %s twice", a)
