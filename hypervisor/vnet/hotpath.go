@@ -142,29 +142,61 @@ func (s *Switch) readd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) (bo
 		!sameInstructions(old.v.Instructions, fm.Instructions) {
 		return false, nil
 	}
-	for _, c := range old.copies {
-		if c.retiring {
-			return false, nil
-		}
-	}
-	now := time.Now()
 	// The edge bridges and their sessions (nil: away), read once, as
 	// connectedBridges does, without allocating for up to four.
 	bs := snap.bridges[s.index-1]
 	var swBuf [4]controller.Switch
 	sws := swBuf[:0]
+	nconn := 0
 	for _, b := range bs {
-		sws = append(sws, s.t.phys.Switch(b))
+		psw := s.t.phys.Switch(b)
+		if psw != nil {
+			nconn++
+		}
+		sws = append(sws, psw)
 	}
-	for id := range old.copies {
-		if i := slices.Index(bs, id.bridge); i < 0 || sws[i] == nil {
-			s.tab.dropCopy(old, id)
+	// Usually old's copies are exactly one live copy of each physical
+	// entry on each connected bridge: checked by lookups (cheaper than
+	// walking the map), they are then only re-stamped. Otherwise the walk:
+	// a retiring copy rules readd out, copies on bridges that are away are
+	// forgotten.
+	exact := len(old.copies) == nconn*len(old.phys)
+	for i, b := range bs {
+		if !exact {
+			break
+		}
+		if sws[i] == nil {
+			continue
+		}
+		for j := range old.phys {
+			if c, ok := old.copies[copyID{b, old.pkeys[j]}]; !ok || c.retiring {
+				exact = false
+				break
+			}
 		}
 	}
+	if !exact {
+		for _, c := range old.copies {
+			if c.retiring {
+				return false, nil
+			}
+		}
+		for id := range old.copies {
+			if i := slices.Index(bs, id.bridge); i < 0 || sws[i] == nil {
+				s.tab.dropCopy(old, id)
+			}
+		}
+	}
+	now := time.Now()
 	for i, b := range bs {
 		if sws[i] != nil {
 			for j := range old.phys {
-				s.tab.addCopy(old, copyID{b, old.pkeys[j]}, physCopy{installed: now})
+				id := copyID{b, old.pkeys[j]}
+				if exact { // the copy, hence old in byPhys, is there
+					old.copies[id] = physCopy{installed: now}
+				} else {
+					s.tab.addCopy(old, id, physCopy{installed: now})
+				}
 			}
 		}
 	}
