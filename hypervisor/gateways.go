@@ -33,7 +33,7 @@ func (h *Hypervisor) provision(ctx context.Context, inf *infra.Infra, clients ma
 		h.mu.Lock()
 		h.plan, h.planned = p, true
 		h.mu.Unlock()
-		h.log.Info("hypervisor: tunnel tree planned", "plan", p.String())
+		h.log.Info("hypervisor: tunnel tree planned", "plan", p.String(), "cost_sources", costSources(inf, p))
 	}
 	prov, err := h.provisioner(inf, clients)
 	if err != nil {
@@ -436,4 +436,22 @@ func (h *Hypervisor) dropSiteBindings(site string) error {
 	}
 	h.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// costSources counts the tunnels of plan by the source of their cost
+// (infra.CostSource: configured, measured, wan or default), e.g.
+// "measured=2 configured=1", for the planning log.
+func costSources(inf *infra.Infra, plan tunnels.Plan) string {
+	n := map[string]int{}
+	for _, t := range plan.Tunnels {
+		n[inf.CostSource(t.A, t.B)]++
+	}
+	var b strings.Builder
+	for _, src := range slices.Sorted(maps.Keys(n)) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", src, n[src])
+	}
+	return b.String()
 }

@@ -1,10 +1,13 @@
 package hypervisor
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
+	"github.com/skyvisor/skyvisor/tunnels"
 )
 
 // TestConvergeTunnelMesh: with Config.TunnelMesh the 3 gateways get the
@@ -45,5 +48,22 @@ func TestConvergeTunnelMesh(t *testing.T) {
 	}
 	if n := ff.txns() - before; n != 0 {
 		t.Errorf("second Converge sent %d transactions", n)
+	}
+}
+
+// TestCostSources: the planning log counts the plan's tunnels by where
+// their cost came from.
+func TestCostSources(t *testing.T) {
+	site := func(name string, n int) string {
+		return fmt.Sprintf(`{"name":%q,"ovsdb":"tcp:127.0.0.1:%d","underlay_ip":"192.0.2.%d","gateway_bridge":"gw","gateway_dpid":%d}`, name, 6640+n, n, n)
+	}
+	inf, err := infra.Parse([]byte(`{"sites":[` + site("a", 1) + "," + site("b", 2) + "," + site("c", 3) + `],
+		"costs":[{"a":"a","b":"b","rtt_ms":5},{"a":"b","b":"c","rtt_ms":7,"source":"measured"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := tunnels.Plan{Sites: []string{"a", "b", "c"}, Tunnels: []tunnels.Tunnel{{A: "a", B: "b"}, {A: "b", B: "c"}, {A: "a", B: "c"}}}
+	if got, want := costSources(inf, plan), "configured=1 default=1 measured=1"; got != want {
+		t.Errorf("costSources = %q, want %q", got, want)
 	}
 }
