@@ -2,6 +2,7 @@ package hypervisor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -181,8 +182,8 @@ func NewDaemon(cfg DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	h, err = New(Config{Infra: inf, Store: st, Logger: log, ControllerTarget: cfg.ControllerTarget,
 		RetryInterval: cfg.RetryInterval, AuditInterval: cfg.AuditInterval, TunnelMesh: cfg.TunnelMesh,
 		Liveness: live, Dial: func(ctx context.Context, endpoint string) (OVSDB, error) {
-			return dialOVSDB(ctx, endpoint, h, cfg.OVSDBTLS)
-		}})
+			return dialOVSDB(ctx, endpoint, h)
+		}, OVSDBTLS: cfg.OVSDBTLS})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -219,23 +220,15 @@ func CheckOVSDBTLS(inf *infra.Infra, files ovsdb.TLSFiles) error {
 }
 
 // dialOVSDB is the daemon's Dialer: ovsdb.Dial with h's logger and, for an
-// "ssl:" endpoint, the TLS files of the current infrastructure
-// (infra.OVSDBTLSFor, so sites added later count) or else fallback, read
-// anew at every dial (renewed certificates apply from the next dial).
-func dialOVSDB(ctx context.Context, endpoint string, h *Hypervisor, fallback ovsdb.TLSFiles) (OVSDB, error) {
+// "ssl:" endpoint, the TLS configuration of h.OVSDBTLSConfig (read anew at
+// every dial: renewed certificates apply from the next dial).
+func dialOVSDB(ctx context.Context, endpoint string, h *Hypervisor) (OVSDB, error) {
 	opts := []ovsdb.Option{ovsdb.WithLogger(h.log)}
-	if strings.HasPrefix(endpoint, "ssl:") {
-		files := h.Infrastructure().OVSDBTLSFor(endpoint)
-		if files == nil && !fallback.IsZero() {
-			files = &fallback
-		}
-		if files == nil {
-			return nil, fmt.Errorf("ovsdb %s: no ovsdb_tls (infrastructure file or --ovsdb-tls-key, --ovsdb-tls-cert, --ovsdb-tls-ca)", endpoint)
-		}
-		tc, err := files.Load()
-		if err != nil {
-			return nil, fmt.Errorf("ovsdb %s: ovsdb_tls: %w", endpoint, err)
-		}
+	tc, err := h.OVSDBTLSConfig(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
 		opts = append(opts, ovsdb.WithTLS(tc))
 	}
 	c, err := ovsdb.Dial(ctx, endpoint, opts...)
@@ -243,6 +236,30 @@ func dialOVSDB(ctx context.Context, endpoint string, h *Hypervisor, fallback ovs
 		return nil, err
 	}
 	return c, nil
+}
+
+// OVSDBTLSConfig returns the client TLS configuration for an "ssl:" OVSDB
+// endpoint: the files of the current infrastructure
+// (infra.OVSDBTLSFor, so sites added later count) or else Config.OVSDBTLS,
+// loaded now (ovsdb.TLSFiles.Load). Other endpoints get nil. Errors name
+// the endpoint and what is missing or unreadable.
+func (h *Hypervisor) OVSDBTLSConfig(endpoint string) (*tls.Config, error) {
+	if !strings.HasPrefix(endpoint, "ssl:") {
+		return nil, nil
+	}
+	files := h.Infrastructure().OVSDBTLSFor(endpoint)
+	if files == nil && !h.cfg.OVSDBTLS.IsZero() {
+		fb := h.cfg.OVSDBTLS
+		files = &fb
+	}
+	if files == nil {
+		return nil, fmt.Errorf("ovsdb %s: no ovsdb_tls (infrastructure file or --ovsdb-tls-key, --ovsdb-tls-cert, --ovsdb-tls-ca)", endpoint)
+	}
+	tc, err := files.Load()
+	if err != nil {
+		return nil, fmt.Errorf("ovsdb %s: ovsdb_tls: %w", endpoint, err)
+	}
+	return tc, nil
 }
 
 // Handler returns the REST API handler (api.NewHandler over the

@@ -96,10 +96,14 @@ func TestDaemonOVSDBTLS(t *testing.T) {
 	// dial fails after the TLS setup), and without files says so.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor, d.cfg.OVSDBTLS); err == nil || !strings.Contains(err.Error(), "connection refused") {
+	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("dial with files: %v", err)
 	}
-	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor, ovsdb.TLSFiles{}); err == nil || !strings.Contains(err.Error(), "no ovsdb_tls") {
+	if tc, err := d.OVSDBTLSConfig("tcp:127.0.0.1:1"); tc != nil || err != nil {
+		t.Fatalf("tcp endpoint: TLS config %v, %v; want none", tc, err)
+	}
+	d.Hypervisor.cfg.OVSDBTLS = ovsdb.TLSFiles{}
+	if _, err := dialOVSDB(ctx, "ssl:127.0.0.1:1", d.Hypervisor); err == nil || !strings.Contains(err.Error(), "no ovsdb_tls") {
 		t.Fatalf("dial without files: %v", err)
 	}
 }

@@ -83,8 +83,8 @@ type OVSDB interface {
 	Close()
 }
 
-// Dialer opens an OVSDB connection to endpoint ("unix:/path" or
-// "tcp:HOST:PORT").
+// Dialer opens an OVSDB connection to endpoint ("unix:/path",
+// "tcp:HOST:PORT" or "ssl:HOST:PORT"; ovsdb.ParseEndpoint).
 type Dialer func(ctx context.Context, endpoint string) (OVSDB, error)
 
 // Config configures New.
@@ -101,6 +101,10 @@ type Config struct {
 	ControllerTarget string
 	// Dial opens OVSDB connections; nil means ovsdb.Dial with Logger.
 	Dial Dialer
+	// OVSDBTLS are the TLS files for "ssl:" OVSDB endpoints the
+	// infrastructure gives none for (the daemon's --ovsdb-tls-*); see
+	// OVSDBTLSConfig.
+	OVSDBTLS ovsdb.TLSFiles
 	// RetryInterval is the pause between failed convergence attempts in
 	// Run; 0 means DefaultRetryInterval.
 	RetryInterval time.Duration

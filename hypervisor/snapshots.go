@@ -199,9 +199,13 @@ func (h *Hypervisor) configs(ctx context.Context, switches []infra.Switch) (map[
 		ep := endpointOf(inf, sw)
 		c := conns[ep]
 		if c == nil {
+			tc, err := h.OVSDBTLSConfig(ep)
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("site %s: %w: %w", sw.Site, err, api.ErrUnavailable)
+			}
 			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			var err error
-			c, err = snapshot.DialOVSDB(dctx, ep, h.log)
+			c, err = snapshot.DialOVSDB(dctx, ep, h.log, tc)
 			cancel()
 			if err != nil {
 				closeAll()

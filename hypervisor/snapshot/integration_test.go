@@ -111,7 +111,7 @@ func TestSnapshotRestoreOnFreshOVS(t *testing.T) {
 	// The current OVS; the Service's Targets resolve to it.
 	var endpoint string
 	svc := &Service{Store: st, Targets: func(ctx context.Context, tenant string, refs []Ref) ([]Target, error) {
-		db, err := DialOVSDB(ctx, endpoint, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		db, err := DialOVSDB(ctx, endpoint, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +216,7 @@ func TestSnapshotRestoreOnFreshOVS(t *testing.T) {
 		t.Errorf("report %s", rep.String())
 	}
 
-	db, err := DialOVSDB(ctx, endpoint, nil)
+	db, err := DialOVSDB(ctx, endpoint, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestRestoreFailureRollsBackOnRealOVS(t *testing.T) {
 	linkController(t, inst, sock)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := DialOVSDB(ctx, inst.DBEndpoint(), nil)
+	db, err := DialOVSDB(ctx, inst.DBEndpoint(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,10 +45,11 @@ type OVSDB struct {
 	lib client.Client
 }
 
-// DialOVSDB connects to endpoint ("unix:/path" or "tcp:host:port", the
-// syntax of ovsdb.ParseEndpoint) and monitors every table. logger may be
-// nil (slog.Default). Close it when done.
-func DialOVSDB(ctx context.Context, endpoint string, logger *slog.Logger) (*OVSDB, error) {
+// DialOVSDB connects to endpoint ("unix:/path", "tcp:host:port" or
+// "ssl:host:port", the syntax of ovsdb.ParseEndpoint) and monitors every
+// table. logger may be nil (slog.Default); tlsConfig is required for ssl:
+// (Hypervisor.OVSDBTLSConfig) and ignored otherwise. Close it when done.
+func DialOVSDB(ctx context.Context, endpoint string, logger *slog.Logger, tlsConfig *tls.Config) (*OVSDB, error) {
 	ep, err := ovsdb.ParseEndpoint(endpoint)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,14 @@ func DialOVSDB(ctx context.Context, endpoint string, logger *slog.Logger) (*OVSD
 		return nil, fmt.Errorf("snapshot: ovsdb model: %w", err)
 	}
 	lg := logr.FromSlogHandler(logger.With("ovsdb", ep.String()).Handler()).WithName("libovsdb").V(1)
-	lib, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(ep.String()), client.WithLogger(&lg))
+	opts := []client.Option{client.WithEndpoint(ep.String()), client.WithLogger(&lg)}
+	if ep.IsSSL() {
+		if tlsConfig == nil {
+			return nil, fmt.Errorf("snapshot: ovsdb %s: ssl endpoint without a TLS configuration", ep)
+		}
+		opts = append(opts, client.WithTLSConfig(tlsConfig))
+	}
+	lib, err := client.NewOVSDBClient(dbModel, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: ovsdb %s: %w", ep, err)
 	}
