@@ -7,11 +7,17 @@
 //	         [--debug-addr HOST:PORT] [--discovery-probe-interval D] [--discovery-link-timeout D]
 //	         [--learning-idle-timeout D]
 //	         [--infra FILE] [--state-dir DIR] [--api-listen HOST:PORT] [--api-token T | --api-token-file F]
+//	         [--tunnel-mesh] [--bfd-min-rx D] [--bfd-min-tx D] [--bfd-mult N | --no-bfd]
+//	         [--ovsdb-tls-key F --ovsdb-tls-cert F --ovsdb-tls-ca F]
 //
 // The "hypervisor" app (package hypervisor) is the multi-cloud network
 // hypervisor: tenants, tunnels between the gateways of the infrastructure
 // file (--infra, required with it; docs/infra.md), its store in --state-dir
-// and the REST API on --api-listen (docs/api.md). It always runs first
+// and the REST API on --api-listen (docs/api.md); the gateways are joined
+// by the minimum spanning tree of tunnels (--tunnel-mesh: a full mesh),
+// each watched by BFD (--bfd-*, docs/tunnels.md "Liveness"), and "ssl:"
+// OVSDB endpoints use the --ovsdb-tls-* files unless the infrastructure
+// file gives its own (docs/infra.md "OVSDB over TLS"). It always runs first
 // among the apps (it consumes tenant packet-ins), whatever the order in
 // --apps. The full system:
 //
@@ -31,7 +37,13 @@
 //	debug_addr: 127.0.0.1:6060
 //	discovery: {probe_interval: 5s, link_timeout: 15s, priority: 65000}
 //	learning: {idle_timeout: 60s, table_size: 4096}
-//	hypervisor: {infra: inventory.json, state_dir: /var/lib/skyvisor, api_listen: 127.0.0.1:8080, api_token_file: /etc/skyvisor/token}
+//	hypervisor:
+//	  infra: inventory.json
+//	  state_dir: /var/lib/skyvisor
+//	  api_listen: 127.0.0.1:8080
+//	  api_token_file: /etc/skyvisor/token
+//	  liveness: {bfd_min_rx: 500ms, bfd_min_tx: 500ms, bfd_mult: 3}
+//	  ovsdb_tls: {key: /etc/skyvisor/ovsdb-key.pem, cert: /etc/skyvisor/ovsdb-cert.pem, ca: /etc/skyvisor/ovsdb-ca.pem}
 //
 // Each app's section is decoded into its Config (unknown keys are errors).
 // GET /debug/links on --debug-addr returns the discovered links as JSON.
