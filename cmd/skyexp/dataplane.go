@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,8 +21,9 @@ import (
 // runDataplane runs the data-plane overhead experiment (package
 // testbed/experiments/dataplane; docs/experiments.md, "Data-plane
 // overhead"): ping RTT and iperf3 TCP throughput between two clouds,
-// virtualized by the hypervisor vs plain forwarding, per tunnel type, WAN
-// delay and WireGuard. It prints a progress line per measurement, the
+// virtualized by the hypervisor vs plain forwarding through the tunnels vs
+// direct forwarding without tunnels, per tunnel type, WAN delay and
+// WireGuard. It prints a progress line per measurement, the
 // summary table, and writes the CSVs and the PNG. Exit status 1 on a
 // failed run, 2 on bad flags.
 func runDataplane(args []string, stdout, stderr io.Writer) int {
@@ -41,8 +44,12 @@ func runDataplane(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	pts := cfg.Matrix()
 	fmt.Fprintf(stdout, "dataplane: command: %s\n", f.CommandLine)
-	fmt.Fprintf(stdout, "dataplane: %d points x %d reps x 2 modes = %d measurements (%d pings every %v, iperf3 %v); about %v on an idle machine\n",
-		len(pts), cfg.Reps, len(pts)*cfg.Reps*2, cfg.PingCount, cfg.PingInterval, cfg.IperfTime, dataplane.Estimate(cfg).Round(time.Second))
+	fmt.Fprintf(stdout, "dataplane: %d points x %d reps x %d modes (%s) = %d measurements (%d pings every %v, iperf3 %v); about %v at load 4\n",
+		len(pts), cfg.Reps, len(cfg.Modes), strings.Join(cfg.Modes, ", "), len(pts)*cfg.Reps*len(cfg.Modes), cfg.PingCount, cfg.PingInterval, cfg.IperfTime,
+		dataplane.Estimate(cfg).Round(time.Second))
+	if slices.Contains(cfg.Modes, dataplane.ModeDirect) {
+		fmt.Fprintf(stdout, "dataplane: host MTU %d in the direct mode (no tunnel), the lab's (1400; 1350 with WireGuard) in the others\n", dataplane.DirectMTU)
+	}
 	for i, p := range pts {
 		fmt.Fprintf(stdout, "dataplane:   point %d: %s\n", i+1, p)
 	}

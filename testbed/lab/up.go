@@ -29,6 +29,9 @@ type Options struct {
 	RelayCommand []string
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+	// DirectWAN gives every site's gateway bridge a port straight into the
+	// WAN, next to the tunnels (DirectPort, DirectPeer; direct.go).
+	DirectWAN bool
 	// crashAfter, when set (tests), makes Up return right after the named
 	// stage without cleaning up, as if the process had died there.
 	crashAfter string
@@ -399,6 +402,9 @@ func (b *builder) site(ctx context.Context, idx int, ctl Controller) error {
 	if _, err := vsctl(ctx, s.StateDir, i, args...); err != nil {
 		return fmt.Errorf("site %s bridges: %w", site.Name, err)
 	}
+	if err := b.directWAN(ctx, i); err != nil {
+		return fmt.Errorf("site %s: %w", site.Name, err)
+	}
 	if s.WireGuard {
 		bits = "/24"
 	}
@@ -495,6 +501,7 @@ func (b *builder) startRelay(ctx context.Context) error {
 			args = append(args, "--rate", fmt.Sprintf("%s,%s=%s", a, b, strconv.FormatFloat(p.RateMbit, 'f', -1, 64)))
 		}
 	}
+	args = append(args, b.directRelayArgs()...)
 	for i := range s.Sites {
 		args = append(args, WANPeer(i+1))
 	}

@@ -2,13 +2,25 @@
 // al., "(Literally) above the clouds: virtualizing the network over
 // multiple clouds" (§4, Figure 4): ping RTT and iperf3 TCP throughput
 // between two hosts in different clouds (sites) of the lab
-// (testbed/lab), virtualized by Skyvisor's hypervisor (MAC rewriting at
-// the edge, tenant pipeline, gateway tunnels) against not virtualized
-// ("plain": the same lab, the same tunnel ports, static OpenFlow 1.3
-// flows that forward by destination MAC without rewriting), for every
-// tunnel type (VXLAN, GRE, Geneve), WAN delay and with or without
-// wireguard-go encrypting the underlay. The overhead is reported in
-// percent. See docs/experiments.md, "Data-plane overhead".
+// (testbed/lab), in three modes on the same lab:
+//
+//   - virtualized: Skyvisor's hypervisor (MAC rewriting at the edge,
+//     tenant pipeline, gateway tunnels);
+//   - plain: not virtualized but tunnelled: the same tunnel ports, static
+//     OpenFlow 1.3 flows that forward by destination MAC without
+//     rewriting;
+//   - direct: not virtualized, not tunnelled: static flows send the
+//     hosts' frames out of a plain port of each gateway straight into the
+//     lab's WAN (lab.Options.DirectWAN) through the same Linux bridge or
+//     delay relay, host MTU 1500 (plain and virtualized: the lab's host
+//     MTU, 1400, 1350 with WireGuard).
+//
+// virtualized vs direct is the paper's comparison (tunnels and pipeline),
+// virtualized vs plain the pipeline alone, plain vs direct the tunnels
+// alone; for every tunnel type (VXLAN, GRE, Geneve), WAN delay and with
+// or without wireguard-go encrypting the underlay (the direct mode never
+// is). The overheads are reported in percent. See docs/experiments.md,
+// "Data-plane overhead".
 package dataplane
 
 import (
@@ -25,11 +37,22 @@ import (
 
 // Modes of a measurement.
 const (
-	// ModePlain is the not-virtualized baseline: static flows, no controller.
+	// ModeDirect is the not-virtualized, not-tunnelled baseline: static
+	// flows to the gateways' direct WAN ports, host MTU DirectMTU.
+	ModeDirect = "direct"
+	// ModePlain is the not-virtualized tunnelled baseline: static flows to
+	// the tunnel ports, no controller.
 	ModePlain = "plain"
 	// ModeVirtualized runs skyvisor with the hypervisor and one tenant.
 	ModeVirtualized = "virtualized"
 )
+
+// AllModes are the modes in their default order (Config.Modes).
+var AllModes = []string{ModeDirect, ModePlain, ModeVirtualized}
+
+// DirectMTU is the hosts' MTU in the direct mode: what an Ethernet
+// network without tunnels carries.
+const DirectMTU = 1500
 
 // Which points of the matrix also run with wireguard-go (Config.WireGuard).
 const (
@@ -71,8 +94,12 @@ type Config struct {
 	// WireGuard says which points also run over wireguard-go: WGNone,
 	// WGFirst (default) or WGAll.
 	WireGuard string
-	// Reps is the number of (plain, virtualized) pairs measured per point,
-	// on the same lab in ABBA order (Order).
+	// Modes are the modes measured at every point (a subset of AllModes,
+	// in that order or another: Order rotates them).
+	Modes []string
+	// Reps is the number of repetitions of every mode per point, on the
+	// same lab, in the rotated order of Order (ABBA for two modes, a Latin
+	// square for three).
 	Reps int
 	// PingCount echo requests every PingInterval per measurement.
 	PingCount    int
@@ -102,16 +129,17 @@ const (
 )
 
 // DefaultConfig is the default run: 3 tunnel types x delays 0, 10, 50 ms,
-// WireGuard on the first tunnel type at delay 0, 3 repetitions, 20 pings
-// at 0.1 s, 3 s of iperf3.
+// WireGuard on the first tunnel type at delay 0, the three modes, 3
+// repetitions, 20 pings at 50 ms, 3 s of iperf3.
 func DefaultConfig() Config {
 	return Config{
 		Tunnels:      []string{lab.TunnelVXLAN, lab.TunnelGRE, lab.TunnelGeneve},
 		DelaysMS:     []float64{0, 10, 50},
 		WireGuard:    WGFirst,
+		Modes:        slices.Clone(AllModes),
 		Reps:         3,
 		PingCount:    20,
-		PingInterval: 100 * time.Millisecond,
+		PingInterval: 50 * time.Millisecond,
 		IperfTime:    3 * time.Second,
 		Prefix:       DefaultPrefix,
 		StateDir:     lab.DefaultStateRoot + "/" + DefaultPrefix,
@@ -141,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.WireGuard != WGNone && c.WireGuard != WGFirst && c.WireGuard != WGAll {
 		return fmt.Errorf("wireguard: %q is not none, first or all", c.WireGuard)
+	}
+	if err := checkModes(c.Modes); err != nil {
+		return fmt.Errorf("modes: %w", err)
 	}
 	if c.Reps < 1 || c.Reps > 100 {
 		return fmt.Errorf("reps: %d out of range 1..100", c.Reps)
@@ -192,6 +223,34 @@ func ParseTunnels(s string) ([]string, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// ParseModes parses "direct,plain,virtualized" (a non-empty subset of
+// AllModes, no duplicates; the order is the first repetition's).
+func ParseModes(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(f))
+	}
+	if err := checkModes(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func checkModes(ms []string) error {
+	if len(ms) == 0 {
+		return fmt.Errorf("want at least one of %s", strings.Join(AllModes, ", "))
+	}
+	for k, m := range ms {
+		if !slices.Contains(AllModes, m) {
+			return fmt.Errorf("%q is not one of %s", m, strings.Join(AllModes, ", "))
+		}
+		if slices.Contains(ms[:k], m) {
+			return fmt.Errorf("%q given twice", m)
+		}
+	}
+	return nil
 }
 
 // ParseDelays parses "0,10,50" (ms, no duplicates, each 0..1000).

@@ -40,7 +40,8 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	tun := fs.String("tunnels", strings.Join(c.Tunnels, ","), "comma-separated tunnel types (vxlan, gre, geneve)")
 	delays := fs.String("delays", "0,10,50", "comma-separated WAN one-way delays in `ms` (0: Linux bridge WAN; > 0: userspace delay relay)")
 	fs.StringVar(&c.WireGuard, "wg", c.WireGuard, "points also run over wireguard-go: none, first (first tunnel at first delay) or all")
-	fs.IntVar(&c.Reps, "reps", c.Reps, "(plain, virtualized) pairs per point, ABBA order on the same lab")
+	modes := fs.String("modes", strings.Join(c.Modes, ","), "comma-separated modes measured at every point: direct (no tunnel), plain (tunnel, static flows), virtualized (skyvisor)")
+	fs.IntVar(&c.Reps, "reps", c.Reps, "repetitions of every mode per point on the same lab, order rotated per repetition (ABBA for two modes, Latin square for three)")
 	fs.IntVar(&c.PingCount, "pings", c.PingCount, "echo requests per measurement")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "interval between echo requests")
 	fs.DurationVar(&c.IperfTime, "iperf-time", c.IperfTime, "iperf3 test duration (whole seconds)")
@@ -70,6 +71,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	if c.DelaysMS, err = ParseDelays(*delays); err != nil {
 		return nil, fmt.Errorf("--delays: %w", err)
 	}
+	if c.Modes, err = ParseModes(*modes); err != nil {
+		return nil, fmt.Errorf("--modes: %w", err)
+	}
 	if *full {
 		c.WireGuard, c.Reps, c.PingCount, c.IperfTime = WGAll, FullReps, FullPings, FullIperfTime
 	}
@@ -80,19 +84,21 @@ func ParseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	return f, nil
 }
 
-// Estimate is a rough duration of cfg on an idle 2-core machine: per
-// measurement the pings, iperf3 and about 2 s of warm-up and process
-// starts, plus about 3 s per skyvisor start (Order) and 4 s per lab
-// (including the 1 s iperf3 warm-up).
+// Estimate is a rough duration of cfg on a 2-core machine at load 4:
+// per measurement the pings, iperf3 and about 1 s of warm-up, checks and
+// process starts, plus about 4 s per skyvisor start (Order; consecutive
+// virtualized steps share one) and 5 s per lab (up, tunnels, the 1 s
+// iperf3 warm-up, down).
 func Estimate(cfg Config) time.Duration {
 	pts := len(cfg.Matrix())
-	per := time.Duration(cfg.PingCount)*cfg.PingInterval + cfg.IperfTime + 2*time.Second
-	starts, mode := 0, ModePlain
-	for _, st := range Order(cfg.Reps) {
+	per := time.Duration(cfg.PingCount)*cfg.PingInterval + cfg.IperfTime + time.Second
+	sched := Order(cfg.Modes, cfg.Reps)
+	starts, mode := 0, ""
+	for _, st := range sched {
 		if st.Mode == ModeVirtualized && mode != ModeVirtualized {
 			starts++
 		}
 		mode = st.Mode
 	}
-	return time.Duration(pts) * (time.Duration(2*cfg.Reps)*per + time.Duration(starts)*3*time.Second + 4*time.Second)
+	return time.Duration(pts) * (time.Duration(len(sched))*per + time.Duration(starts)*4*time.Second + 5*time.Second)
 }

@@ -23,43 +23,61 @@ func Label(p Point) string {
 	return s
 }
 
-// Plot draws ss as a PNG (about 1200x1000 px) in three panels, one group
-// of bars per point (Label): median RTT (ms), median TCP throughput
-// (Mbit/s), plain vs virtualized side by side; and the overheads in
-// percent (RTT overhead and throughput loss). caption is added to the
-// first title.
+// series is one bar series of a panel.
+type series struct {
+	name string
+	vals []float64
+	c    color.Color
+}
+
+// Plot draws ss as a PNG (about 1200x1330 px) in four panels, one group
+// of bars per point (Label): median RTT (ms) and median TCP throughput
+// (Mbit/s) of the modes side by side (direct, plain, virtualized; a mode
+// without any measurement is left out), the RTT overhead and the
+// throughput loss of the virtualized mode in percent against direct (the
+// paper's comparison) and against plain (the pipeline alone). caption is
+// added to the first title.
 func Plot(w io.Writer, ss []Summary, caption string) error {
 	names := make([]string, len(ss))
 	for i, s := range ss {
 		names[i] = Label(s.Point)
 	}
-	plain := color.RGBA{R: 31, G: 119, B: 180, A: 255}
-	virt := color.RGBA{R: 214, G: 39, B: 40, A: 255}
-	width := vg.Points(11)
-	panel := func(title, ylabel string, a, b []float64, an, bn string, ca, cb color.Color) (*plot.Plot, error) {
+	cDirect := color.RGBA{R: 127, G: 127, B: 127, A: 255}
+	cPlain := color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	cVirt := color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	cVsDirect := color.RGBA{R: 255, G: 127, B: 14, A: 255}
+	cVsPlain := color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	panel := func(title, ylabel string, all []series) (*plot.Plot, error) {
+		var ser []series
+		for _, x := range all {
+			for _, v := range x.vals {
+				if !math.IsNaN(v) && !math.IsInf(v, 0) {
+					ser = append(ser, x)
+					break
+				}
+			}
+		}
 		p := plot.New()
 		p.Title.Text = title
 		p.Y.Label.Text = ylabel
 		p.Add(plotter.NewGrid())
-		ba, err := plotter.NewBarChart(values(a), width)
-		if err != nil {
-			return nil, err
-		}
-		bb, err := plotter.NewBarChart(values(b), width)
-		if err != nil {
-			return nil, err
-		}
-		ba.Color, bb.Color = ca, cb
-		ba.LineStyle.Width, bb.LineStyle.Width = 0, 0
-		ba.Offset, bb.Offset = -width/2, width/2
-		p.Add(ba, bb)
-		p.Legend.Add(an, ba)
-		p.Legend.Add(bn, bb)
+		width := vg.Points(27 / float64(max(len(ser), 1)))
 		lo, hi := 0.0, 0.0
-		for _, v := range append(values(a), values(b)...) {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		for k, x := range ser {
+			bc, err := plotter.NewBarChart(values(x.vals), width)
+			if err != nil {
+				return nil, err
+			}
+			bc.Color = x.c
+			bc.LineStyle.Width = 0
+			bc.Offset = width * vg.Length(float64(k)-float64(len(ser)-1)/2)
+			p.Add(bc)
+			p.Legend.Add(x.name, bc)
+			for _, v := range values(x.vals) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
 		}
-		p.Y.Min, p.Y.Max = lo*1.15, hi*1.35+1e-9 // headroom for the legend
+		p.Y.Min, p.Y.Max = lo*1.15, hi*1.45+1e-9 // headroom for the legend
 		p.Legend.Top, p.Legend.Left = true, true
 		p.NominalX(names...)
 		p.X.Tick.Label.Rotation = math.Pi / 6
@@ -67,33 +85,51 @@ func Plot(w io.Writer, ss []Summary, caption string) error {
 		p.X.Tick.Label.YAlign = draw.YCenter
 		return p, nil
 	}
-	var prtt, vrtt, pmb, vmb, ortt, otp []float64
-	for _, s := range ss {
-		prtt, vrtt = append(prtt, s.PlainRTTMS), append(vrtt, s.VirtRTTMS)
-		pmb, vmb = append(pmb, s.PlainMbps), append(vmb, s.VirtMbps)
-		ortt, otp = append(ortt, s.RTTOverheadPct), append(otp, s.TputOverheadPct)
+	col := func(f func(Summary) float64) []float64 {
+		out := make([]float64, len(ss))
+		for i, s := range ss {
+			out[i] = f(s)
+		}
+		return out
 	}
 	title := "Ping RTT across clouds"
 	if caption != "" {
 		title += " (" + caption + ")"
 	}
-	p1, err := panel(title, "RTT (ms)", prtt, vrtt, "not virtualized (plain)", "virtualized (Skyvisor)", plain, virt)
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
+	const (
+		nDirect = "not virtualized, no tunnel (direct)"
+		nPlain  = "not virtualized, tunnel (plain)"
+		nVirt   = "virtualized (Skyvisor)"
+	)
+	var rows [][]*plot.Plot
+	for _, pn := range []struct {
+		title, ylabel string
+		ser           []series
+	}{
+		{title, "RTT (ms)", []series{
+			{nDirect, col(func(s Summary) float64 { return s.DirectRTTMS }), cDirect},
+			{nPlain, col(func(s Summary) float64 { return s.PlainRTTMS }), cPlain},
+			{nVirt, col(func(s Summary) float64 { return s.VirtRTTMS }), cVirt}}},
+		{"iperf3 TCP throughput across clouds, one stream", "Mbit/s", []series{
+			{nDirect, col(func(s Summary) float64 { return s.DirectMbps }), cDirect},
+			{nPlain, col(func(s Summary) float64 { return s.PlainMbps }), cPlain},
+			{nVirt, col(func(s Summary) float64 { return s.VirtMbps }), cVirt}}},
+		{"RTT overhead of virtualization", "%", []series{
+			{"(virt - direct) / direct: tunnels + pipeline", col(func(s Summary) float64 { return s.RTTOverheadDirectPct }), cVsDirect},
+			{"(virt - plain) / plain: pipeline alone", col(func(s Summary) float64 { return s.RTTOverheadPct }), cVsPlain}}},
+		{"Throughput loss of virtualization", "%", []series{
+			{"(direct - virt) / direct: tunnels + pipeline", col(func(s Summary) float64 { return s.TputOverheadDirectPct }), cVsDirect},
+			{"(plain - virt) / plain: pipeline alone", col(func(s Summary) float64 { return s.TputOverheadPct }), cVsPlain}}},
+	} {
+		p, err := panel(pn.title, pn.ylabel, pn.ser)
+		if err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+		rows = append(rows, []*plot.Plot{p})
 	}
-	p2, err := panel("iperf3 TCP throughput across clouds, one stream", "Mbit/s", pmb, vmb, "not virtualized (plain)", "virtualized (Skyvisor)", plain, virt)
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	p3, err := panel("Overhead of virtualization", "%", ortt, otp, "RTT overhead (virt - plain) / plain", "throughput loss (plain - virt) / plain",
-		color.RGBA{R: 255, G: 127, B: 14, A: 255}, color.RGBA{R: 44, G: 160, B: 44, A: 255})
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	rows := [][]*plot.Plot{{p1}, {p2}, {p3}}
-	img := vgimg.New(vg.Points(900), vg.Points(780))
+	img := vgimg.New(vg.Points(900), vg.Points(1000))
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 3, Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 3, PadTop: vg.Millimeter * 2,
+	tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 3, PadTop: vg.Millimeter * 2,
 		PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
 	canvases := plot.Align(rows, tiles, dc)
 	for i := range rows {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,13 +93,24 @@ func TenantDoc() []byte {
 // tunnel port with tun_id PlainTunID. The same ports, patch ports and
 // tunnel port as the virtualized mode, without MAC rewriting.
 func PlainFlows(i, hostPort, gwPatch, tunnelPort int) (vm, gw []string) {
+	vm, gw = DirectFlows(i, hostPort, gwPatch, tunnelPort)
+	gw[1] = fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=set_field:%d->tun_id,output:%d", hostMAC(1-i), PlainTunID, tunnelPort)
+	return vm, gw
+}
+
+// DirectFlows returns the flow entries of the direct mode at site i: as
+// PlainFlows, but the remote host's MAC goes out of the gateway's direct
+// WAN port (lab.DirectPort, OpenFlow port directPort) as it is, without
+// a tunnel; frames from the other site come in on that port and match
+// the local host's MAC.
+func DirectFlows(i, hostPort, gwPatch, directPort int) (vm, gw []string) {
 	vm = []string{
 		fmt.Sprintf("table=0,priority=100,in_port=%d,actions=output:%d", hostPort, lab.VMUplinkOFPort),
 		fmt.Sprintf("table=0,priority=100,in_port=%d,actions=output:%d", lab.VMUplinkOFPort, hostPort),
 	}
 	gw = []string{
 		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=output:%d", hostMAC(i), gwPatch),
-		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=set_field:%d->tun_id,output:%d", hostMAC(1-i), PlainTunID, tunnelPort),
+		fmt.Sprintf("table=0,priority=100,dl_dst=%s,actions=output:%d", hostMAC(1-i), directPort),
 	}
 	return vm, gw
 }
@@ -109,14 +121,21 @@ type runner struct {
 	p       Point
 	inv     *lab.Inventory
 	tunPort [2]int // OpenFlow port of the tunnel on each gateway
+	dirPort [2]int // OpenFlow port of lab.DirectPort on each gateway (0: no direct mode)
 	docPath string
 	step    func(string)
+	// mode is the mode whose flows (or skyvisor, d) are in place ("" none);
+	// mtu the hosts' MTU now.
+	mode string
+	d    *demo.Daemon
+	mtu  int
 }
 
 // Run measures every point of cfg.Matrix() on its own lab, reps times
-// plain then virtualized, and returns the measurements taken (also on
-// error, with the first error). Every lab is torn down, also on failure;
-// leftovers of an earlier run with the same prefix are removed first.
+// every mode of cfg.Modes in the order of Order, and returns the
+// measurements taken (also on error, with the first error). Every lab is
+// torn down, also on failure; leftovers of an earlier run with the same
+// prefix are removed first.
 func Run(ctx context.Context, cfg Config) ([]Measurement, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -136,7 +155,7 @@ func Run(ctx context.Context, cfg Config) ([]Measurement, error) {
 		return nil, fmt.Errorf("clean up an earlier run: %w", err)
 	}
 	points := cfg.Matrix()
-	total := len(points) * cfg.Reps * 2
+	total := len(points) * cfg.Reps * len(cfg.Modes)
 	n := 0
 	var out []Measurement
 	for k, p := range points {
@@ -159,27 +178,33 @@ func Run(ctx context.Context, cfg Config) ([]Measurement, error) {
 func (r *runner) point(ctx context.Context, report func(Measurement)) (out []Measurement, err error) {
 	cfg := r.cfg
 	t0 := time.Now()
-	var d *demo.Daemon
 	defer func() {
 		dctx := context.WithoutCancel(ctx)
-		if d != nil {
-			if serr := d.Stop(); serr != nil {
+		if r.d != nil {
+			if serr := r.d.Stop(); serr != nil {
 				err = errors.Join(err, serr)
 			}
+			r.d = nil
 		}
 		if derr := demo.Down(dctx, cfg.Prefix, cfg.StateDir); derr != nil {
 			err = errors.Join(err, fmt.Errorf("teardown: %w", derr))
 		}
 		r.step(fmt.Sprintf("lab down (point took %s)", time.Since(t0).Round(100*time.Millisecond)))
 	}()
-	inv, err := lab.UpWith(ctx, LabSpec(cfg, r.p), lab.Options{RelayCommand: cfg.RelayCommand, Logger: cfg.Logger})
+	direct := slices.Contains(cfg.Modes, ModeDirect)
+	inv, err := lab.UpWith(ctx, LabSpec(cfg, r.p), lab.Options{RelayCommand: cfg.RelayCommand, Logger: cfg.Logger, DirectWAN: direct})
 	if err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}
-	r.inv = inv
-	r.step(fmt.Sprintf("lab up in %s (host MTU %d)", time.Since(t0).Round(time.Millisecond), inv.HostMTU))
+	r.inv, r.mtu = inv, inv.HostMTU
+	r.step(fmt.Sprintf("lab up in %s (host MTU %d; direct mode %d)", time.Since(t0).Round(time.Millisecond), inv.HostMTU, DirectMTU))
 	if err := r.tunnels(ctx); err != nil {
 		return nil, err
+	}
+	if direct {
+		if err := r.directPorts(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.hostSetup(ctx); err != nil {
 		return nil, err
@@ -188,10 +213,11 @@ func (r *runner) point(ctx context.Context, report func(Measurement)) (out []Mea
 	if err := os.WriteFile(r.docPath, TenantDoc(), 0o644); err != nil {
 		return nil, err
 	}
-	// Warm-up (discarded): plain flows, first echo reply, 1 s of iperf3,
-	// so that the first measurement does not pay for cold caches.
-	if err := r.plain(ctx); err != nil {
-		return out, fmt.Errorf("plain flows: %w", err)
+	sched := Order(cfg.Modes, cfg.Reps)
+	// Warm-up (discarded) in the first mode: first echo reply, 1 s of
+	// iperf3, so that the first measurement does not pay for cold caches.
+	if err := r.switchTo(ctx, sched[0].Mode); err != nil {
+		return out, fmt.Errorf("warm-up: %w", err)
 	}
 	if err := r.firstReply(ctx); err != nil {
 		return out, fmt.Errorf("warm-up: %w", err)
@@ -199,35 +225,9 @@ func (r *runner) point(ctx context.Context, report func(Measurement)) (out []Mea
 	if _, _, err := r.iperf(ctx, time.Second); err != nil {
 		return out, fmt.Errorf("warm-up: %w", err)
 	}
-	mode := ModePlain // flows in place
-	for _, st := range Order(cfg.Reps) {
-		if st.Mode != mode {
-			switch st.Mode {
-			case ModePlain:
-				if err := d.Stop(); err != nil {
-					return out, err
-				}
-				d = nil
-				if err := r.plain(ctx); err != nil {
-					return out, fmt.Errorf("plain flows: %w", err)
-				}
-			case ModeVirtualized:
-				ts := time.Now()
-				if err := r.clearFlows(ctx); err != nil {
-					return out, err
-				}
-				if d, err = demo.StartDaemon(ctx, inv, cfg.StateDir, demo.DaemonConfig{BinDir: cfg.BinDir, APIListen: cfg.APIListen, Timeout: cfg.Timeout}); err != nil {
-					return out, err
-				}
-				if err := d.WaitHealthy(ctx); err != nil {
-					return out, err
-				}
-				if err := d.Apply(ctx, r.docPath, TenantDoc()); err != nil {
-					return out, err
-				}
-				r.step(fmt.Sprintf("skyvisor pid %d healthy, tenant %s active in %s", d.PID(), TenantName, time.Since(ts).Round(time.Millisecond)))
-			}
-			mode = st.Mode
+	for _, st := range sched {
+		if err := r.switchTo(ctx, st.Mode); err != nil {
+			return out, fmt.Errorf("%s rep %d: %w", st.Mode, st.Rep, err)
 		}
 		m, err := r.measure(ctx, st.Mode, st.Rep)
 		if err != nil {
@@ -245,20 +245,133 @@ type Step struct {
 	Rep  int
 }
 
-// Order is the measurement schedule of reps repetitions on one lab, in
-// ABBA order so that neither mode always goes first: plain, virtualized
-// (rep 1), virtualized, plain (rep 2), plain, virtualized (rep 3), ...
-// Consecutive virtualized steps share one skyvisor process.
-func Order(reps int) []Step {
+// Order is the measurement schedule of reps repetitions of modes on one
+// lab: repetition r (from 1) measures modes rotated right by r-1, so that
+// no mode always goes first or last. For two modes that is ABBA (plain,
+// virtualized; virtualized, plain; ...); for three (direct, plain,
+// virtualized) a Latin square over every three repetitions (D P V, V D P,
+// P V D: each mode once in each position), and the rotation to the right
+// puts rep r's last mode first in rep r+1 once per square, so
+// consecutive virtualized steps share one skyvisor process (two starts
+// per square instead of three). With reps not a multiple of len(modes)
+// the positions are balanced up to the last, partial square.
+func Order(modes []string, reps int) []Step {
+	n := len(modes)
 	var out []Step
 	for rep := 1; rep <= reps; rep++ {
-		if rep%2 == 1 {
-			out = append(out, Step{ModePlain, rep}, Step{ModeVirtualized, rep})
-		} else {
-			out = append(out, Step{ModeVirtualized, rep}, Step{ModePlain, rep})
+		for k := range n {
+			out = append(out, Step{modes[((k-(rep-1))%n+n)%n], rep})
 		}
 	}
 	return out
+}
+
+// switchTo puts mode in place unless it is already: stops skyvisor if it
+// runs, sets the hosts' MTU (DirectMTU for direct, the lab's otherwise),
+// brings the gateways' direct WAN ports up only for the direct mode, then
+// installs the static flows (direct, plain) or clears them and starts
+// skyvisor with the tenant (virtualized).
+func (r *runner) switchTo(ctx context.Context, mode string) error {
+	if mode == r.mode {
+		return nil
+	}
+	cfg := r.cfg
+	if r.d != nil {
+		if err := r.d.Stop(); err != nil {
+			return err
+		}
+		r.d = nil
+	}
+	r.mode = ""
+	mtu := r.inv.HostMTU
+	if mode == ModeDirect {
+		mtu = DirectMTU
+	}
+	if err := r.setMTU(ctx, mtu); err != nil {
+		return err
+	}
+	if r.dirPort[0] > 0 {
+		if err := r.directLink(ctx, mode == ModeDirect); err != nil {
+			return err
+		}
+	}
+	switch mode {
+	case ModeDirect, ModePlain:
+		if err := r.static(ctx, mode); err != nil {
+			return fmt.Errorf("%s flows: %w", mode, err)
+		}
+	case ModeVirtualized:
+		ts := time.Now()
+		if err := r.clearFlows(ctx); err != nil {
+			return err
+		}
+		d, err := demo.StartDaemon(ctx, r.inv, cfg.StateDir, demo.DaemonConfig{BinDir: cfg.BinDir, APIListen: cfg.APIListen, Timeout: cfg.Timeout})
+		if err != nil {
+			return err
+		}
+		r.d = d
+		if err := d.WaitHealthy(ctx); err != nil {
+			return err
+		}
+		if err := d.Apply(ctx, r.docPath, TenantDoc()); err != nil {
+			return err
+		}
+		r.step(fmt.Sprintf("skyvisor pid %d healthy, tenant %s active in %s", d.PID(), TenantName, time.Since(ts).Round(time.Millisecond)))
+	default:
+		return fmt.Errorf("unknown mode %q", mode)
+	}
+	r.mode = mode
+	return nil
+}
+
+// setMTU sets the MTU of both hosts' interfaces and of their veth peers
+// (the VM bridges' host ports), unless it is mtu already.
+func (r *runner) setMTU(ctx context.Context, mtu int) error {
+	if mtu == r.mtu {
+		return nil
+	}
+	for i := range 2 {
+		if _, err := r.host(ctx, hostName(i), "ip", "link", "set", "dev", lab.HostIface, "mtu", strconv.Itoa(mtu)); err != nil {
+			return err
+		}
+		if _, err := r.site(ctx, siteName(i), "", "ip", "link", "set", "dev", lab.HostPort(hostName(i)), "mtu", strconv.Itoa(mtu)); err != nil {
+			return err
+		}
+	}
+	r.mtu = mtu
+	return nil
+}
+
+// directPorts finds the OpenFlow port of lab.DirectPort on both gateways.
+func (r *runner) directPorts(ctx context.Context) error {
+	for i := range 2 {
+		out, err := r.site(ctx, siteName(i), "", "ovs-vsctl", "get", "Interface", lab.DirectPort, "ofport")
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(out))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("site %s: %s has no OpenFlow port (%q)", siteName(i), lab.DirectPort, strings.TrimSpace(out))
+		}
+		r.dirPort[i] = n
+	}
+	return nil
+}
+
+// directLink sets the site end of both direct WAN veths up or down: up
+// only in the direct mode, so that in the other modes nothing the WAN
+// floods reaches a gateway (or skyvisor) through them.
+func (r *runner) directLink(ctx context.Context, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	for i := range 2 {
+		if _, err := r.site(ctx, siteName(i), "", "ip", "link", "set", "dev", lab.DirectPort, state); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tunnels provisions the gateways' tunnel ports exactly as skyvisor does
@@ -340,8 +453,9 @@ func (r *runner) clearFlows(ctx context.Context) error {
 	return nil
 }
 
-// plain replaces every flow entry with PlainFlows.
-func (r *runner) plain(ctx context.Context) error {
+// static replaces every flow entry with PlainFlows (mode plain) or
+// DirectFlows (mode direct).
+func (r *runner) static(ctx context.Context, mode string) error {
 	if err := r.clearFlows(ctx); err != nil {
 		return err
 	}
@@ -356,7 +470,15 @@ func (r *runner) plain(ctx context.Context) error {
 		if h == nil || h.OFPort <= 0 || gwPatch <= 0 {
 			return fmt.Errorf("site %s: host or gateway patch port without OpenFlow port", siteName(i))
 		}
-		vm, gw := PlainFlows(i, h.OFPort, gwPatch, r.tunPort[i])
+		var vm, gw []string
+		if mode == ModeDirect {
+			if r.dirPort[i] <= 0 {
+				return fmt.Errorf("site %s: no direct WAN port", siteName(i))
+			}
+			vm, gw = DirectFlows(i, h.OFPort, gwPatch, r.dirPort[i])
+		} else {
+			vm, gw = PlainFlows(i, h.OFPort, gwPatch, r.tunPort[i])
+		}
 		if _, err := r.site(ctx, siteName(i), strings.Join(vm, "\n")+"\n", "ovs-ofctl", "-O", "OpenFlow13", "add-flows", vmName, "-"); err != nil {
 			return err
 		}
@@ -367,14 +489,19 @@ func (r *runner) plain(ctx context.Context) error {
 	return nil
 }
 
-// measure waits for the first echo reply h1 -> h2, warms up (3 echoes),
-// then pings and runs iperf3 h1 -> h2.
+// measure waits for the first echo reply h1 -> h2, checks that the path
+// carries a full-MTU packet (one echo of r.mtu bytes, don't fragment),
+// warms up (3 echoes), then pings and runs iperf3 h1 -> h2.
 func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement, error) {
 	m := Measurement{Point: r.p, Mode: mode, Rep: rep}
 	if err := r.firstReply(ctx); err != nil {
 		return m, err
 	}
-	r.host(ctx, hostName(0), "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", hostIP(1))
+	if _, err := r.host(ctx, hostName(0), "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", strconv.Itoa(r.mtu-28), hostIP(1)); err != nil {
+		return m, fmt.Errorf("path does not carry %d-byte packets: %w", r.mtu, err)
+	}
+	m.HostMTU = r.mtu
+	r.host(ctx, hostName(0), "ping", "-n", "-q", "-c", "3", "-i", "0.05", "-W", "1", hostIP(1))
 	m.Load1, m.Commit = Load1(), runinfo.Commit()
 	interval := strconv.FormatFloat(r.cfg.PingInterval.Seconds(), 'f', 3, 64)
 	out, err := r.host(ctx, hostName(0), "ping", "-n", "-c", strconv.Itoa(r.cfg.PingCount), "-i", interval, "-W", "2", hostIP(1))
@@ -395,11 +522,16 @@ func (r *runner) measure(ctx context.Context, mode string, rep int) (Measurement
 		return m, err
 	}
 	// Evidence that the measured traffic took the mode's path.
-	if mode == ModePlain {
+	switch mode {
+	case ModePlain:
 		m.PathPackets, err = r.flowPackets(ctx, siteName(0), lab.GatewayBridge, func(l string) bool {
 			return strings.Contains(l, "dl_dst="+hostMAC(1)) && strings.Contains(l, "->tun_id")
 		})
-	} else {
+	case ModeDirect:
+		m.PathPackets, err = r.flowPackets(ctx, siteName(0), lab.GatewayBridge, func(l string) bool {
+			return strings.Contains(l, "dl_dst="+hostMAC(1)) && strings.Contains(l, "actions=output:"+strconv.Itoa(r.dirPort[0]))
+		})
+	default:
 		m.PathPackets, err = r.flowPackets(ctx, siteName(0), vmName, func(l string) bool {
 			return strings.Contains(l, "table=0,") && strings.Contains(l, "->eth_src")
 		})
