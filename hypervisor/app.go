@@ -8,6 +8,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/hypervisor/addr"
+	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
@@ -20,7 +21,7 @@ import (
 func (h *Hypervisor) SwitchUp(ctx context.Context, sw controller.Switch) {
 	d := uint64(sw.DPID())
 	h.mu.Lock()
-	known := h.inf.SwitchByDPID(d) != nil
+	known := h.knownLocked(d)
 	if known {
 		h.switches[d] = sw
 		delete(h.synced, d)
@@ -44,6 +45,27 @@ func (h *Hypervisor) SwitchDown(_ context.Context, sw controller.Switch) {
 		delete(h.switches, d)
 		delete(h.synced, d)
 	}
+}
+
+// knownDPIDs indexes the switch DPIDs of one infrastructure (h.inf is
+// replaced, never modified, when the infrastructure changes).
+type knownDPIDs struct {
+	inf   *infra.Infra
+	dpids map[uint64]bool
+}
+
+// knownLocked reports whether d is a switch of h.inf
+// (infra.SwitchByDPID != nil) without scanning the switches on every
+// packet-in. h.mu held.
+func (h *Hypervisor) knownLocked(d uint64) bool {
+	if h.known.inf != h.inf {
+		m := make(map[uint64]bool, len(h.inf.Switches))
+		for i := range h.inf.Switches {
+			m[h.inf.Switches[i].DPID] = true
+		}
+		h.known = knownDPIDs{inf: h.inf, dpids: m}
+	}
+	return h.known.dpids[d]
 }
 
 // lldpType is the LLDP Ethertype (IEEE 802.1AB).
@@ -91,7 +113,7 @@ type TenantPacketIn struct {
 // packetIn is PacketIn for the switch with datapath ID d.
 func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disposition {
 	h.mu.Lock()
-	if h.inf.SwitchByDPID(d) == nil {
+	if !h.knownLocked(d) {
 		h.mu.Unlock()
 		return controller.Continue
 	}

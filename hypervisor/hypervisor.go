@@ -165,6 +165,7 @@ type Hypervisor struct {
 	ofports     map[portKey]uint32            // OpenFlow port of those interfaces
 	packetIns   map[addr.TenantID]uint64      // packet-ins consumed, per tenant
 	views       map[addr.TenantID]*tenantView // of the installed desired state, for packet-ins
+	known       knownDPIDs                    // app.go: the DPIDs of inf, for packet-ins
 	switches    map[uint64]controller.Switch
 	desired     map[uint64][]pipeline.Entry
 	fingerprint map[uint64]string // of desired, per DPID
