@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/skyvisor/skyvisor/testbed/lab"
@@ -89,4 +91,28 @@ func (d *Daemon) Stop() error {
 		}
 	}
 	return nil
+}
+
+// LogPath is skyvisor's log file (LogFile in the state directory; each
+// StartDaemon truncates it).
+func (d *Daemon) LogPath() string { return filepath.Join(d.r.dir, LogFile) }
+
+// Signal sends sig to skyvisor (SIGTERM: a clean stop; SIGKILL: a crash)
+// and waits up to wait for it to exit. It returns the exit state as the
+// os package words it ("exit status 0", "signal: killed"). Unlike Stop it
+// never escalates: a process still running after wait is an error. The
+// switches keep their flow entries (fail_mode secure).
+func (d *Daemon) Signal(sig syscall.Signal, wait time.Duration) (string, error) {
+	if d.r.sv == nil || d.r.sv.Process == nil || d.r.svExited == nil {
+		return "", fmt.Errorf("skyvisor: not started")
+	}
+	if err := d.r.sv.Process.Signal(sig); err != nil {
+		return "", fmt.Errorf("skyvisor pid %d: send %v: %w", d.r.pid(), sig, err)
+	}
+	select {
+	case <-d.r.svExited:
+		return d.r.sv.ProcessState.String(), nil
+	case <-time.After(wait):
+		return "", fmt.Errorf("skyvisor pid %d: still running %s after %v", d.r.pid(), wait, sig)
+	}
 }
