@@ -17,6 +17,7 @@ import (
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/snapshot"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
+	"github.com/skyvisor/skyvisor/hypervisor/vnet"
 )
 
 // Live migration of a VM bridge with its hosts to another cloud (package
@@ -340,6 +341,54 @@ func (e migrationEnv) Switch(dpid uint64) (controller.Switch, error) {
 // (native learning), are derived for the target from the bindings.
 func (e migrationEnv) Clonable(c uint64) bool {
 	return pipeline.IsOwnedCookie(c) && !pipeline.IsInfraCookie(c) && !e.h.ownsCookie(c)
+}
+
+var _ migrate.Replicator = migrationEnv{}
+
+// Replicate implements migrate.Replicator: the target bridge becomes a
+// replica of the source in every tenant app runtime
+// (vnet.Tenant.Replicate), so from the clone step on every flow-mod of
+// the tenants' apps on a virtual switch running on the source also goes to
+// the target, in two guarded, barrier-acknowledged phases (vnet
+// replica.go, docs/migration.md "Dual write"). The natively realized
+// learning entries and the hypervisor's own entries are not concerned:
+// they are compiled from the bindings (desired.go) for every bridge a
+// host is bound on, so the target gets them when each host binds there.
+// Errors of the runtimes' replays are joined.
+func (e migrationEnv) Replicate(ctx context.Context, p migrate.Plan) error {
+	var errs []error
+	for name, rt := range e.runtimes(p) {
+		if err := rt.Replicate(ctx, controller.DPID(p.Source.DPID), controller.DPID(p.Target.DPID)); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runtimes returns the app runtimes of the tenants of p's hosts, by
+// tenant name (tenants that run no app on the virtual view have none).
+func (e migrationEnv) runtimes(p migrate.Plan) map[string]*vnet.Tenant {
+	byID := *e.h.tapps.byID.Load()
+	out := map[string]*vnet.Tenant{}
+	for _, hst := range p.Hosts {
+		if rt := byID[addr.TenantID(hst.Tenant)]; rt != nil {
+			out[rt.Name()] = rt
+		}
+	}
+	return out
+}
+
+// Unreplicate implements migrate.Replicator (vnet.Tenant.Unreplicate,
+// pruning the target's tenant-app entries no virtual switch spanning it
+// accounts for when rollback is set).
+func (e migrationEnv) Unreplicate(ctx context.Context, p migrate.Plan, rollback bool) error {
+	var errs []error
+	for name, rt := range e.runtimes(p) {
+		if err := rt.Unreplicate(ctx, controller.DPID(p.Target.DPID), rollback); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Admit implements migrate.Env.

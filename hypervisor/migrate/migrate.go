@@ -12,7 +12,9 @@
 //	          are re-added with both timeouts 0 (no autonomous change while
 //	          two copies exist); the originals are remembered
 //	clone     the same tenant entries are installed on the target (timeouts
-//	          0), then a barrier
+//	          0), then a barrier; an Env that is a Replicator then makes
+//	          the target a replica of the source: from here on every app
+//	          flow-mod goes to both copies (dual write, LIME §4)
 //	connect   the hosts are admitted in the target cloud; the two copies are
 //	          already connected through their gateways and the tunnel tree
 //	          (no new tunnel is needed: the path is reported)
@@ -21,8 +23,8 @@
 //	          waits for the orchestrator to do it; the step waits until the
 //	          host is bound on the target and the fabric is reconciled
 //	retire    the target catches up with tenant-app updates that reached
-//	          only the source (before a host was bound on the target),
-//	          then the tenant entries are deleted from the source
+//	          only the source (none with a Replicator), then the tenant
+//	          entries are deleted from the source
 //	unfreeze  the target's entries get their original timeouts back
 //	commit    the new placement is recorded (the tenants' host clouds) and
 //	          the source's last counters are merged into the target's
@@ -199,6 +201,24 @@ type Env interface {
 	// (last seen in OVSDB), 0 if unknown: crash recovery moves back only
 	// hosts that are not on the source.
 	BoundOn(h Host) uint64
+}
+
+// Replicator is what an Env implements to run the dual write of LIME
+// (§4) from the clone step on: Replicate makes the target a replica of the
+// source for the tenants' apps (every app flow-mod on a virtual switch
+// that runs on the source also goes to the target, in two guarded phases
+// each acknowledged by a barrier on both copies, so that packets of an
+// affected flow go to the controller until both copies hold the rule;
+// hypervisor/vnet replica.go), after bringing the target up to date with
+// the updates made since the source was read. Unreplicate ends it: after
+// the commit the target is the only copy (rollback false); in a rollback
+// the target stops being a replica and the tenant entries only the
+// replica accounted for are deleted from it. Both are idempotent. An Env
+// without it leaves the updates made between the clone and the first
+// host's binding on the target to the retire step's catch-up.
+type Replicator interface {
+	Replicate(ctx context.Context, p Plan) error
+	Unreplicate(ctx context.Context, p Plan, rollback bool) error
 }
 
 // Mover moves one host's interface from one VM bridge to another, as a
@@ -521,19 +541,41 @@ func (r *run) clone(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
 	}
-	if len(r.orig) == 0 {
-		return "no tenant entries to clone (the hypervisor compiles the rest for each binding)", nil
-	}
-	zero := zeroed(r.orig)
 	if err := r.log(LogEntry{Step: StepClone}); err != nil {
 		return "", err
 	}
-	r.pushUndo(StepClone, fmt.Sprintf("delete %d cloned entries from the target", len(zero)), r.deleteFromTarget(zero))
-	if err := addAll(ctx, dst, zero); err != nil {
-		return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
+	// The replica's undo is pushed first so that it runs after the clones'
+	// delete: its pruning replay then leaves the target with exactly what
+	// the apps' tables account for there.
+	rep, _ := r.env.(Replicator)
+	if rep != nil {
+		p := r.res.Plan
+		r.pushUndo(StepClone, "drop the target as a replica of the source's virtual switches, delete the entries only it held",
+			func(ctx context.Context) error {
+				if _, err := r.env.Switch(p.Target.DPID); err != nil {
+					rep.Unreplicate(ctx, p, false) // the target's table went with it
+					return skipped{fmt.Errorf("target not connected (%w)", err)}
+				}
+				return rep.Unreplicate(ctx, p, true)
+			})
 	}
-	r.res.Cloned = len(zero)
-	return fmt.Sprintf("%d entries installed on %s (timeouts 0), barrier done", len(zero), r.res.Plan.Target), nil
+	detail := "no tenant entries to clone (the hypervisor compiles the rest for each binding)"
+	if len(r.orig) > 0 {
+		zero := zeroed(r.orig)
+		r.pushUndo(StepClone, fmt.Sprintf("delete %d cloned entries from the target", len(zero)), r.deleteFromTarget(zero))
+		if err := addAll(ctx, dst, zero); err != nil {
+			return "", fmt.Errorf("target %s: %w", r.res.Plan.Target, err)
+		}
+		r.res.Cloned = len(zero)
+		detail = fmt.Sprintf("%d entries installed on %s (timeouts 0), barrier done", len(zero), r.res.Plan.Target)
+	}
+	if rep != nil {
+		if err := rep.Replicate(ctx, r.res.Plan); err != nil {
+			return "", fmt.Errorf("target %s: replica: %w", r.res.Plan.Target, err)
+		}
+		detail += "; the target is a replica (dual write)"
+	}
+	return detail, nil
 }
 
 // connect admits the hosts in the target cloud; the copies are joined by
@@ -625,11 +667,12 @@ func (r *run) moveOne(ctx context.Context, h Host, from, to Bridge) error {
 // retire catches the target up with the source, then deletes the tenant
 // entries from the source.
 //
-// Catch-up (the dual write's missing piece): once the first host is bound
-// on the target, the tenant's virtual switches run there too, so flow
-// updates of its apps go to both copies, each followed by a barrier
-// (vnet's edge bridges); updates made between the clone and the first
-// binding reached the source only. So the source's tenant entries the
+// Catch-up: with an Env that is a Replicator the target is a replica of
+// the source from the clone step on, so every flow update of the apps
+// reached both copies and the catch-up finds nothing (tested). Without
+// one, the tenant's virtual switches run on the target only once the
+// first host is bound there, so updates made between the clone and that
+// binding reached the source only: the source's tenant entries the
 // target lacks are copied (timeouts 0 until unfreeze), and clones whose
 // entry the apps deleted from the source meanwhile are deleted from the
 // target, before the source's copy goes.
@@ -790,6 +833,12 @@ func (r *run) commit(ctx context.Context) (string, error) {
 	}
 	if err := r.env.Commit(ctx, r.res.Plan); err != nil {
 		return "", err
+	}
+	if rep, ok := r.env.(Replicator); ok {
+		// The target runs the virtual switches by its hosts' bindings now:
+		// it stays as the only copy (nothing to delete, nothing that can
+		// fail; past the commit an error could not be undone anyway).
+		_ = rep.Unreplicate(ctx, r.res.Plan, false)
 	}
 	r.mergeStats()
 	return fmt.Sprintf("%d hosts now placed in %s; the source's counters of %d entries carried over",

@@ -128,6 +128,9 @@ func (s *Switch) readd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) (bo
 	if noReadd || fm.Buffer != ofp.NoBuffer && fm.Buffer != 0 {
 		return false, nil // refused by the translation
 	}
+	if snap.replicated[s.index-1] {
+		return false, nil // flowAdd guards it (replica.go)
+	}
 	var kb [128]byte
 	key := (&pipeline.Entry{Table: uint8(fm.Table), Priority: fm.Priority, Match: fm.Match.Fields}).AppendKey(kb[:0])
 	s.mu.Lock()

@@ -285,7 +285,7 @@ func (s *Switch) flowAdd(ctx context.Context, snap *snapshot, fm *ofp.FlowMod) e
 		}
 	}
 	s.tab.flows[vf.key] = vf
-	return sendAll(ctx, conn, sws, fms)
+	return s.send(ctx, snap, conn, sws, fms) // replica.go
 }
 
 // retire takes old out of the table when an ADD replaces it: its copies
@@ -405,7 +405,18 @@ func (s *Switch) flowDelete(ctx context.Context, snap *snapshot, fm *ofp.FlowMod
 	for _, b := range away {
 		s.addPending(b, kept...)
 	}
+	fms := make([][]*ofp.FlowMod, len(conn))
 	for _, vf := range s.matching(fm, fm.Command == ofp.FlowDeleteStrict) {
+		if snap.replicated[s.index-1] {
+			// Guarded one by one (replica.go): a strict delete of each copy
+			// before the translated deletes.
+			for id, c := range vf.copies {
+				if i := slices.Index(conn, id.bridge); i >= 0 && !c.retiring {
+					e, _ := vf.physByKey(id.key)
+					fms[i] = append(fms[i], e.DeleteStrict())
+				}
+			}
+		}
 		delete(s.tab.flows, vf.key)
 		vf.removed, vf.notify = true, true
 		for id := range vf.copies {
@@ -417,11 +428,10 @@ func (s *Switch) flowDelete(ctx context.Context, snap *snapshot, fm *ofp.FlowMod
 			s.finish(vf, ofp.FlowReasonDelete)
 		}
 	}
-	fms := make([][]*ofp.FlowMod, len(conn))
 	for i := range conn {
-		fms[i] = kept
+		fms[i] = append(fms[i], kept...)
 	}
-	return sendAll(ctx, conn, sws, fms)
+	return s.send(ctx, snap, conn, sws, fms)
 }
 
 // flowModify handles OFPFC_MODIFY(_STRICT) (§6.4): the instructions of
@@ -525,7 +535,7 @@ func (s *Switch) flowModify(ctx context.Context, snap *snapshot, fm *ofp.FlowMod
 			vf.packets, vf.bytes = 0, 0
 		}
 	}
-	return sendAll(ctx, conn, sws, fms)
+	return s.send(ctx, snap, conn, sws, fms)
 }
 
 // finish ends vf once its last live copy is gone: it leaves the table and,

@@ -36,7 +36,18 @@ type tableBridge struct {
 	removed  []*ofp.FlowRemoved
 	flowMods []*ofp.FlowMod
 	statReqs int
+	ops      []bridgeOp // flow-mods and barriers in order (replica_test.go)
 }
+
+// bridgeOp is one message a tableBridge got: a flow-mod or a barrier
+// (fm nil), numbered across all bridges (opSeq).
+type bridgeOp struct {
+	seq int64
+	fm  *ofp.FlowMod
+}
+
+// opSeq numbers the messages of every tableBridge.
+var opSeq atomic.Int64
 
 func newTableBridge(d controller.DPID) *tableBridge {
 	return &tableBridge{dpid: d, done: make(chan struct{}), entries: map[string]*controller.FlowStats{}, added: map[string]time.Time{}}
@@ -54,7 +65,12 @@ func (f *tableBridge) MeterMod(context.Context, *ofp.MeterMod) error { return ni
 func (f *tableBridge) PacketOut(context.Context, *ofp.PacketOut) error {
 	return nil
 }
-func (f *tableBridge) Barrier(context.Context) error { return nil }
+func (f *tableBridge) Barrier(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, bridgeOp{seq: opSeq.Add(1)})
+	return nil
+}
 
 func physKey(table ofp.Table, prio uint16, m []ofp.XM) string {
 	return (&pipeline.Entry{Table: uint8(table), Priority: prio, Match: m}).Key()
@@ -64,6 +80,7 @@ func (f *tableBridge) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.flowMods = append(f.flowMods, fm)
+	f.ops = append(f.ops, bridgeOp{seq: opSeq.Add(1), fm: fm})
 	k := physKey(fm.Table, fm.Priority, fm.Match.Fields)
 	switch fm.Command {
 	case ofp.FlowAdd:

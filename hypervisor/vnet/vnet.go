@@ -141,6 +141,8 @@ type Tenant struct {
 	mu        sync.Mutex // serializes Update and Close
 	structure string     // structureKey of the running switches
 	closed    bool
+	last      State                               // the State the snapshot was built from (mu)
+	replicas  map[controller.DPID]controller.DPID // replica -> source bridge (replica.go; mu)
 
 	dropped  atomic.Uint64 // events dropped on full queues
 	lldpLoop atomic.Uint64 // LLDP frames looped back over virtual links
@@ -160,6 +162,9 @@ type snapshot struct {
 	ports    [][]ofp.Port                // by switch index-1: the ports apps see
 	switches []*Switch                   // by switch index-1
 	fabric   map[addr.HostIndex]addr.MAC // host index -> own MAC (stats mapping)
+	// replicated, by switch index-1: a replica bridge runs the switch
+	// next to its source (replica.go), so its flow-mods are guarded.
+	replicated []bool
 }
 
 // New starts the tenant's apps on every virtual switch of st.View: each
@@ -255,12 +260,27 @@ func (t *Tenant) Update(st State) error {
 	if t.closed {
 		return nil
 	}
+	for _, b := range t.apply(st) { // a host of a switch is now on b: b needs the switch's entries
+		go func() {
+			if err := t.Replay(t.ctx, b); err != nil && t.ctx.Err() == nil {
+				t.log.Warn("vnet: replay onto a joining bridge failed", "bridge", b, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// apply makes st the tenant's mapping (Update; t.mu held, not closed) and
+// returns the bridges that joined a switch's edge bridges (they need a
+// Replay).
+func (t *Tenant) apply(st State) []controller.DPID {
 	old := t.snap.Load()
 	if structureKey(st.View) != t.structure {
 		t.stopAll(old)
 		t.start(st)
 		return nil
 	}
+	t.last = st
 	ns := t.build(st, old.switches)
 	ns.holdMoving(old, st.Moving) // moving.go
 	t.snap.Store(ns)
@@ -277,13 +297,6 @@ func (t *Tenant) Update(st State) error {
 			}
 		}
 	}
-	for _, b := range joined { // a host of a switch is now on b: b needs the switch's entries
-		go func() {
-			if err := t.Replay(t.ctx, b); err != nil && t.ctx.Err() == nil {
-				t.log.Warn("vnet: replay onto a joining bridge failed", "bridge", b, "err", err)
-			}
-		}()
-	}
 	for i, sw := range ns.switches {
 		for j, p := range ns.ports[i] {
 			if p.State != old.ports[i][j].State {
@@ -291,7 +304,7 @@ func (t *Tenant) Update(st State) error {
 			}
 		}
 	}
-	return nil
+	return joined
 }
 
 // Close takes every virtual switch down (SwitchDown), waits for their
@@ -316,6 +329,7 @@ func (t *Tenant) start(st State) {
 			log:    t.log.With("vswitch", vs.Name, "vdpid", vs.DPID.String()),
 			events: make(chan event, t.qlen), done: make(chan struct{}), exited: make(chan struct{})}
 	}
+	t.last = st
 	t.snap.Store(t.build(st, sws))
 	t.structure = structureKey(st.View)
 	for _, sw := range sws {
@@ -364,8 +378,9 @@ func (t *Tenant) build(st State, sws []*Switch) *snapshot {
 	}
 	s.bridges = make([][]pipeline.DPID, len(v.Switches))
 	s.ports = make([][]ofp.Port, len(v.Switches))
+	s.replicated = make([]bool, len(v.Switches))
 	for i, vs := range v.Switches {
-		s.bridges[i] = pipeline.EdgeBridges(v, mine, vs.DPID)
+		s.bridges[i], s.replicated[i] = t.withReplicas(pipeline.EdgeBridges(v, mine, vs.DPID)) // replica.go
 		for _, pi := range vs.Ports {
 			s.ports[i] = append(s.ports[i], s.portDesc(pi))
 		}
@@ -501,6 +516,14 @@ func (t *Tenant) FlowRemoved(b controller.DPID, fr *ofp.FlowRemoved) bool {
 // tenant. Errors: the
 // bridge's flow-stats or flow-mod errors, wrapped.
 func (t *Tenant) Replay(ctx context.Context, b controller.DPID) error {
+	return t.replay(ctx, b, false)
+}
+
+// replay is Replay; with prune it also runs when b spans none of the
+// tenant's switches, deleting all of the tenant's entries on b but the
+// Config.Foreign ones (Unreplicate of a replica that was the tenant's
+// only reason to be on b).
+func (t *Tenant) replay(ctx context.Context, b controller.DPID, prune bool) error {
 	t.replayMu.Lock()
 	defer t.replayMu.Unlock()
 	snap := t.snap.Load()
@@ -514,7 +537,7 @@ func (t *Tenant) Replay(ctx context.Context, b controller.DPID) error {
 		}
 	}
 	psw := t.phys.Switch(b)
-	if len(sws) == 0 || psw == nil {
+	if len(sws) == 0 && !prune || psw == nil {
 		return nil
 	}
 	for _, s := range sws {
