@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/testbed/lab"
 )
 
@@ -37,7 +38,13 @@ import (
 // counters, is what it was before the stop, every entry's duration is
 // older than the stop (nothing re-installed), and the new log has no
 // "reconciled switch" (logged only for a non-empty plan) nor a failed
-// reconcile; then the pings end with every request answered.
+// reconcile; then the pings end with every request answered. A third
+// restart (SIGKILL) is the control that the resync runs and is done when
+// the test looks: while the daemon is down a stale entry with the
+// hypervisor's cookie (staleEntry, matching no traffic) goes into one
+// bridge; the new daemon must delete it, and only it ("reconciled switch
+// ... added=0 deleted=1" once in its log), still without a lost packet;
+// the time from its start to the deletion is the time to resync.
 func TestDaemonRestartDuringContinuousPing(t *testing.T) {
 	needRoot(t)
 	const prefix = "skj"
@@ -104,10 +111,11 @@ func TestDaemonRestartDuringContinuousPing(t *testing.T) {
 	stableTables(t, ctx, stateDir, inv, 30*time.Second)
 
 	for _, ph := range []struct {
-		name string
-		sig  syscall.Signal
-	}{{"SIGTERM", syscall.SIGTERM}, {"SIGKILL", syscall.SIGKILL}} {
-		d = restartPhase(t, ctx, d, ph.name, ph.sig, inv, stateDir, dcfg, pairs)
+		name  string
+		sig   syscall.Signal
+		stale bool
+	}{{"SIGTERM", syscall.SIGTERM, false}, {"SIGKILL", syscall.SIGKILL, false}, {"SIGKILL+stale", syscall.SIGKILL, true}} {
+		d = restartPhase(t, ctx, d, ph.name, ph.sig, ph.stale, inv, stateDir, dcfg, pairs)
 	}
 	if _, err := d.Signal(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Error(err)
@@ -123,9 +131,17 @@ const restartCount = 3000
 // again.
 const restartDown = 2 * time.Second
 
+// staleEntry is the entry the control restart adds while skyvisor is
+// down: the hypervisor's infrastructure cookie (pipeline.InfraCookie(0,
+// 0), 0x5359 in the top 16 bits) so the resync owns it, and an Ethertype
+// nobody sends (0x88b5, IEEE 802 local experimental).
+const staleEntry = "cookie=0x5359000000000000,table=0,priority=2,dl_type=0x88b5,actions=drop"
+
 // restartPhase runs one restart (stop with sig, restartDown, start again)
 // during a ping of every pair and checks it; it returns the new daemon.
-func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig syscall.Signal, inv *lab.Inventory,
+// With stale, staleEntry goes into the first switch while the daemon is
+// down and the resync must delete it (and do nothing else).
+func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig syscall.Signal, stale bool, inv *lab.Inventory,
 	stateDir string, dcfg DaemonConfig, pairs [][2]Host) *Daemon {
 	t.Helper()
 	before := flowTables(t, ctx, stateDir, inv)
@@ -152,6 +168,19 @@ func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig
 	if got := flowTables(t, ctx, stateDir, inv); !equalTables(before, got) {
 		t.Errorf("%s: flow tables changed while skyvisor was down:\n%s", name, diffTables(before, got))
 	}
+	staleSw := inv.Switches[0]
+	if stale {
+		c, err := lab.SiteCommand(ctx, stateDir, staleSw.Site, "ovs-ofctl", "-O", "OpenFlow13", "add-flow", staleSw.Bridge, staleEntry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%s: add the stale entry to %s/%s: %v\n%s", name, staleSw.Site, staleSw.Bridge, err, out)
+		}
+		if got := flowTables(t, ctx, stateDir, inv); equalTables(before, got) {
+			t.Fatalf("%s: the stale entry is not in %s/%s", name, staleSw.Site, staleSw.Bridge)
+		}
+	}
 	upAt := time.Now()
 	d, err = StartDaemon(ctx, inv, stateDir, dcfg)
 	if err != nil {
@@ -161,6 +190,18 @@ func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig
 		t.Fatalf("%s: %v\n%s", name, err, tail(d.LogPath(), 30))
 	}
 	healthy := time.Since(upAt)
+	var staleGone time.Duration
+	if stale {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if equalTables(before, flowTables(t, ctx, stateDir, inv)) {
+				staleGone = time.Since(upAt)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the stale entry is still in %s/%s 30 s after the restart\n%s", name, staleSw.Site, staleSw.Bridge, tail(d.LogPath(), 30))
+			}
+		}
+	}
 	// The resync runs when each switch connects (health needs them all
 	// connected); give the last one time to finish, then look.
 	time.Sleep(3 * time.Second)
@@ -180,9 +221,17 @@ func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig
 		}
 	}
 	newLog, _ := os.ReadFile(d.LogPath())
-	for _, bad := range []string{"hypervisor: reconciled switch", "reconcile on connect failed"} {
-		if bytes.Contains(newLog, []byte(bad)) {
-			t.Errorf("%s: the restarted daemon logged %q:\n%s", name, bad, grepLines(newLog, bad))
+	if bad := "reconcile on connect failed"; bytes.Contains(newLog, []byte(bad)) {
+		t.Errorf("%s: the restarted daemon logged %q:\n%s", name, bad, grepLines(newLog, bad))
+	}
+	const reconciled = "hypervisor: reconciled switch"
+	if got := grepLines(newLog, reconciled); !stale && got != "" {
+		t.Errorf("%s: the restarted daemon reconciled:\n%s", name, got)
+	} else if stale {
+		lines := strings.Split(got, "\n")
+		if want := "dpid=" + controller.DPID(staleSw.DPID).String(); got == "" || len(lines) != 1 || !strings.Contains(got, want) ||
+			!strings.Contains(got, "added=0") || !strings.Contains(got, "deleted=1") {
+			t.Errorf("%s: want one %q of %s with added=0 deleted=1, got:\n%s", name, reconciled, want, got)
 		}
 	}
 	connected := bytes.Count(newLog, []byte("switch connected"))
@@ -193,8 +242,9 @@ func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig
 		r := p.wait(t)
 		pingTook := time.Since(pingStart)
 		inDown := r.repliesBetween(downAt, upAt)
-		results = append(results, fmt.Sprintf("%s->%s %d sent, %d received, %d lost, %d replies in the %v down",
-			pairs[i][0].Lab, pairs[i][1].Lab, r.sent, len(r.seqs), r.sent-len(r.seqs), inDown, upAt.Sub(downAt).Round(time.Millisecond)))
+		results = append(results, fmt.Sprintf("%s->%s %d sent in %v, %d received, %d lost, %d replies in the %v down",
+			pairs[i][0].Lab, pairs[i][1].Lab, r.sent, pingTook.Round(100*time.Millisecond), len(r.seqs), r.sent-len(r.seqs), inDown,
+			upAt.Sub(downAt).Round(time.Millisecond)))
 		if r.sent != restartCount || len(r.seqs) != r.sent {
 			t.Errorf("%s: ping %s -> %s: %d sent, %d received, want %d and none lost (longest gap %d)\n%s",
 				name, pairs[i][0].Lab, pairs[i][1].Lab, r.sent, len(r.seqs), restartCount, r.longestGap(), r.missing())
@@ -207,9 +257,13 @@ func restartPhase(t *testing.T, ctx context.Context, d *Daemon, name string, sig
 		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("%s: pid %d ended (%s) in %v; down %v; new pid %d healthy %v after its start (%d switch connections), tables checked %v after the stop; %d entries, none added or deleted; %s; load %s",
+	resync := "none added or deleted"
+	if stale {
+		resync = fmt.Sprintf("the stale entry deleted %v after the start, nothing else", staleGone.Round(time.Millisecond))
+	}
+	t.Logf("%s: pid %d ended (%s) in %v; down %v; new pid %d healthy %v after its start (%d switch connections), tables checked %v after the stop; %d entries, %s; %s; load %s",
 		name, oldPID, state, stopTook.Round(time.Millisecond), upAt.Sub(downAt).Round(time.Millisecond), d.PID(),
-		healthy.Round(time.Millisecond), connected, sinceStop.Round(time.Millisecond), countEntries(after), strings.Join(results, "; "),
+		healthy.Round(time.Millisecond), connected, sinceStop.Round(time.Millisecond), countEntries(after), resync, strings.Join(results, "; "),
 		strings.Join(strings.Fields(string(load))[:3], " "))
 	return d
 }
