@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +14,9 @@ import (
 
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/hypervisor/addr"
 	"github.com/skyvisor/skyvisor/hypervisor/migrate"
+	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
 	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 	"github.com/skyvisor/skyvisor/hypervisor/vnet"
@@ -70,6 +74,15 @@ func (r *topoRecorder) settle() []string {
 // SwitchUp.
 func newMigrationEventsTest(t *testing.T) (*Hypervisor, *store.Store, *topoRecorder) {
 	t.Helper()
+	return newMigrationEventsTestWith(t, func(d uint64) controller.Switch {
+		return &taSwitch{dpid: controller.DPID(d), done: make(chan struct{})}
+	})
+}
+
+// newMigrationEventsTestWith is newMigrationEventsTest with the VM
+// bridges' sessions made by mk.
+func newMigrationEventsTestWith(t *testing.T, mk func(dpid uint64) controller.Switch) (*Hypervisor, *store.Store, *topoRecorder) {
+	t.Helper()
 	st, err := store.Open(t.TempDir()+"/skme.db", store.WithNoSync())
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +102,7 @@ func newMigrationEventsTest(t *testing.T) (*Hypervisor, *store.Store, *topoRecor
 	}
 	h.mu.Lock()
 	for _, d := range []uint64{0x101, 0x102, 0x201} {
-		h.switches[d] = &taSwitch{dpid: controller.DPID(d), done: make(chan struct{})}
+		h.switches[d] = mk(d)
 	}
 	h.mu.Unlock()
 	if err := st.PutBinding(store.Binding{IfaceID: "tenant1/h1", Site: "aws", VM: "vm1", Bridge: "vm1", DPID: 0x101, PortName: "h-h1", OFPort: 5}); err != nil {
@@ -221,4 +234,306 @@ func portsEqual(a, b ofp.Port) bool {
 func portsOfDPID(t *testing.T, h *Hypervisor) controller.DPID {
 	t.Helper()
 	return h.TenantAppRuntime("tenant1").Switches()[0].DPID()
+}
+
+// dualSwitch is a VM bridge's session that keeps a flow table (ADD
+// replaces by key, MODIFY_STRICT, DELETE_STRICT and DELETE by cookie mask,
+// table and exact fields) and records every flow-mod and barrier in
+// order, numbered across bridges (dualSeq): enough for the migration's
+// freeze, clone and retire reads and for checking the dual write.
+type dualSwitch struct {
+	taSwitch
+	entries map[string]*controller.FlowStats // by physical key
+	ops     []dualOp
+}
+
+// dualOp is one message: a flow-mod, or a barrier (fm nil).
+type dualOp struct {
+	seq int64
+	fm  *ofp.FlowMod
+}
+
+var dualSeq atomic.Int64
+
+func newDualSwitch(d uint64) *dualSwitch {
+	return &dualSwitch{taSwitch: taSwitch{dpid: controller.DPID(d), done: make(chan struct{})}, entries: map[string]*controller.FlowStats{}}
+}
+
+func dualKey(table ofp.Table, prio uint16, m []ofp.XM) string {
+	return (&pipeline.Entry{Table: uint8(table), Priority: prio, Match: m}).Key()
+}
+
+func (s *dualSwitch) Barrier(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops = append(s.ops, dualOp{seq: dualSeq.Add(1)})
+	return nil
+}
+
+func (s *dualSwitch) FlowMod(_ context.Context, fm *ofp.FlowMod) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops = append(s.ops, dualOp{seq: dualSeq.Add(1), fm: fm})
+	k := dualKey(fm.Table, fm.Priority, fm.Match.Fields)
+	switch fm.Command {
+	case ofp.FlowAdd:
+		e := pipeline.Entry{Table: uint8(fm.Table), Priority: fm.Priority, Match: fm.Match.Fields, Instructions: fm.Instructions,
+			Cookie: fm.Cookie, IdleTimeout: fm.IdleTimeout, HardTimeout: fm.HardTimeout, Flags: fm.Flags}
+		s.entries[k] = &controller.FlowStats{Table: fm.Table, Priority: e.Priority, Cookie: e.Cookie, IdleTimeout: e.IdleTimeout,
+			HardTimeout: e.HardTimeout, Flags: e.Flags, Match: ofp.Match{Type: ofp.MatchTypeXM, Fields: slices.Clone(e.Match)},
+			Instructions: e.Instructions}
+	case ofp.FlowModifyStrict:
+		if e := s.entries[k]; e != nil && (e.Cookie^fm.Cookie)&fm.CookieMask == 0 {
+			e.Instructions = fm.Instructions
+		}
+	case ofp.FlowDeleteStrict, ofp.FlowDelete:
+		for ek, e := range s.entries {
+			if fm.Table != ofp.TableAll && e.Table != fm.Table || (e.Cookie^fm.Cookie)&fm.CookieMask != 0 {
+				continue
+			}
+			if fm.Command == ofp.FlowDeleteStrict && ek != k {
+				continue
+			}
+			if fm.Command == ofp.FlowDelete && !slices.ContainsFunc(fm.Match.Fields, func(x ofp.XM) bool { return true }) {
+				continue // an empty non-strict match: not sent by these tests' paths
+			}
+			if fm.Command == ofp.FlowDelete && !containsFields(e.Match.Fields, fm.Match.Fields) {
+				continue
+			}
+			delete(s.entries, ek)
+		}
+	}
+	return nil
+}
+
+// containsFields reports whether every field of filter is in fields
+// (same type, value and mask).
+func containsFields(fields, filter []ofp.XM) bool {
+	for _, f := range filter {
+		if !slices.ContainsFunc(fields, func(x ofp.XM) bool {
+			return x.Class == f.Class && x.Type == f.Type && string(x.Value) == string(f.Value) && string(x.Mask) == string(f.Mask)
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *dualSwitch) FlowStats(_ context.Context, req *ofp.FlowStatsRequest) ([]controller.FlowStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []controller.FlowStats
+	for _, e := range s.entries {
+		if req != nil && (req.Table != ofp.TableAll && e.Table != req.Table || (e.Cookie^req.Cookie)&req.CookieMask != 0) {
+			continue
+		}
+		out = append(out, *e)
+	}
+	return out, nil
+}
+
+// appEntries returns the keys of tenant id's app entries on s (not the
+// hypervisor's, not the native learning ones).
+func (s *dualSwitch) appEntries(id uint16) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, e := range s.entries {
+		if uint16(e.Cookie>>48) == id && !nativeCookie(e.Cookie) {
+			out = append(out, fmt.Sprintf("%x/%x", k, e.Cookie))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// since returns the messages after sequence number seq.
+func (s *dualSwitch) since(seq int64) []dualOp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []dualOp
+	for _, op := range s.ops {
+		if op.seq > seq {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// guardPhases checks that ops are the two guarded phases of vnet's dual
+// write (hypervisor/vnet/replica.go): flow-mods sending to the controller
+// only, a barrier, the update's flow-mods, a barrier. It returns the
+// sequence numbers of the first barrier and of the first update.
+func guardPhases(t *testing.T, name string, ops []dualOp) (guardBarrier, firstWrite int64) {
+	t.Helper()
+	var shape []string
+	phase := 0
+	for _, op := range ops {
+		switch {
+		case op.fm == nil:
+			shape = append(shape, "barrier")
+			if phase == 0 {
+				guardBarrier = op.seq
+			}
+			phase++
+		case phase == 0:
+			shape = append(shape, "guard")
+			if !toController(op.fm) {
+				t.Errorf("%s: phase 1 flow-mod (command %d) does not send to the controller", name, op.fm.Command)
+			}
+		default:
+			shape = append(shape, "write")
+			if phase == 1 && firstWrite == 0 {
+				firstWrite = op.seq
+			}
+		}
+	}
+	if phase != 2 || guardBarrier == 0 || firstWrite == 0 || ops[len(ops)-1].fm != nil {
+		t.Fatalf("%s: messages %q, want guards, barrier, writes, barrier", name, shape)
+	}
+	return guardBarrier, firstWrite
+}
+
+// toController reports whether fm's only instruction applies one output
+// to the controller.
+func toController(fm *ofp.FlowMod) bool {
+	if len(fm.Instructions) != 1 {
+		return false
+	}
+	a, ok := fm.Instructions[0].(*ofp.InstructionApplyActions)
+	if !ok || len(a.Actions) != 1 {
+		return false
+	}
+	o, ok := a.Actions[0].(*ofp.ActionOutput)
+	return ok && o.Port == ofp.PortController
+}
+
+// TestMigrationDualWriteFromTheClone (issue 6: "flow updates to the cloned
+// switch are applied to both copies and serialized with barriers"): a
+// flow-mod that tenant1's reactive app issues after the clone step, before
+// any host moved, lands on the source (aws/vm1) and the target (gcp/vm1)
+// in two phases, a to-controller guard on both, a barrier on both, then
+// the entry on both, a barrier on both, no entry written before both
+// guards were acknowledged; an entry deleted then is deleted from both.
+// The retire step's catch-up then has nothing to do, and the target holds
+// the app's entries. A migration rolled back after the connect step (the
+// replica set, an app entry added meanwhile) leaves the target without
+// any of tenant1's app entries and the source with all of them.
+func TestMigrationDualWriteFromTheClone(t *testing.T) {
+	sws := map[uint64]*dualSwitch{}
+	h, st, _ := newMigrationEventsTestWith(t, func(d uint64) controller.Switch {
+		sws[d] = newDualSwitch(d)
+		return sws[d]
+	})
+	ctx := ctxT(t)
+	src, dst := sws[0x101], sws[0x201]
+	rt := h.TenantAppRuntime("tenant1")
+	big := rt.Switches()[0]
+	var id uint16
+	for tid, r := range *h.tapps.byID.Load() {
+		if r == rt {
+			id = uint16(tid)
+		}
+	}
+	entry := func(cookie uint64, port uint32) *ofp.FlowMod {
+		return &ofp.FlowMod{Command: ofp.FlowAdd, Table: 0, Priority: 10, Cookie: cookie, Buffer: ofp.NoBuffer,
+			OutPort: ofp.PortAny, OutGroup: ofp.GroupAny, IdleTimeout: 30,
+			Match:        ofp.Match{Type: ofp.MatchTypeXM, Fields: []ofp.XM{pipeline.EthDst(addr.MustParseMAC(fmt.Sprintf("00:00:00:00:00:%02x", port)))}},
+			Instructions: ofp.Instructions{pipeline.Apply(pipeline.Output(port))}}
+	}
+	// Before the migration: an entry toward h2 (cloned, then deleted
+	// during the migration).
+	if err := big.FlowMod(ctx, entry(0x21, 2)); err != nil {
+		t.Fatal(err)
+	}
+	before := src.appEntries(id) // with the reactive app's own entries
+	var mark int64
+	afterClone := func(e migrate.Event) {
+		if e.Step != migrate.StepClone || e.Status != migrate.StatusDone {
+			return
+		}
+		if len(dst.appEntries(id)) == 0 {
+			t.Error("the clone put none of tenant1's app entries on the target")
+		}
+		mark = dualSeq.Load()
+		if err := big.FlowMod(ctx, entry(0x31, 3)); err != nil { // toward h3: new
+			t.Error(err)
+		}
+		for name, s := range map[string]*dualSwitch{"source": src, "target": dst} {
+			gb, fw := guardPhases(t, "add on the "+name, s.since(mark))
+			other := dst
+			if s == dst {
+				other = src
+			}
+			if ob, _ := guardPhases(t, "add", other.since(mark)); fw < ob || fw < gb {
+				t.Errorf("add: an entry was written on the %s (message %d) before both copies acknowledged their guards (%d, %d)", name, fw, gb, ob)
+			}
+		}
+		mark = dualSeq.Load()
+		del := entry(0x21, 2)
+		del.Command, del.CookieMask = ofp.FlowDeleteStrict, ^uint64(0)
+		if err := big.FlowMod(ctx, del); err != nil {
+			t.Error(err)
+		}
+		guardPhases(t, "delete on the source", src.since(mark))
+		guardPhases(t, "delete on the target", dst.since(mark))
+		if s, d := src.appEntries(id), dst.appEntries(id); !slices.Equal(s, d) {
+			t.Errorf("after the updates the copies differ:\nsource %q\ntarget %q", s, d)
+		}
+	}
+	res, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp"}, migrate.Options{Mover: bindOn(h, st, nil), Progress: afterClone})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if mark == 0 {
+		t.Fatal("no clone-done event")
+	}
+	for _, s := range res.Steps {
+		if s.Step == migrate.StepRetire && !strings.HasPrefix(s.Detail, "catch-up: 0 entries added to and 0 deleted from the target") {
+			t.Errorf("retire: %q, want an empty catch-up (the dual write kept the target up to date)", s.Detail)
+		}
+	}
+	cookieIs := func(c uint64) func(string) bool {
+		return func(k string) bool {
+			return strings.HasSuffix(k, fmt.Sprintf("/%x", pipeline.TenantCookie(addr.TenantID(id), c)))
+		}
+	}
+	if got := dst.appEntries(id); len(got) != len(before) || !slices.ContainsFunc(got, cookieIs(0x31)) || slices.ContainsFunc(got, cookieIs(0x21)) {
+		t.Errorf("target's app entries after the migration: %q, want the source's before it %q with the one added during it, without the one deleted", got, before)
+	}
+	if got := src.appEntries(id); len(got) != 0 {
+		t.Errorf("source's app entries after the migration: %q, want none", got)
+	}
+	if len(rt.Replicas()) != 0 {
+		t.Errorf("replica left after the commit: %v", rt.Replicas())
+	}
+
+	// Back to aws/vm1, failing after connect: the replica (aws/vm1 now)
+	// gets an entry during the migration, and loses it with the rollback.
+	mark = 0
+	onSrc := dst.appEntries(id)
+	addDuring := func(e migrate.Event) {
+		if e.Step == migrate.StepClone && e.Status == migrate.StatusDone {
+			mark = 1
+			if err := big.FlowMod(ctx, entry(0x41, 1)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if _, err := h.Migrate(ctx, migrate.Request{Switch: 0x201, To: "aws", VM: "vm1"},
+		migrate.Options{Mover: bindOn(h, st, nil), Progress: addDuring, FailAt: migrate.StepConnect}); err == nil {
+		t.Fatal("a migration failing after connect succeeded")
+	}
+	if mark == 0 {
+		t.Fatal("no clone-done event")
+	}
+	if got := src.appEntries(id); len(got) != 0 {
+		t.Errorf("the rolled-back target (aws/vm1) still holds tenant1's app entries %q", got)
+	}
+	if got := dst.appEntries(id); len(got) != len(onSrc)+1 {
+		t.Errorf("the source (gcp/vm1) holds %q after the rollback, want %d entries (%q and the one added during the migration)", got, len(onSrc)+1, onSrc)
+	}
+	if len(rt.Replicas()) != 0 {
+		t.Errorf("replica left after the rollback: %v", rt.Replicas())
+	}
 }
