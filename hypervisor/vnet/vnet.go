@@ -31,6 +31,11 @@
 //     it) or joins a virtual switch gets the switch's entries again, after
 //     the deletes it missed, and loses the tenant's entries no table
 //     accounts for (Tenant.Replay: Antrea's flow replay).
+//   - a live migration's target bridge is a replica of its source from
+//     the clone step on (Tenant.Replicate, replica.go): it runs every
+//     switch the source runs, and a flow-mod of such a switch goes to
+//     every copy in two barrier-acknowledged phases, a to-controller
+//     guard and then the update (LIME, SoCC 2014, §4).
 //
 // Events of one virtual switch are serialized on one goroutine fed by a
 // bounded queue; enqueueing never blocks (a full queue drops the
