@@ -552,11 +552,19 @@ func (r *run) clone(ctx context.Context) (string, error) {
 		p := r.res.Plan
 		r.pushUndo(StepClone, "drop the target as a replica of the source's virtual switches, delete the entries only it held",
 			func(ctx context.Context) error {
-				if _, err := r.env.Switch(p.Target.DPID); err != nil {
-					rep.Unreplicate(ctx, p, false) // the target's table went with it
+				sw, err := r.env.Switch(p.Target.DPID)
+				if err != nil {
+					_ = rep.Unreplicate(ctx, p, false) // the target's table went with it
 					return skipped{fmt.Errorf("target not connected (%w)", err)}
 				}
-				return rep.Unreplicate(ctx, p, true)
+				if err := rep.Unreplicate(ctx, p, true); err != nil {
+					if gone(sw, err) { // died during the migration: its table went with it
+						_ = rep.Unreplicate(ctx, p, false)
+						return skipped{fmt.Errorf("target gone (%w)", err)}
+					}
+					return err
+				}
+				return nil
 			})
 	}
 	detail := "no tenant entries to clone (the hypervisor compiles the rest for each binding)"

@@ -2,14 +2,22 @@ package migrate
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/skyvisor/skyvisor/controller"
 )
 
 // replEnv is fakeEnv as a Replicator: it records Replicate and
-// Unreplicate among the Env's calls.
-type replEnv struct{ *fakeEnv }
+// Unreplicate among the Env's calls; with closed set, a pruning
+// Unreplicate fails as on a session that closed (the target's OVS died
+// while the hypervisor still holds its session).
+type replEnv struct {
+	*fakeEnv
+	closed *bool
+}
 
 func (e replEnv) Replicate(_ context.Context, p Plan) error {
 	e.call("replicate")
@@ -17,6 +25,10 @@ func (e replEnv) Replicate(_ context.Context, p Plan) error {
 }
 
 func (e replEnv) Unreplicate(_ context.Context, p Plan, rollback bool) error {
+	if rollback && e.closed != nil && *e.closed {
+		e.call("unreplicate-failed")
+		return fmt.Errorf("drop replica: flow stats: %w", controller.ErrClosed)
+	}
 	if rollback {
 		e.call("unreplicate-rollback")
 	} else {
@@ -46,7 +58,7 @@ func replCalls(e *fakeEnv) []string {
 // before the clone never touches it.
 func TestReplicatorFromCloneToCommit(t *testing.T) {
 	e := newFakeEnv()
-	res, err := Run(context.Background(), replEnv{e}, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover()})
+	res, err := Run(context.Background(), replEnv{fakeEnv: e}, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +75,7 @@ func TestReplicatorFromCloneToCommit(t *testing.T) {
 			e := newFakeEnv()
 			dstBefore := e.dst.table()
 			var undos []string
-			_, err := Run(context.Background(), replEnv{e}, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover(), FailAt: step,
+			_, err := Run(context.Background(), replEnv{fakeEnv: e}, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover(), FailAt: step,
 				Progress: func(ev Event) {
 					if ev.Status == StatusRolledBack && ev.Step == StepClone {
 						undos = append(undos, ev.Detail)
@@ -86,5 +98,34 @@ func TestReplicatorFromCloneToCommit(t *testing.T) {
 				t.Errorf("target after rollback:\n%s\nwant:\n%s", got, dstBefore)
 			}
 		})
+	}
+}
+
+// TestReplicaOfADeadTarget: the target's OVS dies after the clone while
+// its session object is still around: the replica's pruning fails with a
+// closed session, which is skipped (the target's table went with it), the
+// replica is still ended, and the rollback succeeds.
+func TestReplicaOfADeadTarget(t *testing.T) {
+	e := newFakeEnv()
+	closed := false
+	var detail string
+	res, err := Run(context.Background(), replEnv{fakeEnv: e, closed: &closed}, Request{Switch: 0x101, To: "gcp"}, Options{Mover: e.mover(),
+		FailAt: StepConnect,
+		Progress: func(ev Event) {
+			if ev.Step == StepClone && ev.Status == StatusDone {
+				closed = true
+			}
+			if ev.Step == StepClone && strings.Contains(ev.Detail, "replica") && ev.Status != StatusDone {
+				detail = string(ev.Status) + " " + ev.Detail
+			}
+		}})
+	if err == nil || !res.RolledBack || strings.Contains(err.Error(), "rollback incomplete") {
+		t.Fatalf("rolled back %v, err %v", res.RolledBack, err)
+	}
+	if !strings.HasPrefix(detail, string(StatusRolledBack)) || !strings.Contains(detail, "skipped: target gone") {
+		t.Errorf("replica undo: %q, want rolled back, skipped: target gone", detail)
+	}
+	if got := replCalls(e); !slices.Equal(got, []string{"replicate", "unreplicate-failed", "unreplicate"}) {
+		t.Errorf("replica calls %q", got)
 	}
 }
