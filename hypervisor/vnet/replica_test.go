@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netrack/openflow/ofp"
 
@@ -99,7 +100,8 @@ func tenantEntries(t *testing.T, b *tableBridge) map[string]string {
 func TestReplicaDualWriteGuarded(t *testing.T) {
 	phys := newTablePhys(e1, e3, eR)
 	phys.sws[eR] = newTableBridge(eR)
-	tn := startTenant(t, phys, newRecorder("rec"))
+	rec := newRecorder("rec")
+	tn := startTenant(t, phys, rec)
 	ctx := context.Background()
 	b1, b3, bR := phys.sws[e1], phys.sws[e3], phys.sws[eR]
 	s1, _ := tn.Switch(vs1)
@@ -196,7 +198,27 @@ func TestReplicaDualWriteGuarded(t *testing.T) {
 	check("modify", &mod) // new variants added, the host port's deleted
 	del := *add
 	del.Command, del.Instructions, del.OutPort, del.OutGroup = ofp.FlowDeleteStrict, nil, ofp.PortAny, ofp.GroupAny
+	for _, b := range []*tableBridge{b1, b3, bR} {
+		b.takeRemoved() // the modify's deleted variants
+	}
 	check("delete", &del)
+	// The guard kept the entry's cookie and flags: the deleted copies'
+	// flow-removed messages are the entry's, and the app gets one.
+	n := 0
+	for _, b := range []*tableBridge{b1, b3, bR} {
+		for _, fr := range b.takeRemoved() {
+			if tn.FlowRemoved(b.dpid, fr) {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no flow-removed of the deleted entry's copies was accounted")
+	}
+	if fr := rec.next(t, "flow-removed").fr; fr.Cookie != 0x77 || fr.Reason != ofp.FlowReasonDelete {
+		t.Errorf("flow-removed cookie %#x reason %v, want the deleted entry's", fr.Cookie, fr.Reason)
+	}
+	rec.none(t, "flow-removed", 100*time.Millisecond)
 	for _, b := range []*tableBridge{b1, bR} {
 		for _, e := range tenantEntries(t, b) {
 			if strings.HasPrefix(e, insKey(t, toController())+"/") {
