@@ -185,22 +185,6 @@ func sendAll(ctx context.Context, conn []controller.DPID, sws []controller.Switc
 	return errors.Join(errs...)
 }
 
-// cloneEntry returns a deep copy of e: flow-mods of apps may reuse their
-// buffers (controller/apps/learning does).
-func cloneEntry(e pipeline.Entry) (pipeline.Entry, error) {
-	m := make([]ofp.XM, len(e.Match))
-	for i, f := range e.Match {
-		m[i] = cloneXM(f)
-	}
-	e.Match = m
-	ins, err := cloneInstructions(e.Instructions)
-	if err != nil {
-		return e, err
-	}
-	e.Instructions = ins
-	return e, nil
-}
-
 // cloneInstructions deep-copies ins by encoding and decoding it.
 func cloneInstructions(ins ofp.Instructions) (ofp.Instructions, error) {
 	if len(ins) == 0 {
