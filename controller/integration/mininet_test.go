@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -75,36 +74,6 @@ func ensureSystemOVS(t *testing.T) {
 	if _, err := sysRun(ctx, "ovs-vsctl", "--timeout=10", "show"); err != nil {
 		t.Fatalf("system Open vSwitch not answering after ovs-ctl start: %v", err)
 	}
-}
-
-// mininetLock is the lock file that serializes Mininet runs of every test
-// package: they all share the system OVS and Mininet's default names.
-const mininetLock = "/run/lock/skyvisor-mininet.lock"
-
-// lockMininet takes mininetLock (flock, exclusive) until the test ends,
-// waiting up to 5 minutes for another package's Mininet test.
-func lockMininet(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(mininetLock, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatalf("open %s: %v", mininetLock, err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("lock %s (another Mininet test running?): %v", mininetLock, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -286,7 +255,7 @@ func TestMininetTreePingall(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go not in PATH: needed to build cmd/skyvisor")
 	}
-	lockMininet(t)
+	ovstest.LockMininet(t)
 	ensureSystemOVS(t)
 	t.Run("OpenFlow13", func(t *testing.T) { mininetTreePingall(t, "OpenFlow13") })
 	t.Run("default-versions", func(t *testing.T) { mininetTreePingall(t, "") })

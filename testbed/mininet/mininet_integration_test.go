@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyvisor/skyvisor/internal/ovstest"
 )
 
 // TestTwoCloudsWithRelay runs skyvisor_clouds.py with 2 clouds x 2 VM
@@ -35,7 +37,7 @@ func TestTwoCloudsWithRelay(t *testing.T) {
 	if err := exec.Command("ovs-vsctl", "--timeout=3", "show").Run(); err != nil {
 		t.Skip("skipping: the system Open vSwitch is not running (Mininet uses it)")
 	}
-	lockMininet(t)
+	ovstest.LockMininet(t)
 	bin := filepath.Join(t.TempDir(), "skylab")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/skylab").CombinedOutput(); err != nil {
 		t.Fatalf("build skylab: %v\n%s", err, out)

@@ -5,7 +5,6 @@ package mininet
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,38 +21,9 @@ import (
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller/apps/discovery"
+
+	"github.com/skyvisor/skyvisor/internal/ovstest"
 )
-
-// mininetLock is the lock file that serializes the Mininet runs of every
-// test package (controller/integration takes the same one): they all share
-// the system Open vSwitch.
-const mininetLock = "/run/lock/skyvisor-mininet.lock"
-
-// lockMininet takes mininetLock (flock, exclusive) until the test ends,
-// waiting up to 5 minutes for another package's Mininet test.
-func lockMininet(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(mininetLock, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatalf("open %s: %v", mininetLock, err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("lock %s (another Mininet test running?): %v", mininetLock, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
-}
 
 // mininetPrereqs skips t unless it runs as root with Mininet for
 // /usr/bin/python3, the given binaries and a running system Open vSwitch.
@@ -190,7 +160,7 @@ func getLinks(addr string) ([]discovery.Link, error) {
 // must leave none of its bridges behind.
 func TestTwoCloudsWithSkyvisor(t *testing.T) {
 	py := mininetPrereqs(t)
-	lockMininet(t)
+	ovstest.LockMininet(t)
 	dir := t.TempDir()
 	skyvisor := goBuild(t, dir, "../../cmd/skyvisor")
 	skylab := goBuild(t, dir, "../../cmd/skylab")
