@@ -2,13 +2,6 @@ package hypervisor
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,44 +9,16 @@ import (
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller/apps"
+	"github.com/skyvisor/skyvisor/internal/testpki"
 	"github.com/skyvisor/skyvisor/ovsdb"
 )
-
-// writeTLSFiles writes a self-signed ECDSA certificate, its key and the
-// same certificate as CA into dir; it returns their paths.
-func writeTLSFiles(t *testing.T, dir string) (key, cert, ca string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "skyvisor"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, cert, ca = filepath.Join(dir, "privkey.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "cacert.pem")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	for p, b := range map[string][]byte{key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), cert: certPEM, ca: certPEM} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return key, cert, ca
-}
 
 // TestDaemonOVSDBTLS: the "ovsdb_tls" subsection is checked up front
 // (all three files, readable) together with the infrastructure's ssl
 // endpoints, and errors name the key and flag or the JSON path.
 func TestDaemonOVSDBTLS(t *testing.T) {
 	dir := t.TempDir()
-	key, cert, ca := writeTLSFiles(t, dir)
+	key, cert, ca := testpki.SelfSigned(t, dir)
 	infraFile := filepath.Join(dir, "infra.json")
 	doc := `{"sites":[{"name":"a","ovsdb":"ssl:192.0.2.1:6640","underlay_ip":"10.9.0.1","gateway_bridge":"gw","gateway_dpid":256}],"switches":[]}`
 	if err := os.WriteFile(infraFile, []byte(doc), 0o600); err != nil {

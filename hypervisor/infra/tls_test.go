@@ -1,51 +1,21 @@
 package infra
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/skyvisor/skyvisor/internal/testpki"
 	"github.com/skyvisor/skyvisor/ovsdb"
 )
 
-// writeSelfSigned writes a self-signed ECDSA certificate and its key into
-// dir and returns files naming it as key, certificate and CA.
+// writeSelfSigned writes a self-signed certificate and its key into dir
+// and returns files naming it as key, certificate and CA.
 func writeSelfSigned(t *testing.T, dir string) ovsdb.TLSFiles {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := ovsdb.TLSFiles{Key: filepath.Join(dir, "privkey.pem"), Cert: filepath.Join(dir, "cert.pem"), CA: filepath.Join(dir, "cacert.pem")}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	for p, b := range map[string][]byte{f.Key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), f.Cert: certPEM, f.CA: certPEM} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
+	key, cert, ca := testpki.SelfSigned(t, dir)
+	return ovsdb.TLSFiles{Key: key, Cert: cert, CA: ca}
 }
 
 func tlsJSON(t *testing.T, f ovsdb.TLSFiles) string {
