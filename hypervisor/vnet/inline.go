@@ -77,7 +77,7 @@ func (t *Tenant) PacketInFrom(from controller.DPID, vdpid topology.DPID, inPort 
 	}
 	sw := s.switches[vs.Index-1]
 	ev := event{pi: newPacketIn(inPort, table, cookie, reason, frame)}
-	if bs := s.bridges[vs.Index-1]; len(bs) == 1 && bs[0] == from && t.inlineApps() && sw.deliverInline(ev) {
+	if bs := s.bridges[vs.Index-1]; from != noBridge && len(bs) == 1 && bs[0] == from && t.inlineApps() && sw.deliverInline(ev) {
 		return true
 	}
 	return sw.enqueue(ev)

@@ -450,20 +450,12 @@ func structureKey(v *pipeline.View) string {
 // returns false if the switch is unknown or its queue is full (dropped,
 // counted in Dropped). It never blocks.
 func (t *Tenant) PacketIn(vdpid topology.DPID, inPort uint32, table uint8, cookie uint64, frame []byte) bool {
-	s := t.snap.Load()
-	if s == nil {
-		return false
-	}
-	vs, ok := s.view.SwitchByDPID(vdpid)
-	if !ok {
-		return false
-	}
-	reason := ofp.PacketInReasonNoMatch
-	if cookie != 0 {
-		reason = ofp.PacketInReasonAction
-	}
-	return s.switches[vs.Index-1].enqueue(event{pi: newPacketIn(inPort, table, cookie, reason, frame)})
+	return t.PacketInFrom(noBridge, vdpid, inPort, table, cookie, frame)
 }
+
+// noBridge is the "from" of PacketIn: no edge bridge has DPID 0 (the
+// infrastructure refuses it), so PacketInFrom always queues.
+const noBridge controller.DPID = 0
 
 // newPacketIn builds a controller.PacketIn of the virtual view, with its
 // in_port OXM, in one allocation (the packet-in hot path).
