@@ -112,12 +112,24 @@ type TenantPacketIn struct {
 
 // packetIn is PacketIn for the switch with datapath ID d.
 func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disposition {
+	// What needs no state is decoded before taking h.mu, which every
+	// session's packet-ins share (held here for two map lookups and a
+	// count).
+	isLLDP := len(ev.Data) >= 14 && binary.BigEndian.Uint16(ev.Data[12:14]) == lldpType
+	var md uint64
+	var haveMD bool
+	if !isLLDP {
+		for _, f := range ev.Match.Fields {
+			if f.Type == ofp.XMTypeMetadata && len(f.Value) == 8 {
+				md, haveMD = binary.BigEndian.Uint64(f.Value), true
+			}
+		}
+	}
 	h.mu.Lock()
 	if !h.knownLocked(d) {
 		h.mu.Unlock()
 		return controller.Continue
 	}
-	isLLDP := len(ev.Data) >= 14 && binary.BigEndian.Uint16(ev.Data[12:14]) == lldpType
 	if isLLDP {
 		ifaceID := h.hostPortLocked(d, uint32(ev.InPort))
 		if ifaceID == "" {
@@ -148,13 +160,6 @@ func (h *Hypervisor) packetIn(d uint64, ev *controller.PacketIn) controller.Disp
 				Group: true, PhysicalDPID: topology.DPID(d), PhysicalInPort: uint32(ev.InPort), Frame: slices.Clone(ev.Data)})
 		}
 		return controller.Stop
-	}
-	var md uint64
-	var haveMD bool
-	for _, f := range ev.Match.Fields {
-		if f.Type == ofp.XMTypeMetadata && len(f.Value) == 8 {
-			md, haveMD = binary.BigEndian.Uint64(f.Value), true
-		}
 	}
 	tenant := addr.TenantID(md >> pipeline.MetaTenantShift)
 	h.packetInsLocked(tenant)
