@@ -39,6 +39,23 @@ func pairLabSpec(t *testing.T, prefix, body string) *Spec {
 // payload).
 func iperf(t *testing.T, s *Spec, src, dst int, secs int) float64 {
 	t.Helper()
+	// a run that measured nothing (iperf3's JSON "error", e.g. a control
+	// connection that timed out on a loaded machine, or no byte received:
+	// seen once in CI under load) is run once more; the bounds the callers
+	// check stay as they are
+	for try := 1; ; try++ {
+		mbit, ierr := iperfOnce(t, s, src, dst, secs)
+		if (ierr == "" && mbit > 0) || try == 2 {
+			return mbit
+		}
+		t.Logf("iperf3 s%d -> s%d measured nothing (%.2f Mbit/s, error %q); once more", src, dst, mbit, ierr)
+	}
+}
+
+// iperfOnce is one iperf3 run of iperf: the received Mbit/s and the
+// error iperf3 reported in its JSON ("" if none).
+func iperfOnce(t *testing.T, s *Spec, src, dst int, secs int) (float64, string) {
+	t.Helper()
 	srv := exec.Command("ip", "netns", "exec", SiteNetns(s.Prefix, dst), "iperf3", "-s", "-1", "-p", "5301")
 	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := srv.Start(); err != nil {
@@ -69,7 +86,8 @@ func iperf(t *testing.T, s *Spec, src, dst int, secs int) float64 {
 		t.Fatalf("iperf3 s%d -> s%d: %v\n%s", src, dst, err, out)
 	}
 	var res struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
@@ -82,8 +100,8 @@ func iperf(t *testing.T, s *Spec, src, dst int, secs int) float64 {
 		t.Fatalf("iperf3 JSON: %v\n%s", err, out)
 	}
 	mbit := res.End.SumReceived.BitsPerSecond / 1e6
-	t.Logf("iperf3 TCP s%d -> s%d: %.2f Mbit/s received (%d retransmits)", src, dst, mbit, res.End.SumSent.Retransmits)
-	return mbit
+	t.Logf("iperf3 TCP s%d -> s%d: %.2f Mbit/s received (%d retransmits)%s", src, dst, mbit, res.End.SumSent.Retransmits, map[bool]string{true: ", error: " + res.Error}[res.Error != ""])
+	return mbit, res.Error
 }
 
 // TestLabPairRateAndMeasuredRTT: three sites; the pair s1-s2 is limited to
