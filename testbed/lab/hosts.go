@@ -91,8 +91,17 @@ func Unplug(ctx context.Context, stateDir, host string) error {
 	h := st.Hosts[k]
 	s := &st.Spec
 	var errs []error
-	if _, err := vsctl(ctx, s.StateDir, s.siteIndex(h.Site), "--if-exists", "del-port", HostPort(h.Name)); err != nil {
+	si := s.siteIndex(h.Site)
+	if _, err := vsctl(ctx, s.StateDir, si, "--if-exists", "del-port", HostPort(h.Name)); err != nil {
 		errs = append(errs, err)
+	}
+	// Delete the veth now: deleting the host namespace alone frees it
+	// asynchronously (the kernel's netns cleanup), and a Plug of the same
+	// host right after would find "h-<name>" still there (File exists).
+	if _, err := run(ctx, nil, "ip", "-n", SiteNetns(s.Prefix, si), "link", "del", HostPort(h.Name)); err != nil {
+		if _, err2 := run(ctx, nil, "ip", "-n", SiteNetns(s.Prefix, si), "link", "show", HostPort(h.Name)); err2 == nil {
+			errs = append(errs, err) // still there: a real failure
+		}
 	}
 	if err := delNetns(ctx, HostNetns(s.Prefix, h.Name)); err != nil {
 		errs = append(errs, err)
