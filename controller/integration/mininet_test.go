@@ -5,10 +5,8 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller/apps/discovery"
+	"github.com/skyvisor/skyvisor/internal/daemontest"
 	"github.com/skyvisor/skyvisor/internal/ovstest"
 )
 
@@ -126,69 +125,11 @@ func descendants(pid int) []int {
 }
 
 // startSkyvisor builds cmd/skyvisor and runs it with args until the test
-// ends (killed by PID in cleanup) and returns the path of its log, which
-// is printed if the test fails.
+// ends (daemontest.Start: SIGTERM by PID in cleanup) and returns the path
+// of its log, which is printed if the test fails.
 func startSkyvisor(t *testing.T, args ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "skyvisor")
-	start := time.Now()
-	build := exec.Command("go", "build", "-o", bin, "github.com/skyvisor/skyvisor/cmd/skyvisor")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/skyvisor: %v\n%s", err, out)
-	}
-	t.Logf("built skyvisor in %v", time.Since(start))
-	logFile := filepath.Join(dir, "skyvisor.log")
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("skyvisor exited with %v after SIGTERM (want a clean exit)", err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Errorf("skyvisor ignored SIGTERM for 10 s")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("skyvisor log:\n%s", b)
-		}
-	})
-	return logFile
-}
-
-// getLinks fetches /debug/links from the daemon.
-func getLinks(addr string) ([]discovery.Link, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/debug/links")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /debug/links: %s", resp.Status)
-	}
-	var body struct {
-		Links []discovery.Link `json:"links"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode /debug/links: %w", err)
-	}
-	return body.Links, nil
+	return daemontest.Start(t, daemontest.Build(t, t.TempDir(), "github.com/skyvisor/skyvisor/cmd/skyvisor"), args...)
 }
 
 // helloLines returns switch_versions of every "hello: negotiated" line in
@@ -275,7 +216,7 @@ func mininetTreePingall(t *testing.T, protocols string) {
 		"--debug-addr", debugAddr, "--discovery-probe-interval", "500ms", "--discovery-link-timeout", "3s",
 		"--log-level", "debug")
 	eventually(t, 15*time.Second, "skyvisor debug endpoint", func() error {
-		_, err := getLinks(debugAddr)
+		_, err := daemontest.Links(debugAddr)
 		return err
 	})
 
@@ -375,7 +316,7 @@ func mininetTreePingall(t *testing.T, protocols string) {
 	var got []discovery.Link
 	eventually(t, 10*time.Second, "discovered links", func() error {
 		var err error
-		got, err = getLinks(debugAddr)
+		got, err = daemontest.Links(debugAddr)
 		if err != nil {
 			return err
 		}

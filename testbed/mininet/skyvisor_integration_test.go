@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/skyvisor/skyvisor/controller/apps/discovery"
 
+	"github.com/skyvisor/skyvisor/internal/daemontest"
 	"github.com/skyvisor/skyvisor/internal/ovstest"
 )
 
@@ -59,19 +58,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// goBuild builds the command package pkg (relative to this directory) into
-// dir and returns the binary's path.
-func goBuild(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	start := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	t.Logf("built %s in %v", filepath.Base(pkg), time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
 // bridgeCleanup registers a cleanup that removes the bridges named like
 // the script's with prefix (only ours) if net.stop() left any, failing
 // the test if it did.
@@ -89,64 +75,6 @@ func bridgeCleanup(t *testing.T, prefix string) {
 	})
 }
 
-// startDaemon runs bin with args until the test ends (SIGTERM by PID, then
-// SIGKILL after 10 s) and returns its log file, printed if the test fails.
-func startDaemon(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	logFile := filepath.Join(filepath.Dir(bin), "skyvisor.log")
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("skyvisor exited with %v after SIGTERM (want a clean exit)", err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Errorf("skyvisor ignored SIGTERM for 10 s")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("skyvisor log:\n%s", tail(string(b), 80))
-		}
-	})
-	return logFile
-}
-
-// getLinks fetches GET /debug/links from the daemon's debug endpoint.
-func getLinks(addr string) ([]discovery.Link, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/debug/links")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /debug/links: %s", resp.Status)
-	}
-	var body struct {
-		Links []discovery.Link `json:"links"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode /debug/links: %w", err)
-	}
-	return body.Links, nil
-}
-
 // TestTwoCloudsWithSkyvisor runs skyvisor_clouds.py (2 clouds x 2 VM
 // switches x 1 host, the Go WAN relay at 5 ms one way between the
 // gateways) with the skyvisor daemon built from this tree as the remote
@@ -162,13 +90,13 @@ func TestTwoCloudsWithSkyvisor(t *testing.T) {
 	py := mininetPrereqs(t)
 	ovstest.LockMininet(t)
 	dir := t.TempDir()
-	skyvisor := goBuild(t, dir, "../../cmd/skyvisor")
-	skylab := goBuild(t, dir, "../../cmd/skylab")
+	skyvisor := daemontest.Build(t, dir, "../../cmd/skyvisor")
+	skylab := daemontest.Build(t, dir, "../../cmd/skylab")
 	ofPort, debugPort := freePort(t), freePort(t)
 	debugAddr := fmt.Sprintf("127.0.0.1:%d", debugPort)
-	startDaemon(t, skyvisor, "--listen", fmt.Sprintf("127.0.0.1:%d", ofPort), "--apps", "learning,discovery",
+	daemontest.Start(t, skyvisor, "--listen", fmt.Sprintf("127.0.0.1:%d", ofPort), "--apps", "learning,discovery",
 		"--debug-addr", debugAddr, "--discovery-probe-interval", "500ms", "--discovery-link-timeout", "3s")
-	if err := waitFor(15*time.Second, func() error { _, err := getLinks(debugAddr); return err }); err != nil {
+	if err := waitFor(15*time.Second, func() error { _, err := daemontest.Links(debugAddr); return err }); err != nil {
 		t.Fatalf("skyvisor debug endpoint: %v", err)
 	}
 
@@ -241,7 +169,7 @@ func TestTwoCloudsWithSkyvisor(t *testing.T) {
 	}
 	var got []discovery.Link
 	if err := waitFor(15*time.Second, func() error {
-		got, err = getLinks(debugAddr)
+		got, err = daemontest.Links(debugAddr)
 		if err != nil {
 			return err
 		}
