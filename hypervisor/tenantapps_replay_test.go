@@ -5,11 +5,8 @@ import (
 
 	"github.com/netrack/openflow/ofp"
 
-	"github.com/skyvisor/skyvisor/controller"
-	"github.com/skyvisor/skyvisor/controller/apps"
 	"github.com/skyvisor/skyvisor/hypervisor/infra"
 	"github.com/skyvisor/skyvisor/hypervisor/pipeline"
-	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/hypervisor/topology"
 )
 
@@ -19,36 +16,8 @@ import (
 // that follows it; a full reconcile (the audit) before and after leaves
 // the app's entries alone and finds nothing to do.
 func TestTenantAppsReplayedAfterRestart(t *testing.T) {
-	st, err := store.Open(t.TempDir()+"/skv.db", store.WithNoSync())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rec := &taRecorder{ev: make(chan taEvent, 256)}
-	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: (&fakeFabric{}).dial,
-		TenantApps: map[string]apps.Factory{"rec": func(apps.Options) (controller.App, error) { return rec, nil }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.closeTenantApps)
+	h, _, id := startRecTenant(t, nil)
 	ctx := ctxT(t)
-	ts := loadTenants(t, h, "../examples/two-tenants.json")
-	ts[1].Apps = []string{"learning", "rec"}
-	out, err := h.ApplyTenants(ctx, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := out[1].TenantID
-	for range 3 {
-		rec.next(t, "up")
-	}
-	if err := st.PutBinding(store.Binding{IfaceID: "tenant2/h1", Site: "aws", VM: "vm1", Bridge: "vm1", DPID: 0x101,
-		PortName: "t2h1", OFPort: 5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	f := newFlowSwitch(0x101)
 	h.SwitchUp(ctx, f)
 	s1, ok := h.TenantAppRuntime("tenant2").Switch(topology.DeriveDPID("s1"))

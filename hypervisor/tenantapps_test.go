@@ -242,23 +242,25 @@ func (s *taSwitch) cookies() []uint64 {
 	return cs
 }
 
-// TestTenantAppsGlue drives a custom tenant app (Config.TenantApps)
-// through the hypervisor: tenant packet-ins reach it in the virtual view,
-// physical LLDP never does, a host's LLDP does, its flow-mods reach the
-// bound edge bridge with the tenant's cookie, and flow-removed messages of
-// its entries come back to the right virtual switch; Config.TenantPacketIn
-// still sees every tenant packet-in.
-func TestTenantAppsGlue(t *testing.T) {
+// startRecTenant returns a hypervisor over a fresh store and a fake fabric
+// (cfg, if not nil, adjusts its Config) where examples/two-tenants.json's
+// tenant2 runs the apps "learning" and "rec" (the returned recorder, which
+// has seen its 3 virtual switches come up), with tenant2/h1 (s1 port 1)
+// bound on aws vm1 (DPID 0x101) port 5, and tenant2's ID.
+func startRecTenant(t *testing.T, cfg func(*Config)) (*Hypervisor, *taRecorder, addr.TenantID) {
+	t.Helper()
 	st, err := store.Open(t.TempDir()+"/skv.db", store.WithNoSync())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	rec := &taRecorder{ev: make(chan taEvent, 256)}
-	var hooked atomic.Int64
-	h, err := New(Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: (&fakeFabric{}).dial,
-		TenantApps:     map[string]apps.Factory{"rec": func(apps.Options) (controller.App, error) { return rec, nil }},
-		TenantPacketIn: func(TenantPacketIn) { hooked.Add(1) }})
+	c := Config{Infra: testInfra(t), Store: st, Logger: quietLogger(), Dial: (&fakeFabric{}).dial,
+		TenantApps: map[string]apps.Factory{"rec": func(apps.Options) (controller.App, error) { return rec, nil }}}
+	if cfg != nil {
+		cfg(&c)
+	}
+	h, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,12 +272,9 @@ func TestTenantAppsGlue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := out[1].TenantID
 	for range 3 {
 		rec.next(t, "up")
 	}
-	// tenant2/h1 (s1 port 1) on aws vm1 (DPID 0x101) port 5; the bridge
-	// connects.
 	if err := st.PutBinding(store.Binding{IfaceID: "tenant2/h1", Site: "aws", VM: "vm1", Bridge: "vm1", DPID: 0x101,
 		PortName: "t2h1", OFPort: 5}); err != nil {
 		t.Fatal(err)
@@ -283,6 +282,20 @@ func TestTenantAppsGlue(t *testing.T) {
 	if err := h.refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return h, rec, out[1].TenantID
+}
+
+// TestTenantAppsGlue drives a custom tenant app (Config.TenantApps)
+// through the hypervisor: tenant packet-ins reach it in the virtual view,
+// physical LLDP never does, a host's LLDP does, its flow-mods reach the
+// bound edge bridge with the tenant's cookie, and flow-removed messages of
+// its entries come back to the right virtual switch; Config.TenantPacketIn
+// still sees every tenant packet-in.
+func TestTenantAppsGlue(t *testing.T) {
+	var hooked atomic.Int64
+	h, rec, id := startRecTenant(t, func(c *Config) { c.TenantPacketIn = func(TenantPacketIn) { hooked.Add(1) } })
+	ctx := ctxT(t)
+	// the bridge connects.
 	phys := &taSwitch{dpid: 0x101, done: make(chan struct{})}
 	h.SwitchUp(ctx, phys)
 	h.mu.Lock()
