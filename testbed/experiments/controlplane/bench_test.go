@@ -132,11 +132,12 @@ func barePath(tb testing.TB) packetInPath {
 	}}
 }
 
-// hypervisorPath is the same app on a tenant's virtual switch behind the
-// hypervisor, the edge bridge connected.
-func hypervisorPath(tb testing.TB) packetInPath {
-	ctx := context.Background()
-	f, err := Setup(tb.TempDir(), 1, DefaultHosts)
+// setupHypervisor writes the experiment's files for n virtual networks
+// (Setup) and returns them with a hypervisor over their infrastructure and
+// store (no OVSDB, quiet logger; the store closes when tb ends).
+func setupHypervisor(tb testing.TB, n int) (*Fabric, *hypervisor.Hypervisor) {
+	tb.Helper()
+	f, err := Setup(tb.TempDir(), n, DefaultHosts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -153,6 +154,14 @@ func hypervisorPath(tb testing.TB) packetInPath {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return f, h
+}
+
+// hypervisorPath is the same app on a tenant's virtual switch behind the
+// hypervisor, the edge bridge connected.
+func hypervisorPath(tb testing.TB) packetInPath {
+	ctx := context.Background()
+	f, h := setupHypervisor(tb, 1)
 	fs := f.Bench.Switches[0]
 	sw := newBenchSwitch(fs.DPID, fs.Ports)
 	h.SwitchUp(ctx, sw)

@@ -3,16 +3,11 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/skyvisor/skyvisor/controller"
 	"github.com/skyvisor/skyvisor/controller/apps/learning"
-	"github.com/skyvisor/skyvisor/hypervisor"
-	"github.com/skyvisor/skyvisor/hypervisor/infra"
-	"github.com/skyvisor/skyvisor/hypervisor/store"
 	"github.com/skyvisor/skyvisor/testbed/ofbench"
 )
 
@@ -51,23 +46,7 @@ func bareMulti(tb testing.TB, n int) multiPath {
 // learning app on its virtual switch.
 func hypervisorMulti(tb testing.TB, n int) multiPath {
 	ctx := context.Background()
-	f, err := Setup(tb.TempDir(), n, DefaultHosts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	inf, err := infra.Load(f.InfraFile)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(f.StateDir, hypervisor.StoreFile))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	h, err := hypervisor.New(hypervisor.Config{Infra: inf, Store: st, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	f, h := setupHypervisor(tb, n)
 	sws := make([]*benchSwitch, n)
 	evs := make([][]*controller.PacketIn, n)
 	for s := range sws {
